@@ -1,0 +1,32 @@
+// The demo's sample HTTP app: what a Rails/puma or Node app looks like to m2gw.
+import http from 'node:http';
+
+const port = Number(process.argv[2] ?? 3000);
+http
+  .createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      if (req.url.startsWith('/app/stream')) {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        let i = 0;
+        const timer = setInterval(() => {
+          res.write(`tick ${++i} at ${new Date().toISOString()}\n`);
+          if (i === 5) {
+            clearInterval(timer);
+            res.end();
+          }
+        }, 300);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify(
+          { hello: 'from the sample HTTP app', method: req.method, url: req.url, headers: req.headers, bodyBytes: Buffer.concat(chunks).length },
+          null,
+          2,
+        ) + '\n',
+      );
+    });
+  })
+  .listen(port, '127.0.0.1', () => console.log(`sample app on http://127.0.0.1:${port}`));

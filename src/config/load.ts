@@ -1,0 +1,101 @@
+/**
+ * gw.toml → validated, deep-frozen Config. Every problem in the file is collected and
+ * reported together (with key and line) rather than failing on the first, so one
+ * `m2gw check` shows everything to fix.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse, TomlError } from 'smol-toml';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import type { Config } from './schema.js';
+import { scanKeyLines } from './key-lines.js';
+import { Problems } from './problems.js';
+import { readAdmin, readGateway, readHandlers, readLog, readRoutes } from './read-sections.js';
+import { readUpstreams } from './read-upstreams.js';
+import { TableReader } from './table-reader.js';
+
+export interface LoadResult {
+  /** null iff any problem is an error (warnings alone still give a config). */
+  config: Config | null;
+  problems: ConfigProblem[];
+}
+
+/** `file` is only used to resolve relative paths and is recorded as Config.file; it is not read. */
+export function parseConfigText(text: string, file: string): LoadResult {
+  const absFile = path.resolve(file);
+  let doc: Record<string, unknown>;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    return { config: null, problems: [syntaxProblem(err)] };
+  }
+
+  const problems = new Problems(scanKeyLines(text));
+  const root = new TableReader(doc, '', { problems, baseDir: path.dirname(absFile) });
+  const gateway = readGateway(root.table('gateway'));
+  const admin = readAdmin(root.table('admin'));
+  const log = readLog(root.table('log'));
+  const handlers = readHandlers(root);
+  const { upstreams, names } = readUpstreams(root);
+  const routes = readRoutes(root, names);
+  root.reportUnknownKeys();
+
+  const used = new Set(routes.map((r) => r.upstream));
+  for (const name of Object.keys(upstreams)) {
+    if (!used.has(name)) problems.warn(`upstream.${name}`, 'no [[route]] uses this upstream');
+  }
+
+  const config: Config = { file: absFile, handlers, upstreams, routes, gateway, admin, log };
+  return { config: problems.hasErrors ? null : deepFreeze(config), problems: problems.sorted() };
+}
+
+export function loadConfig(file: string): LoadResult {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : errorMessage(err);
+    return { config: null, problems: [{ key: '(file)', message: `cannot read ${file}: ${reason}`, severity: 'error' }] };
+  }
+  return parseConfigText(text, file);
+}
+
+/** For the daemon: a config or a ConfigError listing every error (warnings are the caller's to log). */
+export function loadConfigOrThrow(file: string): Config {
+  const { config, problems } = loadConfig(file);
+  if (config === null) throw new ConfigError(file, problems.filter((p) => p.severity !== 'warning'));
+  return config;
+}
+
+/** One line per problem, compiler style: `gw.toml:12: upstream.php.max_connections: must be …`. */
+export function formatProblems(file: string, problems: readonly ConfigProblem[]): string {
+  return problems
+    .map((p) => {
+      const where = p.line === undefined ? file : `${file}:${p.line}`;
+      const tag = p.severity === 'warning' ? 'warning: ' : '';
+      return `${where}: ${tag}${p.key}: ${p.message}`;
+    })
+    .join('\n');
+}
+
+function syntaxProblem(err: unknown): ConfigProblem {
+  if (err instanceof TomlError) {
+    // The message carries a code excerpt after a blank line; the line number says enough.
+    const first = err.message.split('\n')[0] ?? err.message;
+    const message = `${first.replace(/^Invalid TOML document: /, '')} (column ${err.column})`;
+    return { key: '(toml)', line: err.line, message: `TOML syntax error: ${message}`, severity: 'error' };
+  }
+  return { key: '(toml)', message: `TOML syntax error: ${errorMessage(err)}`, severity: 'error' };
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

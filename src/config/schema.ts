@@ -1,0 +1,158 @@
+/**
+ * The validated, frozen shape of a gw.toml. TOML keys are snake_case (as users
+ * write them); these types are what the rest of the code reads. Durations are in
+ * milliseconds, sizes in bytes. Defaults live in one place: DEFAULTS below.
+ */
+
+export interface HandlerConfig {
+  /** Mongrel2's send_spec (Mongrel2 binds a PUSH, m2gw connects a PULL). */
+  readonly sendSpec: string;
+  /** Mongrel2's recv_spec (Mongrel2 binds a SUB, m2gw connects a PUB). */
+  readonly recvSpec: string;
+  /** Mongrel2's recv_ident; replies are prefixed with it when non-empty so only this server takes them. */
+  readonly recvIdent: string;
+  /** Host path of the Mongrel2 chroot: async-upload paths are resolved under it. */
+  readonly chroot: string;
+  /**
+   * Mongrel2's upload.temp_store template (chroot-relative, ends in XXXXXX). Upload paths
+   * that could not have come from it are refused: clients can send x-mongrel2-upload-* headers.
+   */
+  readonly uploadTempStore: string;
+}
+
+export interface HttpUpstreamConfig {
+  readonly type: 'http';
+  readonly name: string;
+  /** Base URLs (scheme://host:port, optional path prefix). One or more. */
+  readonly urls: readonly string[];
+  /** Connections per server. */
+  readonly connections: number;
+  readonly connectTimeoutMs: number;
+  /** Until the response head arrives (then 504). */
+  readonly responseTimeoutMs: number;
+  /** Longest silence while a body streams. */
+  readonly idleTimeoutMs: number;
+  /** How long a kept-alive idle upstream connection is kept. */
+  readonly keepAliveTimeoutMs: number;
+  /** A server that failed to connect is out of rotation this long. */
+  readonly failTimeoutMs: number;
+  /** Retry a request that never reached a server (connect failure) on another server. */
+  readonly retries: number;
+}
+
+export interface FastcgiUpstreamConfig {
+  readonly type: 'fastcgi';
+  readonly name: string;
+  /** "host:port" or "unix:/path/to.sock". */
+  readonly address: string;
+  readonly documentRoot: string;
+  readonly index: string;
+  readonly frontController: string | null;
+  readonly serveStatic: boolean;
+  /** Path prefixes (relative to document_root, starting with '/') never served nor executed. */
+  readonly deny: readonly string[];
+  readonly maxConnections: number;
+  /** Requests written ahead onto a busy kept-alive connection (1 = strictly one at a time). */
+  readonly pipeline: number;
+  readonly queueTimeoutMs: number;
+  /** Longest wait queue before 503. */
+  readonly queueSize: number;
+  readonly connectTimeoutMs: number;
+  readonly responseTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly params: Readonly<Record<string, string>>;
+  /** Only files with this extension are executed (default ".php"). */
+  readonly scriptExtension: string;
+}
+
+export type UpstreamConfig = HttpUpstreamConfig | FastcgiUpstreamConfig;
+
+export interface RouteConfig {
+  readonly prefix: string;
+  /** Match only this Host (case-insensitive, port ignored); null = any host. */
+  readonly host: string | null;
+  readonly upstream: string;
+  readonly stripPrefix: boolean;
+  readonly maxBodyBytes: number;
+  /** Keep the client's Host header toward HTTP upstreams (default true). */
+  readonly preserveHost: boolean;
+}
+
+export interface LogConfig {
+  readonly level: 'error' | 'warn' | 'info' | 'debug';
+  readonly format: 'json' | 'text';
+  /** Log file path; null = stdout. Reopened on SIGUSR1. */
+  readonly file: string | null;
+  readonly accessLog: boolean;
+}
+
+export interface GatewaySection {
+  readonly workers: number | 'auto';
+  readonly drainTimeoutMs: number;
+  readonly pidFile: string | null;
+  /** Most requests in flight per process before new ones get 503. */
+  readonly maxInFlight: number;
+}
+
+export interface AdminConfig {
+  readonly listen: string;
+}
+
+export interface Config {
+  /** Absolute path of the file it came from. */
+  readonly file: string;
+  readonly handlers: readonly HandlerConfig[];
+  readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
+  readonly routes: readonly RouteConfig[];
+  readonly gateway: GatewaySection;
+  readonly admin: AdminConfig | null;
+  readonly log: LogConfig;
+}
+
+export const DEFAULTS = {
+  http: {
+    connections: 64,
+    connectTimeoutMs: 5_000,
+    responseTimeoutMs: 60_000,
+    idleTimeoutMs: 60_000,
+    keepAliveTimeoutMs: 4_000,
+    failTimeoutMs: 10_000,
+    retries: 1,
+  },
+  fastcgi: {
+    index: 'index.php',
+    frontController: null,
+    serveStatic: false,
+    deny: [] as string[],
+    maxConnections: 8,
+    pipeline: 1,
+    queueTimeoutMs: 5_000,
+    queueSize: 1024,
+    connectTimeoutMs: 5_000,
+    responseTimeoutMs: 60_000,
+    idleTimeoutMs: 60_000,
+    scriptExtension: '.php',
+  },
+  route: {
+    stripPrefix: false,
+    maxBodyBytes: 100 * 1024 * 1024,
+    preserveHost: true,
+  },
+  handler: {
+    recvIdent: '',
+    chroot: '/',
+    uploadTempStore: '/tmp/upload.XXXXXX',
+  },
+  gateway: {
+    workers: 1 as number | 'auto',
+    drainTimeoutMs: 30_000,
+    pidFile: null,
+    maxInFlight: 10_000,
+  },
+  log: {
+    level: 'info' as const,
+    format: 'json' as const,
+    file: null,
+    accessLog: true,
+  },
+} as const;

@@ -1,0 +1,130 @@
+/**
+ * Mongrel2 request → the protocol-neutral UpstreamRequest. Mongrel2 mixes its own
+ * UPPERCASE keys with the client's (lower-cased) headers and delivers repeated
+ * headers as lists; this flattens that into ordered name/value pairs.
+ */
+import { headerFirst, type HeaderValue, type Mongrel2Request } from '../mongrel2/request.js';
+import type { HeaderList } from '../upstream/upstream.js';
+
+/** Request headers that describe the client hop only, or that Mongrel2 already acted on. */
+const DROP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  // Mongrel2 answered 100-continue itself; forwarding Expect would make the upstream wait.
+  'expect',
+  // Recomputed from the body actually forwarded (chunked uploads arrive de-chunked).
+  'content-length',
+  // Mongrel2 overwrote it with the client address; the HTTP upstream rebuilds X-Forwarded-*.
+  'x-forwarded-for',
+  'x-mongrel2-upload-start',
+  'x-mongrel2-upload-done',
+]);
+
+export interface RequestLine {
+  readonly method: string;
+  readonly version: string;
+  /** Raw path (Mongrel2's PATH: no query, undecoded). */
+  readonly path: string;
+  /** Raw query without '?', '' when none. */
+  readonly query: string;
+  readonly hasQuery: boolean;
+  /** As the client sent it, without the fragment. */
+  readonly uri: string;
+  /** Host header, lower-cased, port removed. */
+  readonly host: string;
+  readonly hostHeader: string;
+  readonly port: number | null;
+  readonly scheme: 'http' | 'https';
+  readonly remoteAddr: string;
+  readonly keepAlive: boolean;
+  readonly http10: boolean;
+}
+
+export function readRequestLine(req: Mongrel2Request): RequestLine {
+  const h = req.headers;
+  const method = headerFirst(h, 'METHOD') ?? 'GET';
+  const version = headerFirst(h, 'VERSION') ?? 'HTTP/1.1';
+  const path = req.path;
+  const uri = headerFirst(h, 'URI') ?? path;
+  const q = uri.indexOf('?');
+  const query = q >= 0 ? uri.slice(q + 1) : '';
+  const hostHeader = headerFirst(h, 'host') ?? '';
+  const { host, port } = splitHost(hostHeader);
+  const scheme = headerFirst(h, 'URL_SCHEME') === 'https' ? 'https' : 'http';
+  const http10 = version === 'HTTP/1.0';
+  const connection = (headerFirst(h, 'connection') ?? '').toLowerCase();
+  const keepAlive = http10 ? hasToken(connection, 'keep-alive') : !hasToken(connection, 'close');
+  return {
+    method,
+    version,
+    path,
+    query,
+    hasQuery: q >= 0,
+    uri,
+    host,
+    hostHeader,
+    port,
+    scheme,
+    remoteAddr: headerFirst(h, 'REMOTE_ADDR') ?? '',
+    keepAlive,
+    http10,
+  };
+}
+
+/** Client headers in order, hop-by-hop and Mongrel2's own keys removed, lists expanded. */
+export function clientHeaders(headers: Readonly<Record<string, HeaderValue>>): HeaderList {
+  const out: HeaderList = [];
+  const connection = headerFirst(headers, 'connection');
+  const named = connection ? new Set(connection.toLowerCase().split(',').map((t) => t.trim())) : null;
+  for (const name in headers) {
+    const c = name.charCodeAt(0);
+    // Mongrel2 lower-cases client header names, so an uppercase first letter is one of its own keys.
+    if (c >= 65 && c <= 90) continue;
+    if (DROP.has(name) || (named !== null && named.has(name))) continue;
+    const value = headers[name]!;
+    if (typeof value === 'string') out.push([name, value]);
+    else for (const v of value) out.push([name, v]);
+  }
+  return out;
+}
+
+function hasToken(list: string, token: string): boolean {
+  if (list === '') return false;
+  return list.split(',').some((t) => t.trim() === token);
+}
+
+function splitHost(hostHeader: string): { host: string; port: number | null } {
+  if (hostHeader === '') return { host: '', port: null };
+  let host = hostHeader;
+  let port: number | null = null;
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    const rest = end >= 0 ? host.slice(end + 1) : '';
+    if (rest.startsWith(':')) port = Number(rest.slice(1)) || null;
+    host = end >= 0 ? host.slice(0, end + 1) : host;
+  } else {
+    const colon = host.lastIndexOf(':');
+    if (colon >= 0) {
+      port = Number(host.slice(colon + 1)) || null;
+      host = host.slice(0, colon);
+    }
+  }
+  return { host: host.toLowerCase(), port };
+}
+
+let counter = 0;
+const prefix = `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
+const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Keep a sane incoming X-Request-Id (so a trace crosses proxies); otherwise mint one. */
+export function requestIdFor(headers: Readonly<Record<string, HeaderValue>>): string {
+  const incoming = headerFirst(headers, 'x-request-id');
+  if (incoming !== undefined && SAFE_ID.test(incoming)) return incoming;
+  counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${prefix}-${counter.toString(36)}`;
+}

@@ -1,0 +1,174 @@
+/**
+ * The ResponseSink of one request: turns upstream callbacks into HTTP/1.1 bytes on
+ * the client connection. Mongrel2 writes our bytes verbatim, so framing (Content-Length,
+ * chunked, or read-until-close) and keep-alive are decided here.
+ */
+import { M2gwError, statusFor } from '../errors.js';
+import { CRLF, LAST_CHUNK, encodeChunkHeader, encodeResponseHead, simpleResponse } from '../mongrel2/http-head.js';
+import type { HeaderList, ResponseController, ResponseSink } from '../upstream/upstream.js';
+import { HIGH_WATER, type ClientConnection } from './client-connection.js';
+
+/** Response headers that describe the upstream hop, not the client's. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+
+type Framing = 'none' | 'length' | 'chunked' | 'close';
+
+export interface ResponseOutcome {
+  status: number;
+  /** Body bytes sent to the client (not counting head and chunk framing). */
+  bytes: number;
+  error: M2gwError | null;
+  /** The connection was closed after this response (no further pipelined requests). */
+  closed: boolean;
+}
+
+export interface ResponseWriterOptions {
+  readonly method: string;
+  /** Client asked for keep-alive (HTTP/1.1 without Connection: close, or 1.0 with keep-alive). */
+  readonly keepAlive: boolean;
+  readonly http10: boolean;
+  readonly requestId: string;
+  /** The request body was not fully read by Mongrel2 (an upload we refused): close after replying. */
+  readonly mustClose?: boolean;
+}
+
+export class ResponseWriter implements ResponseSink {
+  private readonly conn: ClientConnection;
+  private readonly opts: ResponseWriterOptions;
+  private readonly done: (outcome: ResponseOutcome) => void;
+  private framing: Framing = 'none';
+  private started = false;
+  private finished = false;
+  private status = 0;
+  private bytes = 0;
+  private closeAfter = false;
+
+  constructor(conn: ClientConnection, opts: ResponseWriterOptions, done: (outcome: ResponseOutcome) => void) {
+    this.conn = conn;
+    this.opts = opts;
+    this.done = done;
+  }
+
+  get headersSent(): boolean {
+    return this.started;
+  }
+
+  onResponseStart(_ctl: ResponseController, status: number, headers: HeaderList, reason?: string): void {
+    if (this.finished || this.started) return;
+    // 1xx interim responses are the upstream hop's business (Mongrel2 already answered Expect).
+    if (status < 200 && status !== 101) return;
+    this.started = true;
+    this.status = status;
+    const noBody = this.opts.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
+    const out: HeaderList = [];
+    let contentLength: string | undefined;
+    let connectionTokens: string[] | null = null;
+    for (const [name, value] of headers) {
+      const lower = name.toLowerCase();
+      if (lower === 'connection') connectionTokens = value.toLowerCase().split(',').map((t) => t.trim());
+      if (HOP_BY_HOP.has(lower)) continue;
+      if (lower === 'content-length') {
+        if (status === 204 || (status >= 100 && status < 200)) continue;
+        contentLength = value;
+      }
+      out.push([name, value]);
+    }
+    if (connectionTokens) {
+      // Headers the upstream named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+      const named = new Set(connectionTokens);
+      for (let i = out.length - 1; i >= 0; i--) if (named.has(out[i]![0].toLowerCase())) out.splice(i, 1);
+    }
+
+    let keepAlive = this.opts.keepAlive && !this.opts.mustClose;
+    if (noBody) {
+      this.framing = 'none';
+    } else if (contentLength !== undefined) {
+      this.framing = 'length';
+    } else if (!this.opts.http10) {
+      this.framing = 'chunked';
+      out.push(['Transfer-Encoding', 'chunked']);
+    } else {
+      this.framing = 'close';
+      keepAlive = false;
+    }
+    if (!keepAlive) out.push(['Connection', 'close']);
+    else if (this.opts.http10) out.push(['Connection', 'keep-alive']);
+    this.closeAfter = !keepAlive;
+
+    let head: Buffer;
+    try {
+      head = encodeResponseHead(status, out, reason);
+    } catch (err) {
+      // An upstream header with CR/LF would split the response: refuse the whole response.
+      this.started = false;
+      this.onResponseError(new M2gwError('M2GW_UPSTREAM_PROTOCOL', `invalid response header: ${(err as Error).message}`, 'request-sent'));
+      return;
+    }
+    this.conn.write(head, true);
+  }
+
+  onResponseData(ctl: ResponseController, chunk: Buffer): void {
+    if (this.finished || !this.started || chunk.length === 0 || this.framing === 'none') return;
+    this.bytes += chunk.length;
+    if (this.framing === 'chunked') {
+      this.conn.write(encodeChunkHeader(chunk.length));
+      this.conn.write(chunk);
+      this.conn.write(CRLF);
+    } else {
+      this.conn.write(chunk);
+    }
+    if (this.conn.queuedBytes > HIGH_WATER) {
+      ctl.pause();
+      this.conn.whenDrained(() => ctl.resume());
+    }
+  }
+
+  onResponseEnd(_ctl: ResponseController): void {
+    if (this.finished) return;
+    if (!this.started) {
+      this.onResponseError(new M2gwError('M2GW_UPSTREAM_PROTOCOL', 'upstream ended without a response', 'request-sent'));
+      return;
+    }
+    this.finished = true;
+    if (this.framing === 'chunked') this.conn.write(LAST_CHUNK, true);
+    else this.conn.flushSoon();
+    if (this.closeAfter) this.conn.close();
+    this.done({ status: this.status, bytes: this.bytes, error: null, closed: this.closeAfter });
+  }
+
+  /** `forceClose`: close the connection after the error page even if the client wanted keep-alive. */
+  onResponseError(err: M2gwError, forceClose = false): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.started) {
+      // Part of the response is already with the client: the only honest signal left is closing.
+      err.phase = 'headers-sent';
+      this.conn.close();
+      this.done({ status: this.status, bytes: this.bytes, error: err, closed: true });
+      return;
+    }
+    const status = statusFor(err);
+    const close = forceClose || !this.opts.keepAlive || this.opts.mustClose === true;
+    if (err.code !== 'M2GW_CLIENT_GONE') {
+      const headers: Array<[string, string]> = [['X-Request-Id', this.opts.requestId]];
+      if (close) headers.push(['Connection', 'close']);
+      this.conn.write(simpleResponse(status, errorBody(status), headers, { head: this.opts.method === 'HEAD' }), true);
+      if (close) this.conn.close();
+    }
+    this.done({ status, bytes: 0, error: err, closed: close });
+  }
+}
+
+function errorBody(status: number): string {
+  switch (status) {
+    case 400: return 'Bad Request\n';
+    case 403: return 'Forbidden\n';
+    case 404: return 'Not Found\n';
+    case 405: return 'Method Not Allowed\n';
+    case 413: return 'Payload Too Large\n';
+    case 502: return 'Bad Gateway\n';
+    case 503: return 'Service Unavailable\n';
+    case 504: return 'Gateway Timeout\n';
+    default: return 'Internal Server Error\n';
+  }
+}

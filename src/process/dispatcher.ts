@@ -1,0 +1,249 @@
+/**
+ * Connection ownership: which worker gets each Mongrel2 message. Mongrel2 numbers
+ * connections per server, so the key is (handler index, conn id). The first message
+ * of a connection picks an accepting worker (fewest connections); every later
+ * message of it — pipelined requests, credits, upload done, disconnect — goes to
+ * that owner until the ownership ends:
+ *   - a disconnect: forwarded to the owner, then the mapping is dropped;
+ *   - the owner closed the connection itself (Mongrel2 sends nothing then, and will
+ *     reuse the id): the worker reports it;
+ *   - the owner retires (reload) and reports the connection idle;
+ *   - the owner died.
+ *
+ * Reports from a worker travel on IPC, which is not ordered with the data channel.
+ * So each report carries `seen`, the number of data messages the worker had taken
+ * when it decided; a mapping is dropped only if nothing newer was sent to it since.
+ * Otherwise the worker already holds a newer message for that key and keeps owning
+ * the connection (it will report again).
+ *
+ * Pure: no sockets, no timers. The supervisor wires it to workers and Mongrel2.
+ */
+import { classify, parseRequest, peekRoutingKey } from '../mongrel2/request.js';
+import { connKey } from './messages.js';
+
+export interface DispatchTarget {
+  readonly id: number;
+  /** Deliver one message, in order with every earlier one. */
+  forward(handlerIndex: number, msg: Buffer): void;
+}
+
+export interface DispatchEvents {
+  /** Nobody can take this connection (shutting down): answer 503 and close it. */
+  refuse(handlerIndex: number, sender: string, connId: string): void;
+  /** The message has no valid sender/conn id: it cannot be routed. */
+  badFrame(handlerIndex: number, msg: Buffer, err: unknown): void;
+}
+
+interface Slot {
+  readonly target: DispatchTarget;
+  /** Data messages forwarded so far: the sequence number of the latest one. */
+  sent: number;
+  readonly owned: Set<string>;
+  accepting: boolean;
+}
+
+interface Owner {
+  readonly slot: Slot;
+  lastSeq: number;
+}
+
+interface Parked {
+  readonly handlerIndex: number;
+  readonly key: string;
+  readonly msg: Buffer;
+}
+
+export interface DispatcherOptions {
+  /** Messages held while no worker can take new connections (a worker restarting); beyond: 503. */
+  readonly maxParked?: number;
+}
+
+export class Dispatcher {
+  private readonly slots = new Map<number, Slot>();
+  private readonly owners = new Map<string, Owner>();
+  private accepting: Slot[] = [];
+  private rotate = 0;
+  private refusing = false;
+  private parked: Parked[] = [];
+  private readonly parkedKeys = new Set<string>();
+  private readonly maxParked: number;
+  private readonly senders = new Map<number, string>();
+
+  constructor(private readonly events: DispatchEvents, opts: DispatcherOptions = {}) {
+    this.maxParked = opts.maxParked ?? 10_000;
+  }
+
+  /** Register a worker. Accepting workers take new connections. */
+  add(target: DispatchTarget, accepting: boolean): void {
+    if (this.slots.has(target.id)) throw new Error(`worker ${target.id} added twice`);
+    this.slots.set(target.id, { target, sent: 0, owned: new Set(), accepting: false });
+    if (accepting) this.setAccepting(target.id, true);
+  }
+
+  setAccepting(id: number, accepting: boolean): void {
+    const slot = this.slots.get(id);
+    if (!slot || slot.accepting === accepting) return;
+    slot.accepting = accepting;
+    this.accepting = [...this.slots.values()].filter((s) => s.accepting);
+    if (accepting) this.replayParked();
+  }
+
+  /** Shutdown: new connections get 503 from now on (parked ones too). Owned ones still reach their owner. */
+  refuseNew(): void {
+    this.refusing = true;
+    for (const s of this.slots.values()) s.accepting = false;
+    this.accepting = [];
+    this.replayParked();
+  }
+
+  /** A worker is gone: returns the connections it owned (the caller closes them). */
+  remove(id: number): string[] {
+    const slot = this.slots.get(id);
+    if (!slot) return [];
+    const keys = [...slot.owned];
+    for (const key of keys) this.owners.delete(key);
+    slot.owned.clear();
+    this.slots.delete(id);
+    if (slot.accepting) this.accepting = this.accepting.filter((s) => s !== slot);
+    return keys;
+  }
+
+  ownedBy(id: number): number {
+    return this.slots.get(id)?.owned.size ?? 0;
+  }
+
+  /** Who owns a connection (tests and status). */
+  ownerOf(handlerIndex: number, connId: string): number | null {
+    return this.owners.get(connKey(handlerIndex, connId))?.slot.target.id ?? null;
+  }
+
+  /** Data messages forwarded to a worker so far. */
+  sentTo(id: number): number {
+    return this.slots.get(id)?.sent ?? 0;
+  }
+
+  get parkedCount(): number {
+    return this.parked.length;
+  }
+
+  get connectionCount(): number {
+    return this.owners.size;
+  }
+
+  /** The sender token last seen on a handler (for replies the supervisor makes itself). */
+  senderOf(handlerIndex: number): string | null {
+    return this.senders.get(handlerIndex) ?? null;
+  }
+
+  dispatch(handlerIndex: number, msg: Buffer): void {
+    let sender: string;
+    let connId: string;
+    try {
+      ({ sender, connId } = peekRoutingKey(msg));
+    } catch (err) {
+      this.events.badFrame(handlerIndex, msg, err);
+      return;
+    }
+    if (this.senders.get(handlerIndex) !== sender) this.senders.set(handlerIndex, sender);
+    const key = connKey(handlerIndex, connId);
+    const owner = this.owners.get(key);
+    // Control messages (disconnect, credits) have the path "@*".
+    const p = sender.length + connId.length + 2;
+    const control = msg[p] === 0x40 && msg[p + 1] === 0x2a && msg[p + 2] === 0x20;
+    if (owner) {
+      this.send(owner.slot, handlerIndex, msg);
+      owner.lastSeq = owner.slot.sent;
+      if (control && isDisconnect(msg)) this.unown(key, owner);
+      return;
+    }
+    if (this.parkedKeys.has(key)) {
+      this.parked.push({ handlerIndex, key, msg });
+      return;
+    }
+    // Credits or a disconnect for a connection nobody holds: nothing is waiting for it.
+    if (control) return;
+    const slot = this.pick();
+    if (slot) {
+      this.send(slot, handlerIndex, msg);
+      this.owners.set(key, { slot, lastSeq: slot.sent });
+      slot.owned.add(key);
+      return;
+    }
+    if (this.refusing || this.parked.length >= this.maxParked) {
+      this.events.refuse(handlerIndex, sender, connId);
+      return;
+    }
+    this.parked.push({ handlerIndex, key, msg });
+    this.parkedKeys.add(key);
+  }
+
+  /** The worker closed these connections; each entry is [key, seen at close]. */
+  applyClosed(id: number, entries: ReadonlyArray<readonly [string, number]>): void {
+    for (const [key, seen] of entries) {
+      const owner = this.owners.get(key);
+      if (owner && owner.slot.target.id === id && owner.lastSeq <= seen) this.unown(key, owner);
+    }
+  }
+
+  /**
+   * A retiring worker's report: every connection it owns that is not busy and got
+   * nothing since `seen` moves on (its next message picks an accepting worker).
+   * Returns how many connections the worker still owns.
+   */
+  applyBusy(id: number, busy: readonly string[], seen: number): number {
+    const slot = this.slots.get(id);
+    if (!slot) return 0;
+    const keep = new Set(busy);
+    for (const key of [...slot.owned]) {
+      if (keep.has(key)) continue;
+      const owner = this.owners.get(key);
+      if (owner && owner.lastSeq <= seen) this.unown(key, owner);
+    }
+    return slot.owned.size;
+  }
+
+  private send(slot: Slot, handlerIndex: number, msg: Buffer): void {
+    slot.sent++;
+    slot.target.forward(handlerIndex, msg);
+  }
+
+  private unown(key: string, owner: Owner): void {
+    this.owners.delete(key);
+    owner.slot.owned.delete(key);
+  }
+
+  /** Fewest connections among accepting workers; ties rotate so equal workers share. */
+  private pick(): Slot | null {
+    const n = this.accepting.length;
+    if (n === 0) return null;
+    if (n === 1) return this.accepting[0]!;
+    let best: Slot | null = null;
+    let bestIndex = 0;
+    for (let i = 0; i < n; i++) {
+      const idx = (this.rotate + i) % n;
+      const s = this.accepting[idx]!;
+      if (best === null || s.owned.size < best.owned.size) {
+        best = s;
+        bestIndex = idx;
+      }
+    }
+    this.rotate = (bestIndex + 1) % n;
+    return best;
+  }
+
+  private replayParked(): void {
+    if (this.parked.length === 0) return;
+    const parked = this.parked;
+    this.parked = [];
+    this.parkedKeys.clear();
+    for (const p of parked) this.dispatch(p.handlerIndex, p.msg);
+  }
+}
+
+function isDisconnect(msg: Buffer): boolean {
+  try {
+    return classify(parseRequest(msg)).kind === 'disconnect';
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Control messages on the IPC channel (process.send) between the supervisor and a
+ * worker. Data and the ordered "stop" go on the data channel (channel.ts) instead:
+ * IPC and the data channel are not ordered with each other, which is why ownership
+ * reports carry `seen` (how many data messages the worker had processed).
+ */
+import type { UpstreamHealth } from '../upstream/upstream.js';
+
+export type QueryKind = 'status' | 'metrics';
+
+/** Supervisor → worker. */
+export type ToWorker =
+  | { readonly t: 'init'; readonly id: number; readonly generation: number; readonly file: string; readonly text: string }
+  | { readonly t: 'query'; readonly qid: number; readonly what: QueryKind }
+  | { readonly t: 'retire' }
+  | { readonly t: 'reopen-logs' };
+
+export interface WorkerStatus {
+  readonly id: number;
+  readonly pid: number;
+  readonly generation: number;
+  readonly inFlight: number;
+  readonly connections: number;
+  /** Every handler XPUB has Mongrel2's subscription. */
+  readonly connected: boolean;
+  readonly upstreams: readonly UpstreamHealth[];
+}
+
+/** Worker → supervisor. */
+export type FromWorker =
+  | { readonly t: 'ready' }
+  | { readonly t: 'failed'; readonly error: string }
+  | { readonly t: 'reply'; readonly qid: number; readonly data: unknown }
+  /** Connections the worker closed itself: [key, seen when it closed]. */
+  | { readonly t: 'closed'; readonly entries: ReadonlyArray<readonly [string, number]> }
+  /** While retiring: the connections that must stay with this worker. */
+  | { readonly t: 'busy'; readonly keys: readonly string[]; readonly seen: number }
+  /** Counters and histograms at exit, so totals survive the worker. */
+  | { readonly t: 'final-metrics'; readonly metrics: unknown };
+
+const WORKER_TAGS = new Set(['ready', 'failed', 'reply', 'closed', 'busy', 'final-metrics']);
+const SUPERVISOR_TAGS = new Set(['init', 'query', 'retire', 'reopen-logs']);
+
+function tagOf(v: unknown): string | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const t = (v as { t?: unknown }).t;
+  return typeof t === 'string' ? t : null;
+}
+
+/** Both ends are our own code; this only guards against a stray message shape. */
+export function isFromWorker(v: unknown): v is FromWorker {
+  const t = tagOf(v);
+  return t !== null && WORKER_TAGS.has(t);
+}
+
+export function isToWorker(v: unknown): v is ToWorker {
+  const t = tagOf(v);
+  return t !== null && SUPERVISOR_TAGS.has(t);
+}
+
+/** Key of one Mongrel2 connection, shared by the dispatcher and the gateway. */
+export function connKey(handlerIndex: number, connId: string): string {
+  return `${handlerIndex}:${connId}`;
+}

@@ -1,0 +1,140 @@
+/**
+ * Incremental parser for the CGI response header block at the start of a FastCGI STDOUT
+ * stream (RFC 3875 §6): header lines ended by \r\n or \n, a blank line, then the body.
+ * Pure: feed it STDOUT pieces until it returns the head; what follows is body.
+ *
+ * Header names come out lower-cased and values as latin1 byte strings (the HeaderList
+ * convention). `Status:` is consumed into the status code; `Location:` without `Status:`
+ * means 302, as nginx and Caddy do.
+ */
+import type { HeaderList } from '../upstream.js';
+
+export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
+
+export interface CgiHead {
+  status: number;
+  /** Reason phrase from `Status:`, when it had one. */
+  reason: string | undefined;
+  headers: HeaderList;
+  /** Body bytes that arrived in the same piece as the end of the head (may be empty). */
+  rest: Buffer;
+}
+
+export class CgiHeaderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CgiHeaderError';
+  }
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+// RFC 9110 token characters, for header names.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const EMPTY = Buffer.alloc(0);
+
+export class CgiResponseParser {
+  private buffered: Buffer = EMPTY;
+  /** Where to resume looking for the blank line in `buffered`. */
+  private scanFrom = 0;
+  private done = false;
+
+  constructor(private readonly maxHeaderBytes = DEFAULT_MAX_HEADER_BYTES) {}
+
+  get headComplete(): boolean {
+    return this.done;
+  }
+
+  /** True while bytes are held waiting for the end of the head. */
+  get hasPartialHead(): boolean {
+    return this.buffered.length > 0;
+  }
+
+  /**
+   * Feeds STDOUT bytes. Returns the head once the blank line has been seen (once only),
+   * null while more is needed. Throws CgiHeaderError for a malformed or oversized head.
+   */
+  push(chunk: Buffer): CgiHead | null {
+    if (this.done) throw new Error('the CGI head is already complete: the rest is body');
+    let buf: Buffer;
+    if (this.buffered.length === 0) {
+      buf = chunk;
+    } else {
+      buf = Buffer.concat([this.buffered, chunk]);
+    }
+    const end = findHeadEnd(buf, this.scanFrom);
+    if (end === null) {
+      if (buf.length > this.maxHeaderBytes) {
+        throw new CgiHeaderError(`CGI response head exceeds ${this.maxHeaderBytes} bytes`);
+      }
+      // A copy: the chunk may be a slice of a socket buffer the caller hands on elsewhere.
+      this.buffered = buf === chunk ? Buffer.from(chunk) : buf;
+      // The last 2 bytes may start a blank line whose end has not arrived yet.
+      this.scanFrom = Math.max(0, buf.length - 2);
+      return null;
+    }
+    if (end.headEnd > this.maxHeaderBytes) {
+      throw new CgiHeaderError(`CGI response head exceeds ${this.maxHeaderBytes} bytes`);
+    }
+    this.done = true;
+    this.buffered = EMPTY;
+    const head = parseHeadLines(buf.toString('latin1', 0, end.headEnd));
+    return { ...head, rest: end.bodyStart < buf.length ? buf.subarray(end.bodyStart) : EMPTY };
+  }
+}
+
+/**
+ * Finds the blank line ending the head: returns where the header lines end and the body
+ * starts, or null when not seen yet. Lines start at 0 and after every LF; a line is blank
+ * when it is "\n" or "\r\n".
+ */
+export function findHeadEnd(buf: Buffer, from: number): { headEnd: number; bodyStart: number } | null {
+  let lineStart = from === 0 ? 0 : -1;
+  let i = from;
+  for (;;) {
+    if (lineStart !== -1) {
+      const c = buf[lineStart];
+      if (c === LF) return { headEnd: lineStart, bodyStart: lineStart + 1 };
+      if (c === CR) {
+        if (lineStart + 1 >= buf.length) return null;
+        if (buf[lineStart + 1] === LF) return { headEnd: lineStart, bodyStart: lineStart + 2 };
+      }
+    }
+    const lf = buf.indexOf(LF, i);
+    if (lf === -1) return null;
+    lineStart = lf + 1;
+    i = lf + 1;
+    if (lineStart >= buf.length) return null;
+  }
+}
+
+/** Parses header lines (already without the blank line) into status and headers. */
+export function parseHeadLines(text: string): { status: number; reason: string | undefined; headers: HeaderList } {
+  const headers: HeaderList = [];
+  let status = 0;
+  let reason: string | undefined;
+  let location = false;
+  if (text.length > 0) {
+    for (let line of text.split('\n')) {
+      if (line.endsWith('\r')) line = line.slice(0, -1);
+      if (line.length === 0) continue;
+      const colon = line.indexOf(':');
+      if (colon <= 0) throw new CgiHeaderError(`malformed CGI header line ${JSON.stringify(line.slice(0, 80))}`);
+      const name = line.slice(0, colon);
+      if (!TOKEN.test(name)) throw new CgiHeaderError(`invalid CGI header name ${JSON.stringify(name.slice(0, 80))}`);
+      const value = line.slice(colon + 1).trim();
+      const lower = name.toLowerCase();
+      if (lower === 'status') {
+        const m = /^([1-5]\d\d)(?:\s+(.*))?$/.exec(value);
+        if (m === null) throw new CgiHeaderError(`invalid CGI Status ${JSON.stringify(value.slice(0, 80))}`);
+        status = Number(m[1]);
+        reason = m[2] !== undefined && m[2] !== '' ? m[2] : undefined;
+        continue;
+      }
+      if (lower === 'location') location = true;
+      headers.push([lower, value]);
+    }
+  }
+  if (status === 0) status = location ? 302 : 200;
+  return { status, reason, headers };
+}

@@ -1,0 +1,431 @@
+/**
+ * One FastCGI connection to PHP-FPM (TCP or unix socket), kept alive with FCGI_KEEP_CONN.
+ * Writes requests (a request's records in one write), streams file bodies under socket
+ * backpressure, decodes responses and routes them to the job by request id, and keeps the
+ * timeouts: connect, first byte (response timeout), silence between reads (idle timeout).
+ *
+ * PHP-FPM serves one request at a time per connection and reads the next one only when done,
+ * so requests may be written ahead (pipelined) and come back strictly in order.
+ * The connection decides nothing about retries: when it closes it hands its unfinished jobs,
+ * each with an error, to its owner (the pool).
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import { UpstreamError } from '../../errors.js';
+import type { RequestBody } from '../upstream.js';
+import { RecordDecodeError, RecordDecoder } from './record-decoder.js';
+import { HEADER_LEN, RecordType, STDIN_CHUNK, endOfStdin, paddingFor, stdinRecords, writeHeader } from './records.js';
+
+export type FcgiAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+
+export function parseAddress(address: string): FcgiAddress {
+  if (address.startsWith('unix:')) return { kind: 'unix', path: address.slice('unix:'.length) };
+  const colon = address.lastIndexOf(':');
+  const port = Number(address.slice(colon + 1));
+  let host = address.slice(0, colon);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  if (colon <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RangeError(`FastCGI address must be "host:port" or "unix:/path", got "${address}"`);
+  }
+  return { kind: 'tcp', host, port };
+}
+
+export interface ConnectionTimeouts {
+  readonly connectTimeoutMs: number;
+  readonly responseTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+}
+
+/** A request as the connection carries it. The pool and the upstream add their own state. */
+export interface ConnectionJob {
+  /** BEGIN_REQUEST + PARAMS (+ STDIN unless the body is sent separately), encoded for id 1. */
+  readonly head: Buffer;
+  /** Body to send after `head`; null when `head` already ends STDIN. */
+  readonly separateBody: RequestBody | null;
+  /** Set by the connection. */
+  fcgiId: number;
+  /** Some record for this job arrived. */
+  responseStarted: boolean;
+  onStdout(data: Buffer): void;
+  onStderr(data: Buffer): void;
+  onEnd(appStatus: number, protocolStatus: number): void;
+}
+
+export interface ConnectionOwner {
+  connected(conn: FcgiConnection): void;
+  /** The job got its END_REQUEST and is off the connection. */
+  jobDone(conn: FcgiConnection, job: ConnectionJob): void;
+  /** A streamed body finished writing: the connection may take pipelined requests again. */
+  bodySent(conn: FcgiConnection): void;
+  /**
+   * The connection is gone. `unfinished` lists the jobs still on it, in order, each with why.
+   * `wasConnected` is false when the socket never connected: nothing of them was sent.
+   */
+  closed(conn: FcgiConnection, unfinished: Array<{ job: ConnectionJob; error: UpstreamError }>, wasConnected: boolean): void;
+}
+
+type TimerKind = 'none' | 'connect' | 'pool-idle' | 'first-byte' | 'read-idle' | 'write-idle';
+
+export class FcgiConnection {
+  readonly socket: net.Socket;
+  /** Jobs written and not finished, in the order PHP-FPM will serve them. */
+  readonly jobs: ConnectionJob[] = [];
+  /** END_REQUESTs received: > 0 means this connection has been reused. */
+  served = 0;
+  private isConnected = false;
+  private isClosed = false;
+  /** No further requests go on this connection (peer FIN, protocol doubt, closing). */
+  private noReuse = false;
+  private readPaused = false;
+  private bodyStream: fs.ReadStream | null = null;
+  private writingBodyOf: ConnectionJob | null = null;
+  private timerKind: TimerKind = 'none';
+  /** Why the connection is being torn down, with the job it concerns (null: all alike). */
+  private failure: { error: UpstreamError; job: ConnectionJob | null } | null = null;
+  /** Errors that belong to one job only (its body file could not be read). */
+  private jobErrors = new Map<ConnectionJob, UpstreamError>();
+  private readonly decoder: RecordDecoder;
+
+  constructor(
+    readonly address: FcgiAddress,
+    private readonly timeouts: ConnectionTimeouts,
+    private readonly owner: ConnectionOwner,
+  ) {
+    this.decoder = new RecordDecoder({
+      onStdout: (id, data) => {
+        const job = this.jobFor(id);
+        if (job !== null) job.onStdout(data);
+      },
+      onStderr: (id, data) => {
+        const job = this.jobFor(id);
+        if (job !== null) job.onStderr(data);
+      },
+      onEndRequest: (id, appStatus, protocolStatus) => this.endRequest(id, appStatus, protocolStatus),
+      onRecord: (type) => {
+        this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `unexpected FastCGI record type ${type}`, 'request-sent'));
+      },
+    });
+    this.socket =
+      address.kind === 'unix' ? net.connect({ path: address.path }) : net.connect({ host: address.host, port: address.port });
+    this.socket.setNoDelay(true);
+    this.setTimer('connect');
+    this.socket.on('connect', () => {
+      this.isConnected = true;
+      this.updateTimer();
+      this.owner.connected(this);
+    });
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.socket.on('end', () => {
+      // PHP-FPM closed its side (pm.max_requests, reload, idle kill). Node ends ours too.
+      this.noReuse = true;
+    });
+    this.socket.on('timeout', () => this.onTimeout());
+    this.socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (this.failure !== null) return;
+      const phase = this.isConnected ? 'request-sent' : 'connect';
+      const code = this.isConnected ? 'M2GW_UPSTREAM_RESET' : 'M2GW_UPSTREAM_CONNECT';
+      this.failure = { error: new UpstreamError(code, `FastCGI ${describe(address)}: ${err.code ?? err.message}`, phase, { cause: err }), job: null };
+    });
+    this.socket.on('close', () => this.onClose());
+  }
+
+  /** Idle and reusable: no jobs and nothing known wrong. */
+  get idle(): boolean {
+    return this.jobs.length === 0 && this.reusable;
+  }
+
+  get reusable(): boolean {
+    return !this.isClosed && !this.noReuse && !this.socket.destroyed && !this.socket.readableEnded;
+  }
+
+  /** Can take one more pipelined request now (the caller checks the depth). */
+  get acceptsPipelined(): boolean {
+    return this.reusable && this.writingBodyOf === null;
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Writes a request. The socket buffers it until connected. */
+  start(job: ConnectionJob): void {
+    const id = this.freeId();
+    job.fcgiId = id;
+    job.responseStarted = false;
+    if (id !== readRequestId(job.head)) setRequestId(job.head, id);
+    this.jobs.push(job);
+    const body = job.separateBody;
+    if (body === null) {
+      this.socket.write(job.head);
+    } else if (body.kind === 'buffer') {
+      this.socket.cork();
+      this.socket.write(job.head);
+      for (const b of stdinRecords(id, body.data, true)) this.socket.write(b);
+      this.socket.uncork();
+    } else {
+      this.socket.write(job.head);
+      this.streamFile(job, body.path, body.length);
+    }
+    if (this.jobs.length === 1) this.updateTimer();
+  }
+
+  /** Stops reading responses (the sink is full). Only the job being served can pause. */
+  pauseReading(job: ConnectionJob): void {
+    if (this.jobs[0] !== job || this.readPaused || this.isClosed) return;
+    this.readPaused = true;
+    this.decoder.pause();
+    this.socket.pause();
+    this.updateTimer();
+  }
+
+  resumeReading(job: ConnectionJob): void {
+    if (this.jobs[0] !== job || !this.readPaused) return;
+    this.unpause();
+  }
+
+  private unpause(): void {
+    this.readPaused = false;
+    this.decoder.resume();
+    if (this.readPaused || this.isClosed) return;
+    this.socket.resume();
+    this.updateTimer();
+  }
+
+  /** True when `job` is being served or is still sending its body: PHP may have started it. */
+  isActive(job: ConnectionJob): boolean {
+    return this.jobs[0] === job || this.writingBodyOf === job;
+  }
+
+  /** Takes a job off and closes the connection: the way to abort a request PHP is running. */
+  abort(job: ConnectionJob, error: UpstreamError): void {
+    const i = this.jobs.indexOf(job);
+    if (i !== -1) this.jobs.splice(i, 1);
+    // Tagged with the aborted job, so the others on this connection get a plain reset.
+    this.fail(error, job);
+  }
+
+  /** Closes now. Unfinished jobs are handed to the owner with `error` (or a reset). */
+  destroy(error?: UpstreamError): void {
+    if (this.isClosed) return;
+    this.noReuse = true;
+    if (error !== undefined && this.failure === null) this.failure = { error, job: null };
+    this.bodyStream?.destroy();
+    this.socket.destroy();
+  }
+
+  /** Closes an idle connection politely. */
+  end(): void {
+    this.noReuse = true;
+    if (this.jobs.length === 0) this.socket.end();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private freeId(): number {
+    let id = 1;
+    while (this.jobs.some((j) => j.fcgiId === id)) id++;
+    return id;
+  }
+
+  private jobFor(id: number): ConnectionJob | null {
+    const head = this.jobs[0];
+    if (head !== undefined && head.fcgiId === id) {
+      head.responseStarted = true;
+      return head;
+    }
+    const job = this.jobs.find((j) => j.fcgiId === id);
+    if (job === undefined) {
+      this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `FastCGI record for unknown request id ${id}`, 'request-sent'));
+      return null;
+    }
+    job.responseStarted = true;
+    return job;
+  }
+
+  private onData(chunk: Buffer): void {
+    const wasWaiting = this.jobs.length > 0 && !this.jobs[0]!.responseStarted;
+    try {
+      this.decoder.push(chunk);
+    } catch (err) {
+      if (err instanceof RecordDecodeError) {
+        this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', err.message, 'request-sent', { cause: err }));
+      } else {
+        // A callback threw: that request is broken, the connection's state is unknown.
+        const e = err instanceof Error ? err : new Error(String(err));
+        this.fail(new UpstreamError('M2GW_INTERNAL', `while handling a FastCGI response: ${e.message}`, 'request-sent', { cause: e }), this.jobs[0] ?? null);
+      }
+      return;
+    }
+    if (wasWaiting && this.timerKind === 'first-byte') this.updateTimer();
+  }
+
+  private endRequest(id: number, appStatus: number, protocolStatus: number): void {
+    const i = this.jobs.findIndex((j) => j.fcgiId === id);
+    if (i === -1) {
+      this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `END_REQUEST for unknown request id ${id}`, 'request-sent'));
+      return;
+    }
+    const job = this.jobs[i]!;
+    job.responseStarted = true;
+    this.jobs.splice(i, 1);
+    this.served++;
+    if (this.writingBodyOf === job) {
+      // PHP answered before reading the whole body: the rest would be read as the next request.
+      this.noReuse = true;
+      this.bodyStream?.destroy();
+      this.bodyStream = null;
+      this.writingBodyOf = null;
+    }
+    if (i === 0 && this.readPaused) {
+      // The pause belonged to the finished job; the next one starts unpaused.
+      this.readPaused = false;
+      this.decoder.resume();
+      this.socket.resume();
+    }
+    job.onEnd(appStatus, protocolStatus);
+    if (this.noReuse && this.jobs.length === 0) this.socket.destroy();
+    else this.updateTimer();
+    this.owner.jobDone(this, job);
+  }
+
+  private streamFile(job: ConnectionJob, path: string, length: number): void {
+    const id = job.fcgiId;
+    this.writingBodyOf = job;
+    if (length === 0) {
+      this.finishBody(job, 0, 0);
+      return;
+    }
+    const rs = fs.createReadStream(path, { start: 0, end: length - 1, highWaterMark: STDIN_CHUNK });
+    this.bodyStream = rs;
+    let sent = 0;
+    rs.on('data', (chunk: Buffer | string) => {
+      const data = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+      sent += data.length;
+      const pad = paddingFor(data.length);
+      const hdr = Buffer.allocUnsafe(HEADER_LEN);
+      writeHeader(hdr, 0, RecordType.STDIN, id, data.length, pad);
+      this.socket.cork();
+      this.socket.write(hdr);
+      let ok = this.socket.write(data);
+      if (pad > 0) ok = this.socket.write(Buffer.alloc(pad));
+      this.socket.uncork();
+      if (!ok && !this.socket.destroyed) {
+        rs.pause();
+        this.socket.once('drain', () => rs.resume());
+      }
+    });
+    rs.on('end', () => {
+      this.bodyStream = null;
+      this.finishBody(job, sent, length);
+    });
+    rs.on('error', (err) => {
+      this.bodyStream = null;
+      this.jobErrors.set(job, new UpstreamError('M2GW_INTERNAL', `reading request body ${path}: ${err.message}`, 'request-sent', { cause: err }));
+      this.destroy();
+    });
+  }
+
+  private finishBody(job: ConnectionJob, sent: number, length: number): void {
+    if (this.writingBodyOf !== job || this.isClosed) return;
+    if (sent !== length) {
+      this.jobErrors.set(job, new UpstreamError('M2GW_INTERNAL', `request body file has ${sent} of ${length} bytes`, 'request-sent'));
+      this.destroy();
+      return;
+    }
+    this.socket.write(endOfStdin(job.fcgiId));
+    this.writingBodyOf = null;
+    this.updateTimer();
+    this.owner.bodySent(this);
+  }
+
+  private fail(error: UpstreamError, job: ConnectionJob | null = null): void {
+    if (this.failure === null) this.failure = { error, job };
+    this.destroy();
+  }
+
+  private onTimeout(): void {
+    switch (this.timerKind) {
+      case 'connect':
+        this.fail(new UpstreamError('M2GW_UPSTREAM_TIMEOUT', `FastCGI connect to ${describe(this.address)} timed out`, 'connect'));
+        return;
+      case 'pool-idle':
+        this.end();
+        return;
+      case 'first-byte':
+        this.fail(new UpstreamError('M2GW_UPSTREAM_TIMEOUT', `no response from PHP within ${this.timeouts.responseTimeoutMs} ms`, 'request-sent'), this.jobs[0] ?? null);
+        return;
+      case 'read-idle':
+      case 'write-idle':
+        this.fail(new UpstreamError('M2GW_UPSTREAM_TIMEOUT', `PHP connection silent for ${this.timeouts.idleTimeoutMs} ms`, 'request-sent'), this.jobs[0] ?? null);
+        return;
+      case 'none':
+        return;
+    }
+  }
+
+  private updateTimer(): void {
+    if (this.isClosed) return;
+    let kind: TimerKind;
+    if (!this.isConnected) kind = 'connect';
+    else if (this.readPaused) kind = 'none';
+    else if (this.jobs.length === 0) kind = 'pool-idle';
+    else if (this.writingBodyOf === this.jobs[0]) kind = 'write-idle';
+    else if (!this.jobs[0]!.responseStarted) kind = 'first-byte';
+    else kind = 'read-idle';
+    // A new job at the head restarts its first-byte clock even when the kind stays the same.
+    if (kind !== this.timerKind || kind === 'first-byte') this.setTimer(kind);
+  }
+
+  private setTimer(kind: TimerKind): void {
+    this.timerKind = kind;
+    const t = this.timeouts;
+    const ms =
+      kind === 'connect'
+        ? t.connectTimeoutMs
+        : kind === 'first-byte'
+          ? t.responseTimeoutMs
+          : kind === 'none'
+            ? 0
+            : t.idleTimeoutMs;
+    this.socket.setTimeout(ms);
+  }
+
+  private onClose(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.noReuse = true;
+    this.bodyStream?.destroy();
+    this.bodyStream = null;
+    const failure = this.failure;
+    const generic = new UpstreamError(
+      this.isConnected ? 'M2GW_UPSTREAM_RESET' : 'M2GW_UPSTREAM_CONNECT',
+      this.isConnected ? `PHP-FPM closed the connection (${describe(this.address)})` : `cannot connect to ${describe(this.address)}`,
+      this.isConnected ? 'request-sent' : 'connect',
+    );
+    const unfinished = this.jobs.splice(0).map((job) => {
+      const own = this.jobErrors.get(job);
+      if (own !== undefined) return { job, error: own };
+      if (failure !== null && (failure.job === null || failure.job === job)) return { job, error: failure.error };
+      return { job, error: generic };
+    });
+    this.owner.closed(this, unfinished, this.isConnected);
+  }
+}
+
+export function describe(a: FcgiAddress): string {
+  return a.kind === 'unix' ? `unix:${a.path}` : `${a.host}:${a.port}`;
+}
+
+function readRequestId(buf: Buffer): number {
+  return (buf[2]! << 8) | buf[3]!;
+}
+
+/** Rewrites the request id in every record header of an encoded request. */
+export function setRequestId(buf: Buffer, id: number): void {
+  let o = 0;
+  while (o + HEADER_LEN <= buf.length) {
+    buf[o + 2] = (id >> 8) & 0xff;
+    buf[o + 3] = id & 0xff;
+    o += HEADER_LEN + ((buf[o + 4]! << 8) | buf[o + 5]!) + buf[o + 6]!;
+  }
+}

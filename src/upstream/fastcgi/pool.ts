@@ -1,0 +1,294 @@
+/**
+ * Keep-alive connections to one PHP-FPM address: at most maxConnections, each carrying one
+ * request at a time (or `pipeline` deep), a bounded FIFO wait queue with a deadline, and the
+ * retry rule:
+ * - nothing of the request was sent (connect failed): retried once, on a new connection when
+ *   there is room;
+ * - the request was written onto a reused or pipelined connection that then closed before any
+ *   byte came back (PHP-FPM's pm.max_requests close, a reload, an idle-kill racing our write):
+ *   retried once if the method is idempotent, 502 otherwise;
+ * - anything else is reported to the job.
+ *
+ * A kept-alive connection pins one PHP-FPM child, so maxConnections should not exceed
+ * pm.max_children: surplus connections would sit in FPM's accept backlog behind idle ones.
+ */
+import { UpstreamError } from '../../errors.js';
+import type { UpstreamHealth } from '../upstream.js';
+import type { ConnectionJob, ConnectionOwner, ConnectionTimeouts, FcgiAddress } from './connection.js';
+import { FcgiConnection, describe } from './connection.js';
+
+export interface PoolJob extends ConnectionJob {
+  readonly idempotent: boolean;
+  /** The body streams from a file: only on an idle connection, never pipelined behind. */
+  readonly streamsBody: boolean;
+  /** Connections tried so far (set by the pool). */
+  attempts: number;
+  /** Where the job is written, null while queued or done. */
+  conn: FcgiConnection | null;
+  /** Written onto a reused connection or behind another request (set by the pool). */
+  silentRetryOk: boolean;
+  /** Taken back after a client abort: no more callbacks are wanted. */
+  cancelled: boolean;
+  /** Retry on a new connection if the pool has room for one. */
+  preferFresh: boolean;
+  /** The pool gives up on the job; called at most once, never after onEnd. */
+  onFail(err: UpstreamError): void;
+}
+
+export interface PoolOptions extends ConnectionTimeouts {
+  readonly name: string;
+  readonly address: FcgiAddress;
+  readonly maxConnections: number;
+  readonly pipeline: number;
+  readonly queueSize: number;
+  readonly queueTimeoutMs: number;
+}
+
+const MAX_ATTEMPTS = 2;
+
+interface Waiting {
+  job: PoolJob;
+  deadline: number;
+}
+
+export class FcgiPool implements ConnectionOwner {
+  private readonly conns = new Set<FcgiConnection>();
+  /** Idle connections, most recently used last. */
+  private readonly idle: FcgiConnection[] = [];
+  private readonly queue: Waiting[] = [];
+  private queueTimer: NodeJS.Timeout | null = null;
+  private releaseScheduled = false;
+  private healthy = true;
+  private closing = false;
+  private destroying = false;
+  private drained: Promise<void> | null = null;
+  private resolveDrained: (() => void) | null = null;
+
+  constructor(private readonly opts: PoolOptions) {}
+
+  submit(job: PoolJob): void {
+    if (this.closing) {
+      job.onFail(new UpstreamError('M2GW_SHUTTING_DOWN', 'the upstream is closing', 'connect'));
+      return;
+    }
+    if (this.queue.length === 0) {
+      const conn = this.takeConnection(job);
+      if (conn !== null) {
+        this.startOn(conn, job);
+        return;
+      }
+    }
+    if (this.queue.length >= this.opts.queueSize) {
+      job.onFail(new UpstreamError('M2GW_SATURATED', `${this.opts.name}: all ${this.opts.maxConnections} PHP connections busy and the queue is full`, 'connect'));
+      return;
+    }
+    this.enqueue(job, false);
+  }
+
+  /** The client went away: take the job back. A request PHP is running closes its connection. */
+  cancel(job: PoolJob): void {
+    if (job.cancelled) return;
+    job.cancelled = true;
+    const i = this.queue.findIndex((w) => w.job === job);
+    if (i !== -1) {
+      this.queue.splice(i, 1);
+      return;
+    }
+    const conn = job.conn;
+    if (conn !== null && conn.isActive(job)) {
+      // PHP-FPM does not read FCGI_ABORT_REQUEST while a script runs: closing is the only signal.
+      conn.abort(job, new UpstreamError('M2GW_CLIENT_GONE', 'client went away', 'request-sent'));
+    }
+    // A pipelined job not started yet stays on its connection; its output is dropped.
+  }
+
+  health(): UpstreamHealth {
+    let inFlight = 0;
+    for (const c of this.conns) inFlight += c.jobs.length;
+    const address = describe(this.opts.address);
+    return {
+      name: this.opts.name,
+      type: 'fastcgi',
+      healthy: this.healthy,
+      servers: [{ address, healthy: this.healthy }],
+      inFlight,
+      queued: this.queue.length,
+      connections: { busy: this.conns.size - this.idle.length, idle: this.idle.length, max: this.opts.maxConnections },
+    };
+  }
+
+  /** Stops taking jobs, lets queued and running ones finish, then closes the connections. */
+  close(): Promise<void> {
+    this.closing = true;
+    this.drained ??= new Promise<void>((resolve) => {
+      this.resolveDrained = resolve;
+    });
+    this.checkDrained();
+    return this.drained;
+  }
+
+  /** Fails everything now and closes every connection. */
+  destroy(): Promise<void> {
+    const done = this.close();
+    if (!this.destroying) {
+      this.destroying = true;
+      const err = new UpstreamError('M2GW_SHUTTING_DOWN', 'the upstream was destroyed', 'connect');
+      for (const w of this.queue.splice(0)) w.job.onFail(err);
+      this.armQueueTimer();
+      for (const c of [...this.conns]) c.destroy(new UpstreamError('M2GW_SHUTTING_DOWN', 'the upstream was destroyed', 'request-sent'));
+      this.checkDrained();
+    }
+    return done;
+  }
+
+  // --- ConnectionOwner ---------------------------------------------------------------------
+
+  connected(): void {
+    this.healthy = true;
+  }
+
+  jobDone(_conn: FcgiConnection, job: ConnectionJob): void {
+    (job as PoolJob).conn = null;
+    this.scheduleRelease();
+  }
+
+  bodySent(): void {
+    this.pump();
+  }
+
+  closed(conn: FcgiConnection, unfinished: Array<{ job: ConnectionJob; error: UpstreamError }>, wasConnected: boolean): void {
+    this.conns.delete(conn);
+    const i = this.idle.indexOf(conn);
+    if (i !== -1) this.idle.splice(i, 1);
+    if (!wasConnected && !this.destroying) this.healthy = false;
+    const retries: PoolJob[] = [];
+    for (const { job: j, error } of unfinished) {
+      const job = j as PoolJob;
+      job.conn = null;
+      if (job.cancelled) continue;
+      if (this.mayRetry(job, error, wasConnected)) retries.push(job);
+      else job.onFail(error);
+    }
+    // Retries go first, in their original order.
+    for (let k = retries.length - 1; k >= 0; k--) {
+      const job = retries[k]!;
+      job.preferFresh = true;
+      this.enqueue(job, true);
+    }
+    this.pump();
+  }
+
+  // -----------------------------------------------------------------------------------------
+
+  private mayRetry(job: PoolJob, error: UpstreamError, wasConnected: boolean): boolean {
+    if (this.destroying || job.attempts >= MAX_ATTEMPTS) return false;
+    if (!wasConnected) return error.code === 'M2GW_UPSTREAM_CONNECT' || error.code === 'M2GW_UPSTREAM_TIMEOUT';
+    return error.code === 'M2GW_UPSTREAM_RESET' && !job.responseStarted && job.idempotent && job.silentRetryOk;
+  }
+
+  private takeConnection(job: PoolJob): FcgiConnection | null {
+    if (job.preferFresh && this.conns.size < this.opts.maxConnections) return this.newConnection();
+    while (this.idle.length > 0) {
+      const c = this.idle.pop()!;
+      if (c.idle) return c;
+      // Dying (peer FIN seen): its close event will finish the bookkeeping.
+    }
+    if (this.conns.size < this.opts.maxConnections) return this.newConnection();
+    if (this.opts.pipeline > 1 && !job.streamsBody) {
+      let best: FcgiConnection | null = null;
+      for (const c of this.conns) {
+        const n = c.jobs.length;
+        if (n > 0 && n < this.opts.pipeline && c.acceptsPipelined && (best === null || n < best.jobs.length)) best = c;
+      }
+      return best;
+    }
+    return null;
+  }
+
+  private newConnection(): FcgiConnection {
+    const c = new FcgiConnection(this.opts.address, this.opts, this);
+    this.conns.add(c);
+    return c;
+  }
+
+  private startOn(conn: FcgiConnection, job: PoolJob): void {
+    job.attempts++;
+    job.conn = conn;
+    job.silentRetryOk = conn.served > 0 || conn.jobs.length > 0;
+    conn.start(job);
+  }
+
+  private enqueue(job: PoolJob, front: boolean): void {
+    const w = { job, deadline: Date.now() + this.opts.queueTimeoutMs };
+    if (front) this.queue.unshift(w);
+    else this.queue.push(w);
+    if (this.queueTimer === null) this.armQueueTimer();
+  }
+
+  /** Starts queued jobs while there is a connection for them. */
+  private pump(): void {
+    while (this.queue.length > 0) {
+      const w = this.queue[0]!;
+      const conn = this.takeConnection(w.job);
+      if (conn === null) break;
+      this.queue.shift();
+      this.startOn(conn, w.job);
+    }
+    if (this.queue.length === 0 && this.queueTimer !== null) {
+      clearTimeout(this.queueTimer);
+      this.queueTimer = null;
+    }
+    this.checkDrained();
+  }
+
+  /**
+   * Finished connections go back to work on the next turn of the event loop, not at once: when
+   * PHP-FPM closes right after END_REQUEST (pm.max_requests), the FIN usually arrives in the same
+   * read, and waiting one turn lets it be seen before another request is written there.
+   */
+  private scheduleRelease(): void {
+    if (this.releaseScheduled) return;
+    this.releaseScheduled = true;
+    setImmediate(() => {
+      this.releaseScheduled = false;
+      for (const c of this.conns) {
+        if (c.jobs.length === 0 && c.idle && !this.idle.includes(c)) this.idle.push(c);
+      }
+      this.pump();
+    });
+  }
+
+  private armQueueTimer(): void {
+    if (this.queueTimer !== null) clearTimeout(this.queueTimer);
+    this.queueTimer = null;
+    if (this.queue.length === 0) return;
+    let next = Infinity;
+    for (const w of this.queue) next = Math.min(next, w.deadline);
+    this.queueTimer = setTimeout(() => this.expireQueue(), Math.max(0, next - Date.now()));
+  }
+
+  private expireQueue(): void {
+    this.queueTimer = null;
+    const now = Date.now();
+    const expired: PoolJob[] = [];
+    for (let i = 0; i < this.queue.length; ) {
+      if (this.queue[i]!.deadline <= now) expired.push(this.queue.splice(i, 1)[0]!.job);
+      else i++;
+    }
+    this.armQueueTimer();
+    for (const job of expired) {
+      job.onFail(new UpstreamError('M2GW_SATURATED', `${this.opts.name}: no PHP connection free within ${this.opts.queueTimeoutMs} ms`, 'connect'));
+    }
+    this.checkDrained();
+  }
+
+  private checkDrained(): void {
+    if (!this.closing || this.queue.length > 0) return;
+    for (const c of this.conns) if (c.jobs.length === 0) c.end();
+    if (this.conns.size === 0 && this.resolveDrained !== null) {
+      const resolve = this.resolveDrained;
+      this.resolveDrained = null;
+      resolve();
+    }
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * FastCGI wire format (FastCGI 1.0 spec §3–§5): record headers, padding, name-value pairs,
+ * the request-side records and a streaming decoder for what the application sends back.
+ * Pure: no sockets, timers or config.
+ *
+ * Limits follow what PHP-FPM accepts, which is stricter than the spec:
+ * - PHP-FPM rejects a record whose contentLength + paddingLength exceeds 65535, so a record's
+ *   padding is dropped when it would push the total past that (padding is optional anyway).
+ * - PHP-FPM parses every PARAMS record on its own, so a name-value pair never spans two
+ *   records; a single pair longer than a record cannot be sent at all.
+ */
+
+export const FCGI_VERSION_1 = 1;
+export const HEADER_LEN = 8;
+/** Largest content of one record. */
+export const MAX_CONTENT = 0xffff;
+/** Payload per STDIN record: a multiple of 8, so no padding (PHP-FPM splits its output the same way). */
+export const STDIN_CHUNK = 0xfff8;
+
+export const RecordType = {
+  BEGIN_REQUEST: 1,
+  ABORT_REQUEST: 2,
+  END_REQUEST: 3,
+  PARAMS: 4,
+  STDIN: 5,
+  STDOUT: 6,
+  STDERR: 7,
+  DATA: 8,
+  GET_VALUES: 9,
+  GET_VALUES_RESULT: 10,
+  UNKNOWN_TYPE: 11,
+} as const;
+
+export const Role = { RESPONDER: 1, AUTHORIZER: 2, FILTER: 3 } as const;
+export const FLAG_KEEP_CONN = 1;
+
+export const ProtocolStatus = {
+  REQUEST_COMPLETE: 0,
+  CANT_MPX_CONN: 1,
+  OVERLOADED: 2,
+  UNKNOWN_ROLE: 3,
+} as const;
+
+export interface RecordHeader {
+  version: number;
+  type: number;
+  requestId: number;
+  contentLength: number;
+  paddingLength: number;
+}
+
+/** Padding that brings `contentLength` to a multiple of 8, unless that would exceed 65535 in all. */
+export function paddingFor(contentLength: number): number {
+  const pad = (8 - (contentLength & 7)) & 7;
+  return contentLength + pad > MAX_CONTENT ? 0 : pad;
+}
+
+export function writeHeader(
+  buf: Buffer,
+  offset: number,
+  type: number,
+  requestId: number,
+  contentLength: number,
+  paddingLength: number,
+): number {
+  buf[offset] = FCGI_VERSION_1;
+  buf[offset + 1] = type;
+  buf[offset + 2] = (requestId >> 8) & 0xff;
+  buf[offset + 3] = requestId & 0xff;
+  buf[offset + 4] = (contentLength >> 8) & 0xff;
+  buf[offset + 5] = contentLength & 0xff;
+  buf[offset + 6] = paddingLength;
+  buf[offset + 7] = 0;
+  return offset + HEADER_LEN;
+}
+
+export function decodeHeader(buf: Buffer, offset = 0): RecordHeader {
+  if (buf.length - offset < HEADER_LEN) throw new RangeError('a record header is 8 bytes');
+  return {
+    version: buf[offset]!,
+    type: buf[offset + 1]!,
+    requestId: (buf[offset + 2]! << 8) | buf[offset + 3]!,
+    contentLength: (buf[offset + 4]! << 8) | buf[offset + 5]!,
+    paddingLength: buf[offset + 6]!,
+  };
+}
+
+/** Bytes one whole record takes on the wire. */
+export function recordSize(contentLength: number): number {
+  return HEADER_LEN + contentLength + paddingFor(contentLength);
+}
+
+/** Writes header + content + zeroed padding at `offset`; returns the offset after it. */
+export function writeRecord(buf: Buffer, offset: number, type: number, requestId: number, content: Buffer): number {
+  if (content.length > MAX_CONTENT) throw new RangeError(`record content of ${content.length} bytes exceeds 65535`);
+  const pad = paddingFor(content.length);
+  let o = writeHeader(buf, offset, type, requestId, content.length, pad);
+  o += content.copy(buf, o);
+  if (pad > 0) buf.fill(0, o, o + pad);
+  return o + pad;
+}
+
+export function encodeRecord(type: number, requestId: number, content: Buffer = Buffer.alloc(0)): Buffer {
+  const buf = Buffer.allocUnsafe(recordSize(content.length));
+  writeRecord(buf, 0, type, requestId, content);
+  return buf;
+}
+
+export function encodeBeginRequest(requestId: number, keepConn = true, role: number = Role.RESPONDER): Buffer {
+  const buf = Buffer.alloc(16);
+  writeBeginRequest(buf, 0, requestId, keepConn, role);
+  return buf;
+}
+
+function writeBeginRequest(buf: Buffer, offset: number, requestId: number, keepConn: boolean, role: number): number {
+  const o = writeHeader(buf, offset, RecordType.BEGIN_REQUEST, requestId, 8, 0);
+  buf[o] = (role >> 8) & 0xff;
+  buf[o + 1] = role & 0xff;
+  buf[o + 2] = keepConn ? FLAG_KEEP_CONN : 0;
+  buf.fill(0, o + 3, o + 8);
+  return o + 8;
+}
+
+export function encodeAbortRequest(requestId: number): Buffer {
+  return encodeRecord(RecordType.ABORT_REQUEST, requestId);
+}
+
+export function encodeEndRequest(requestId: number, appStatus: number, protocolStatus: number): Buffer {
+  const body = Buffer.alloc(8);
+  body.writeUInt32BE(appStatus >>> 0, 0);
+  body[4] = protocolStatus;
+  return encodeRecord(RecordType.END_REQUEST, requestId, body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Name-value pairs (§3.4): each length is 1 byte below 128, else 4 bytes with the top bit set.
+
+/** Name-value pairs as byte strings: every char is one byte (latin1), as the rest of m2gw does. */
+export type NameValuePairs = ReadonlyArray<readonly [name: string, value: string]>;
+
+function lengthSize(n: number): number {
+  return n < 0x80 ? 1 : 4;
+}
+
+function writeLength(buf: Buffer, o: number, n: number): number {
+  if (n < 0x80) {
+    buf[o] = n;
+    return o + 1;
+  }
+  buf.writeUInt32BE((n | 0x80000000) >>> 0, o);
+  return o + 4;
+}
+
+/** Size of one encoded pair (names and values are latin1 byte strings). */
+export function pairSize(name: string, value: string): number {
+  return lengthSize(name.length) + lengthSize(value.length) + name.length + value.length;
+}
+
+export function encodeNameValuePairs(pairs: NameValuePairs): Buffer {
+  let size = 0;
+  for (const [n, v] of pairs) size += pairSize(n, v);
+  const buf = Buffer.allocUnsafe(size);
+  let o = 0;
+  for (const [n, v] of pairs) o = writePair(buf, o, n, v);
+  return buf;
+}
+
+function writePair(buf: Buffer, o: number, name: string, value: string): number {
+  o = writeLength(buf, o, name.length);
+  o = writeLength(buf, o, value.length);
+  o += buf.write(name, o, 'latin1');
+  o += buf.write(value, o, 'latin1');
+  return o;
+}
+
+/** Decodes a name-value pair stream; throws on a truncated one. */
+export function decodeNameValuePairs(buf: Buffer): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  let o = 0;
+  const readLength = (): number => {
+    if (o >= buf.length) throw new RangeError('truncated name-value pair length');
+    const b = buf[o]!;
+    if (b < 0x80) {
+      o += 1;
+      return b;
+    }
+    if (o + 4 > buf.length) throw new RangeError('truncated name-value pair length');
+    const n = buf.readUInt32BE(o) & 0x7fffffff;
+    o += 4;
+    return n;
+  };
+  while (o < buf.length) {
+    const nlen = readLength();
+    const vlen = readLength();
+    if (o + nlen + vlen > buf.length) throw new RangeError('truncated name-value pair');
+    const name = buf.toString('latin1', o, o + nlen);
+    const value = buf.toString('latin1', o + nlen, o + nlen + vlen);
+    o += nlen + vlen;
+    out.push([name, value]);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A whole request head: BEGIN_REQUEST, PARAMS records (pair-aligned), empty PARAMS, then
+// STDIN when the body is given here.
+
+export interface RequestHeadOptions {
+  requestId: number;
+  params: NameValuePairs;
+  keepConn?: boolean;
+  /**
+   * Body bytes to send as STDIN after the params, followed by the empty STDIN record that ends
+   * it. null: no body (just the empty STDIN). 'stream': the caller sends STDIN itself.
+   */
+  stdin: Buffer | null | 'stream';
+}
+
+/** Thrown when one param cannot fit in a record: PHP-FPM would reject the request. */
+export class ParamTooLargeError extends RangeError {
+  readonly paramName: string;
+  constructor(name: string, size: number) {
+    super(`FastCGI param ${name} is ${size} bytes encoded; one record holds at most ${MAX_CONTENT}`);
+    this.name = 'ParamTooLargeError';
+    this.paramName = name;
+  }
+}
+
+/**
+ * Encodes a request head into one Buffer, so it goes out in a single socket write. Params are
+ * packed into as few PARAMS records as possible without splitting a pair (see the file comment).
+ */
+export function encodeRequestHead(opts: RequestHeadOptions): Buffer {
+  const { requestId, params } = opts;
+  const stdin = opts.stdin;
+  // Pass 1: record boundaries and total size.
+  const recordLens: number[] = [];
+  let cur = 0;
+  for (const [n, v] of params) {
+    const s = pairSize(n, v);
+    if (s > MAX_CONTENT) throw new ParamTooLargeError(n, s);
+    if (cur + s > MAX_CONTENT) {
+      recordLens.push(cur);
+      cur = 0;
+    }
+    cur += s;
+  }
+  if (cur > 0) recordLens.push(cur);
+  let size = 16 + HEADER_LEN; // BEGIN_REQUEST + empty PARAMS
+  for (const len of recordLens) size += recordSize(len);
+  if (stdin !== 'stream') size += stdinSize(stdin === null ? 0 : stdin.length);
+
+  const buf = Buffer.allocUnsafe(size);
+  let o = writeBeginRequest(buf, 0, requestId, opts.keepConn ?? true, Role.RESPONDER);
+  // Pass 2: the same walk, writing.
+  let pairIndex = 0;
+  for (const len of recordLens) {
+    const pad = paddingFor(len);
+    o = writeHeader(buf, o, RecordType.PARAMS, requestId, len, pad);
+    const end = o + len;
+    while (o < end) {
+      const pair = params[pairIndex++]!;
+      o = writePair(buf, o, pair[0], pair[1]);
+    }
+    if (pad > 0) buf.fill(0, o, o + pad);
+    o += pad;
+  }
+  o = writeHeader(buf, o, RecordType.PARAMS, requestId, 0, 0);
+  if (stdin !== 'stream') o = writeStdin(buf, o, requestId, stdin);
+  if (o !== size) throw new Error(`internal: request head is ${o} bytes, expected ${size}`);
+  return buf;
+}
+
+/** Wire size of `bodyLength` bytes sent as STDIN records, the empty terminator included. */
+export function stdinSize(bodyLength: number): number {
+  const full = Math.floor(bodyLength / STDIN_CHUNK);
+  const rest = bodyLength - full * STDIN_CHUNK;
+  return full * (HEADER_LEN + STDIN_CHUNK) + (rest > 0 ? recordSize(rest) : 0) + HEADER_LEN;
+}
+
+function writeStdin(buf: Buffer, o: number, requestId: number, body: Buffer | null): number {
+  if (body !== null) {
+    for (let start = 0; start < body.length; start += STDIN_CHUNK) {
+      o = writeRecord(buf, o, RecordType.STDIN, requestId, body.subarray(start, start + STDIN_CHUNK));
+    }
+  }
+  return writeHeader(buf, o, RecordType.STDIN, requestId, 0, 0);
+}
+
+/**
+ * STDIN records for `body` as a list of buffers for a corked write: headers and padding are
+ * small new buffers, the payload is referenced, not copied (for large in-memory bodies).
+ */
+export function stdinRecords(requestId: number, body: Buffer, terminate: boolean): Buffer[] {
+  const out: Buffer[] = [];
+  for (let start = 0; start < body.length; start += STDIN_CHUNK) {
+    const chunk = body.subarray(start, start + STDIN_CHUNK);
+    const pad = paddingFor(chunk.length);
+    const header = Buffer.allocUnsafe(HEADER_LEN + pad);
+    writeHeader(header, 0, RecordType.STDIN, requestId, chunk.length, pad);
+    if (pad > 0) header.fill(0, HEADER_LEN);
+    // The padding goes after the payload: split the little buffer in two.
+    out.push(header.subarray(0, HEADER_LEN), chunk);
+    if (pad > 0) out.push(header.subarray(HEADER_LEN));
+  }
+  if (terminate) out.push(endOfStdin(requestId));
+  return out;
+}
+
+export function endOfStdin(requestId: number): Buffer {
+  const b = Buffer.allocUnsafe(HEADER_LEN);
+  writeHeader(b, 0, RecordType.STDIN, requestId, 0, 0);
+  return b;
+}

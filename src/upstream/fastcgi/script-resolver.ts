@@ -1,0 +1,285 @@
+/**
+ * Maps a request path to what runs or is served under document_root. The decisions are pure
+ * functions; the only I/O is stat/realpath through an injectable ResolverFs.
+ *
+ * Choices (README design notes):
+ * - The path is percent-decoded once. Malformed escapes, NUL (raw or %00) and `..` segments
+ *   are 400; an encoded slash (%2F) or any backslash is 404 (Apache's AllowEncodedSlashes Off).
+ *   Empty and `.` segments are dropped (nginx merge_slashes).
+ * - The split at the script extension is ASCII case-insensitive, at the first `.php` followed
+ *   by '/' or the end: so `/X.PHP` is never served as static source on any filesystem. Only a
+ *   regular file whose name ends in the extension exactly (case included) is executed;
+ *   `/X.PHP` is otherwise 404, not handed to PHP.
+ * - A script that does not exist is 404 without contacting PHP (or the front controller).
+ * - A directory without a trailing slash that has an index gets a 301 to the slash form
+ *   (nginx does the same); without an index it is treated as not found.
+ * - `deny` prefixes are 403, compared ASCII case-insensitively as plain string prefixes of
+ *   the decoded path and of the path the file really has (after symlinks).
+ * - Files whose real path leaves document_root (symlinks out of it) are 404: the realpath
+ *   check backs up the `..` refusal (nginx would need disable_symlinks for this).
+ * - Static files in dot-directories or named with a leading dot (.env, .git/…) are 404,
+ *   except under /.well-known/.
+ * Paths are latin1 byte strings throughout, as the request is; fs calls get Buffers.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { M2gwError } from '../../errors.js';
+import { utf8ToByteString } from './params.js';
+
+export interface ResolverOptions {
+  /** Absolute, as configured (a JS string). */
+  readonly documentRoot: string;
+  readonly index: string;
+  readonly frontController: string | null;
+  readonly serveStatic: boolean;
+  readonly deny: readonly string[];
+  readonly scriptExtension: string;
+}
+
+export type Resolution =
+  | { kind: 'script'; scriptFilename: string; scriptName: string; pathInfo: string }
+  | { kind: 'static'; file: string; stat: fs.Stats }
+  | { kind: 'redirect'; location: string }
+  | { kind: 'error'; error: M2gwError };
+
+/** File system access the resolver needs; paths are latin1 byte strings. */
+export interface ResolverFs {
+  /** null when the path does not exist (ENOENT, ENOTDIR, ENAMETOOLONG). */
+  stat(p: string): Promise<fs.Stats | null>;
+  /** The path with every symlink resolved, or null when it cannot be. */
+  realpath(p: string): Promise<string | null>;
+}
+
+const MISSING = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG', 'ELOOP', 'EACCES']);
+
+export const nodeResolverFs: ResolverFs = {
+  stat(p) {
+    return new Promise((resolve, reject) => {
+      fs.stat(Buffer.from(p, 'latin1'), (err, st) => {
+        if (err === null) resolve(st);
+        else if (MISSING.has(err.code ?? '')) resolve(null);
+        else reject(err);
+      });
+    });
+  },
+  realpath(p) {
+    return new Promise((resolve) => {
+      fs.realpath.native(Buffer.from(p, 'latin1'), { encoding: 'buffer' }, (err, real) => {
+        resolve(err === null ? real.toString('latin1') : null);
+      });
+    });
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Pure decisions
+
+export type DecodedPath =
+  | { ok: true; path: string; trailingSlash: boolean }
+  | { ok: false; error: M2gwError };
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const l = c | 0x20;
+  if (l >= 0x61 && l <= 0x66) return l - 0x61 + 10;
+  return -1;
+}
+
+const badRequest = (msg: string): DecodedPath => ({ ok: false, error: new M2gwError('M2GW_BAD_REQUEST', msg) });
+const notFoundPath = (msg: string): DecodedPath => ({ ok: false, error: new M2gwError('M2GW_NOT_FOUND', msg) });
+
+/** Percent-decodes and normalises a raw request path (see the file comment for what is refused). */
+export function decodeRequestPath(raw: string): DecodedPath {
+  if (!raw.startsWith('/')) return badRequest('the path does not start with /');
+  let out = '';
+  let runStart = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (c === 0) return badRequest('NUL in the path');
+    if (c > 0xff) return badRequest('the path is not a byte string');
+    if (c === 0x5c) return notFoundPath('backslash in the path');
+    if (c !== 0x25) continue;
+    const hi = hexValue(raw.charCodeAt(i + 1));
+    const lo = hexValue(raw.charCodeAt(i + 2));
+    if (hi < 0 || lo < 0) return badRequest('malformed percent-escape in the path');
+    const b = hi * 16 + lo;
+    if (b === 0) return badRequest('%00 in the path');
+    if (b === 0x2f) return notFoundPath('encoded slash (%2F) in the path');
+    if (b === 0x5c) return notFoundPath('encoded backslash in the path');
+    out += raw.slice(runStart, i) + String.fromCharCode(b);
+    i += 2;
+    runStart = i + 1;
+  }
+  const decoded = runStart === 0 ? raw : out + raw.slice(runStart);
+  const segments: string[] = [];
+  const parts = decoded.split('/');
+  for (const seg of parts) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') return badRequest('".." in the path');
+    segments.push(seg);
+  }
+  const last = parts[parts.length - 1];
+  const trailingSlash = segments.length > 0 && (last === '' || last === '.');
+  const p = '/' + segments.join('/') + (trailingSlash ? '/' : '');
+  return { ok: true, path: p, trailingSlash };
+}
+
+/** ASCII-only lower-casing of one char code (latin1 letters above 0x7f stay as they are). */
+function asciiLower(c: number): number {
+  return c >= 0x41 && c <= 0x5a ? c + 0x20 : c;
+}
+
+/**
+ * Splits at the first occurrence of `ext` (ASCII case-insensitive) that ends a path segment:
+ * script is up to and including it, pathInfo the rest ('' or starting with '/').
+ */
+export function splitScriptPath(p: string, ext: string): { script: string; pathInfo: string } | null {
+  const e = ext.toLowerCase();
+  const n = e.length;
+  outer: for (let i = 1; i + n <= p.length; i++) {
+    for (let j = 0; j < n; j++) {
+      if (asciiLower(p.charCodeAt(i + j)) !== e.charCodeAt(j)) continue outer;
+    }
+    const after = i + n;
+    if (after === p.length || p.charCodeAt(after) === 0x2f) {
+      return { script: p.slice(0, after), pathInfo: p.slice(after) };
+    }
+  }
+  return null;
+}
+
+/** True when `p` starts with one of the prefixes, ASCII case-insensitively. */
+export function isDenied(p: string, deny: readonly string[]): boolean {
+  const lower = asciiLowerString(p);
+  for (const d of deny) if (lower.startsWith(asciiLowerString(d))) return true;
+  return false;
+}
+
+function asciiLowerString(s: string): string {
+  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
+/** A dot-file or dot-directory anywhere in the path, /.well-known/ excepted. */
+export function hasHiddenSegment(p: string): boolean {
+  const rest = p.startsWith('/.well-known/') ? p.slice('/.well-known'.length) : p;
+  return /\/\./.test(rest);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface ResolveInput {
+  /** Raw path under document_root (after strip_prefix). */
+  readonly path: string;
+  /** The client's URI before strip_prefix: redirects are built from it. */
+  readonly originalUri: string;
+}
+
+export class ScriptResolver {
+  /** Byte string, no trailing slash. */
+  readonly documentRoot: string;
+  private readonly index: string;
+  private readonly ext: string;
+  private readonly frontController: string | null;
+  private readonly deny: string[];
+  private rootReal: Promise<string | null> | null = null;
+
+  constructor(
+    private readonly opts: ResolverOptions,
+    private readonly fsx: ResolverFs = nodeResolverFs,
+  ) {
+    this.documentRoot = utf8ToByteString(path.resolve(opts.documentRoot)).replace(/\/+$/, '');
+    this.index = utf8ToByteString(opts.index.replace(/^\/+/, ''));
+    this.ext = opts.scriptExtension.startsWith('.') ? opts.scriptExtension : '.' + opts.scriptExtension;
+    this.frontController =
+      opts.frontController === null ? null : '/' + utf8ToByteString(opts.frontController.replace(/^\/+/, ''));
+    this.deny = opts.deny.map((d) => utf8ToByteString(d.startsWith('/') ? d : '/' + d));
+  }
+
+  async resolve(input: ResolveInput): Promise<Resolution> {
+    const decoded = decodeRequestPath(input.path);
+    if (!decoded.ok) return { kind: 'error', error: decoded.error };
+    const p = decoded.path;
+    if (isDenied(p, this.deny)) return forbidden();
+
+    const split = splitScriptPath(p, this.ext);
+    if (split !== null) {
+      const r = await this.script(split.script, split.pathInfo);
+      return r ?? this.notFound();
+    }
+
+    const full = this.documentRoot + p;
+    const st = await this.fsx.stat(full);
+    if (st === null) return this.notFound();
+    if (st.isDirectory()) return this.directory(p, decoded.trailingSlash, input.originalUri);
+    if (st.isFile()) {
+      const r = await this.staticFile(p, st);
+      if (r !== null) return r;
+    }
+    return this.notFound();
+  }
+
+  /** A script candidate: a regular file, right extension case, inside the root, not denied. */
+  private async script(scriptName: string, pathInfo: string): Promise<Resolution | null> {
+    if (!scriptName.endsWith(this.ext)) return null;
+    const file = this.documentRoot + scriptName;
+    const st = await this.fsx.stat(file);
+    if (st === null || !st.isFile()) return null;
+    const inside = await this.insideRoot(file);
+    if (inside === 'denied') return forbidden();
+    if (inside === 'outside') return null;
+    return { kind: 'script', scriptFilename: file, scriptName, pathInfo };
+  }
+
+  private async staticFile(p: string, st: fs.Stats): Promise<Resolution | null> {
+    if (!this.opts.serveStatic || hasHiddenSegment(p)) return null;
+    const file = this.documentRoot + p;
+    const inside = await this.insideRoot(file);
+    if (inside === 'denied') return forbidden();
+    if (inside === 'outside') return null;
+    return { kind: 'static', file, stat: st };
+  }
+
+  private async directory(p: string, trailingSlash: boolean, originalUri: string): Promise<Resolution> {
+    const dir = p.endsWith('/') ? p : p + '/';
+    const indexPath = dir + this.index;
+    const st = await this.fsx.stat(this.documentRoot + indexPath);
+    if (st === null || !st.isFile()) return this.notFound();
+    if (!trailingSlash && p !== '/') return { kind: 'redirect', location: slashRedirect(originalUri) };
+    if (splitScriptPath(indexPath, this.ext)?.pathInfo === '') {
+      return (await this.script(indexPath, '')) ?? this.notFound();
+    }
+    return (await this.staticFile(indexPath, st)) ?? this.notFound();
+  }
+
+  private async notFound(): Promise<Resolution> {
+    if (this.frontController !== null) {
+      const r = await this.script(this.frontController, '');
+      if (r !== null) return r;
+    }
+    return { kind: 'error', error: new M2gwError('M2GW_NOT_FOUND', 'no such file') };
+  }
+
+  private async insideRoot(file: string): Promise<'inside' | 'outside' | 'denied'> {
+    this.rootReal ??= this.fsx.realpath(this.documentRoot === '' ? '/' : this.documentRoot);
+    let root = await this.rootReal;
+    if (root === null) {
+      // The root may appear later (deploys): don't cache a failure.
+      this.rootReal = null;
+      return 'outside';
+    }
+    if (root === '/') root = '';
+    const real = await this.fsx.realpath(file);
+    if (real === null || !real.startsWith(root + '/')) return 'outside';
+    return isDenied(real.slice(root.length), this.deny) ? 'denied' : 'inside';
+  }
+}
+
+function forbidden(): Resolution {
+  return { kind: 'error', error: new M2gwError('M2GW_FORBIDDEN', 'path denied by configuration') };
+}
+
+/** The client's own path plus '/', query kept: relative to the host, like nginx's absolute_redirect off. */
+export function slashRedirect(originalUri: string): string {
+  const q = originalUri.indexOf('?');
+  return q === -1 ? originalUri + '/' : originalUri.slice(0, q) + '/' + originalUri.slice(q);
+}

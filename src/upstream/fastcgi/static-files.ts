@@ -1,0 +1,239 @@
+/**
+ * Serves a file from document_root through a ResponseSink: validators (ETag, Last-Modified),
+ * conditional GET (304), one byte range (206/416), HEAD, and a read stream that follows the
+ * sink's pause/resume. Only GET and HEAD (405 otherwise).
+ */
+import fs from 'node:fs';
+import { M2gwError, UpstreamError } from '../../errors.js';
+import type { HeaderList, ResponseController, ResponseSink, UpstreamRequest } from '../upstream.js';
+
+const TYPES: Readonly<Record<string, string>> = {
+  html: 'text/html; charset=utf-8',
+  htm: 'text/html; charset=utf-8',
+  css: 'text/css; charset=utf-8',
+  js: 'text/javascript; charset=utf-8',
+  mjs: 'text/javascript; charset=utf-8',
+  json: 'application/json',
+  map: 'application/json',
+  svg: 'image/svg+xml',
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  gif: 'image/gif',
+  webp: 'image/webp',
+  ico: 'image/x-icon',
+  woff: 'font/woff',
+  woff2: 'font/woff2',
+  ttf: 'font/ttf',
+  txt: 'text/plain; charset=utf-8',
+  xml: 'application/xml',
+  pdf: 'application/pdf',
+  wasm: 'application/wasm',
+};
+
+export function contentTypeFor(file: string): string {
+  const slash = file.lastIndexOf('/');
+  const dot = file.lastIndexOf('.');
+  if (dot <= slash + 1) return 'application/octet-stream';
+  return TYPES[file.slice(dot + 1).toLowerCase()] ?? 'application/octet-stream';
+}
+
+export function etagFor(st: Pick<fs.Stats, 'size' | 'mtimeMs'>): string {
+  return `W/"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+}
+
+/** If-None-Match against our (weak) ETag: weak comparison, `*` matches. */
+export function etagMatches(ifNoneMatch: string, etag: string): boolean {
+  const ours = etag.startsWith('W/') ? etag.slice(2) : etag;
+  for (let tag of ifNoneMatch.split(',')) {
+    tag = tag.trim();
+    if (tag === '*') return true;
+    if (tag.startsWith('W/')) tag = tag.slice(2);
+    if (tag === ours) return true;
+  }
+  return false;
+}
+
+export type RangeResult =
+  | { kind: 'full' }
+  | { kind: 'partial'; start: number; end: number }
+  | { kind: 'unsatisfiable' };
+
+/**
+ * One `bytes=` range against a file of `size` bytes (RFC 9110 §14.1.2). Anything we do not
+ * serve as a range (several ranges, other units, malformed) is a full response, as allowed.
+ */
+export function parseRange(header: string, size: number): RangeResult {
+  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
+  if (m === null) return { kind: 'full' };
+  const [, a, b] = m as unknown as [string, string, string];
+  if (a === '' && b === '') return { kind: 'full' };
+  if (a === '') {
+    const n = Number(b);
+    if (n === 0 || size === 0) return { kind: 'unsatisfiable' };
+    return { kind: 'partial', start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(a);
+  let end = b === '' ? size - 1 : Number(b);
+  if (b !== '' && end < start) return { kind: 'full' };
+  if (start >= size) return { kind: 'unsatisfiable' };
+  if (end >= size) end = size - 1;
+  return { kind: 'partial', start, end };
+}
+
+function header(req: UpstreamRequest, name: string): string | undefined {
+  for (const [n, v] of req.headers) if (n === name) return v;
+  return undefined;
+}
+
+const NOOP_CTL: ResponseController = { pause() {}, resume() {} };
+
+/** Serves `file` (a latin1 byte string path). Reports through the sink only; never throws. */
+export function serveStaticFile(req: UpstreamRequest, file: string, sink: ResponseSink): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    sink.onResponseStart(NOOP_CTL, 405, [
+      ['allow', 'GET, HEAD'],
+      ['content-length', '0'],
+    ]);
+    sink.onResponseEnd(NOOP_CTL);
+    return;
+  }
+  fs.open(Buffer.from(file, 'latin1'), 'r', (err, fd) => {
+    if (err !== null) {
+      sink.onResponseError(new M2gwError('M2GW_NOT_FOUND', `cannot open static file: ${err.code ?? err.message}`));
+      return;
+    }
+    fs.fstat(fd, (err2, st) => {
+      if (err2 !== null || !st.isFile()) {
+        fs.close(fd, () => {});
+        sink.onResponseError(new M2gwError('M2GW_NOT_FOUND', 'static file is not a regular file'));
+        return;
+      }
+      if (req.signal.aborted) {
+        fs.close(fd, () => {});
+        sink.onResponseError(new UpstreamError('M2GW_CLIENT_GONE', 'client went away', 'connect'));
+        return;
+      }
+      respond(req, fd, st, file, sink);
+    });
+  });
+}
+
+function respond(req: UpstreamRequest, fd: number, st: fs.Stats, file: string, sink: ResponseSink): void {
+  const etag = etagFor(st);
+  const lastModified = new Date(Math.floor(st.mtimeMs / 1000) * 1000).toUTCString();
+  const validators: HeaderList = [
+    ['etag', etag],
+    ['last-modified', lastModified],
+  ];
+
+  if (notModified(req, etag, st.mtimeMs)) {
+    fs.close(fd, () => {});
+    sink.onResponseStart(NOOP_CTL, 304, validators);
+    sink.onResponseEnd(NOOP_CTL);
+    return;
+  }
+
+  let range: RangeResult = { kind: 'full' };
+  const rangeHeader = req.method === 'GET' ? header(req, 'range') : undefined;
+  if (rangeHeader !== undefined && ifRangeAllows(header(req, 'if-range'), lastModified)) {
+    range = parseRange(rangeHeader, st.size);
+  }
+  if (range.kind === 'unsatisfiable') {
+    fs.close(fd, () => {});
+    sink.onResponseStart(NOOP_CTL, 416, [
+      ['content-range', `bytes */${st.size}`],
+      ['content-length', '0'],
+      ...validators,
+    ]);
+    sink.onResponseEnd(NOOP_CTL);
+    return;
+  }
+  const start = range.kind === 'partial' ? range.start : 0;
+  const end = range.kind === 'partial' ? range.end : st.size - 1;
+  const length = end - start + 1;
+  const headers: HeaderList = [
+    ['content-type', contentTypeFor(file)],
+    ['content-length', String(length)],
+    ['accept-ranges', 'bytes'],
+    ...validators,
+  ];
+  if (range.kind === 'partial') headers.push(['content-range', `bytes ${start}-${end}/${st.size}`]);
+  const status = range.kind === 'partial' ? 206 : 200;
+
+  if (req.method === 'HEAD' || length === 0) {
+    fs.close(fd, () => {});
+    sink.onResponseStart(NOOP_CTL, status, headers);
+    sink.onResponseEnd(NOOP_CTL);
+    return;
+  }
+  stream(req, fd, start, end, length, status, headers, sink);
+}
+
+function stream(
+  req: UpstreamRequest,
+  fd: number,
+  start: number,
+  end: number,
+  length: number,
+  status: number,
+  headers: HeaderList,
+  sink: ResponseSink,
+): void {
+  const rs = fs.createReadStream('', { fd, start, end, highWaterMark: 64 * 1024, autoClose: true });
+  let sent = 0;
+  let finished = false;
+  const finish = (err: M2gwError | null): void => {
+    if (finished) return;
+    finished = true;
+    req.signal.removeEventListener('abort', onAbort);
+    if (err === null) sink.onResponseEnd(ctl);
+    else sink.onResponseError(err);
+  };
+  const ctl: ResponseController = {
+    pause: () => rs.pause(),
+    resume: () => {
+      if (!finished) rs.resume();
+    },
+  };
+  const onAbort = (): void => {
+    rs.destroy();
+    finish(new UpstreamError('M2GW_CLIENT_GONE', 'client went away', 'headers-sent'));
+  };
+  req.signal.addEventListener('abort', onAbort, { once: true });
+  sink.onResponseStart(ctl, status, headers);
+  rs.on('data', (chunk: Buffer | string) => {
+    if (finished) return;
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+    sent += buf.length;
+    sink.onResponseData(ctl, buf);
+  });
+  rs.on('end', () => {
+    if (sent !== length) {
+      // The file shrank after fstat: the head promised more than exists.
+      finish(new UpstreamError('M2GW_INTERNAL', `static file changed while sent (${sent}/${length} bytes)`, 'headers-sent'));
+    } else {
+      finish(null);
+    }
+  });
+  rs.on('error', (err) => {
+    finish(new UpstreamError('M2GW_INTERNAL', `reading static file: ${err.message}`, 'headers-sent', { cause: err }));
+  });
+}
+
+function notModified(req: UpstreamRequest, etag: string, mtimeMs: number): boolean {
+  const inm = header(req, 'if-none-match');
+  if (inm !== undefined) return etagMatches(inm, etag);
+  const ims = header(req, 'if-modified-since');
+  if (ims === undefined) return false;
+  const t = Date.parse(ims);
+  return !Number.isNaN(t) && Math.floor(mtimeMs / 1000) * 1000 <= t;
+}
+
+/** If-Range: our ETag is weak, which never matches; a date must equal Last-Modified. */
+function ifRangeAllows(ifRange: string | undefined, lastModified: string): boolean {
+  if (ifRange === undefined) return true;
+  const v = ifRange.trim();
+  if (v.startsWith('"') || v.startsWith('W/')) return false;
+  return v === lastModified;
+}

@@ -1,0 +1,96 @@
+/**
+ * The one contract every upstream (HTTP, FastCGI) implements. The gateway never
+ * branches on protocol: it builds an UpstreamRequest, hands it to `dispatch`, and
+ * receives the response through a ResponseSink shaped like undici's dispatch handler.
+ */
+import type { M2gwError } from '../errors.js';
+
+/** Header name/value pairs, in order; a repeated header appears once per value. */
+export type HeaderList = Array<[name: string, value: string]>;
+
+/**
+ * A request body. Inline bodies are Buffers; async uploads are Mongrel2 temp files,
+ * kept as a path so an upstream can reopen it for a retry that sent nothing.
+ */
+export type RequestBody =
+  | { readonly kind: 'buffer'; readonly data: Buffer }
+  | { readonly kind: 'file'; readonly path: string; readonly length: number };
+
+export interface UpstreamRequest {
+  /** Request id (also sent as X-Request-Id). */
+  readonly id: string;
+  readonly method: string;
+  /** Path as forwarded (after strip_prefix), raw, without query. Always starts with '/'. */
+  readonly path: string;
+  /** Raw query string without '?', or '' when the client sent none. */
+  readonly query: string;
+  /** The client sent a '?' (possibly with an empty query). */
+  readonly hasQuery: boolean;
+  /** The URI exactly as the client sent it (path + '?' + query), before strip_prefix. */
+  readonly originalUri: string;
+  /** Route prefix that matched (for SCRIPT_NAME-like needs). */
+  readonly routePrefix: string;
+  /** 'HTTP/1.1' or 'HTTP/1.0'. */
+  readonly httpVersion: string;
+  /**
+   * Client request headers, names lower-cased, hop-by-hop headers already removed.
+   * Repeated headers appear once per value (Mongrel2 delivers them as lists).
+   */
+  readonly headers: HeaderList;
+  /** Host the client asked for (Host header, without port), '' when absent. */
+  readonly host: string;
+  /** The Host header as sent (with port), '' when absent. */
+  readonly hostHeader: string;
+  /** Client IP as Mongrel2 saw it (REMOTE_ADDR). */
+  readonly remoteAddr: string;
+  readonly scheme: 'http' | 'https';
+  /** Local port of the Mongrel2 listener when known (from Host), else 80/443. */
+  readonly serverPort: number;
+  readonly body: RequestBody | null;
+  /** Route option: keep the client's Host header when forwarding over HTTP. */
+  readonly preserveHost: boolean;
+  /** Aborted when the client disconnects or the gateway gives up on the request. */
+  readonly signal: AbortSignal;
+}
+
+/** Given to the sink with every callback: lets it stop and restart the upstream's flow. */
+export interface ResponseController {
+  pause(): void;
+  resume(): void;
+}
+
+/**
+ * Receives one response. Calls arrive in order: onResponseStart once, onResponseData
+ * zero or more times, then exactly one of onResponseEnd / onResponseError. onResponseError
+ * may also come after onResponseStart (the error's phase is then 'headers-sent').
+ * The sink takes ownership of every chunk it is given (it may hold it without copying).
+ */
+export interface ResponseSink {
+  onResponseStart(ctl: ResponseController, status: number, headers: HeaderList, reason?: string): void;
+  onResponseData(ctl: ResponseController, chunk: Buffer): void;
+  onResponseEnd(ctl: ResponseController): void;
+  onResponseError(err: M2gwError): void;
+}
+
+export interface UpstreamHealth {
+  readonly name: string;
+  readonly type: 'http' | 'fastcgi';
+  /** True when at least one server is usable. */
+  readonly healthy: boolean;
+  readonly servers: ReadonlyArray<{ address: string; healthy: boolean }>;
+  readonly inFlight: number;
+  readonly queued: number;
+  readonly connections: { busy: number; idle: number; max: number };
+}
+
+export interface Upstream {
+  readonly name: string;
+  readonly type: 'http' | 'fastcgi';
+  /** Never throws: every failure reaches the sink as onResponseError. */
+  dispatch(req: UpstreamRequest, sink: ResponseSink): void;
+  health(): UpstreamHealth;
+  /** Stop taking requests, let in-flight ones finish, then release connections. Idempotent. */
+  close(): Promise<void>;
+  /** Abort everything now. Idempotent. */
+  destroy(): Promise<void>;
+}

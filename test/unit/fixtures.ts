@@ -1,0 +1,37 @@
+/**
+ * Locates the shared fixtures. CI runs the repo from another clone location with shared/ beside
+ * it, so the path is found from this file (src or dist alike) rather than hard-coded.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findRepoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+}
+
+export const repoRoot: string = findRepoRoot();
+export const mongrel2FixturesDir: string = path.resolve(repoRoot, '../shared/mongrel2/fixtures');
+
+/** Raw bytes of one Mongrel2 fixture, e.g. fixture('get-query.json-protocol.bin'). */
+export function fixture(name: string): Buffer {
+  return readFileSync(path.join(mongrel2FixturesDir, name));
+}
+
+/** Sorted fixture file names, optionally filtered. */
+export function fixtureNames(filter: (name: string) => boolean = () => true): string[] {
+  return readdirSync(mongrel2FixturesDir)
+    .filter((n) => n.endsWith('.bin') && filter(n))
+    .sort();
+}
+
+/** Request-side fixtures (Mongrel2 → handler), both protocols. */
+export function requestFixtureNames(): string[] {
+  return fixtureNames((n) => n.endsWith('.json-protocol.bin') || n.endsWith('.tnet-protocol.bin'));
+}
