@@ -25,6 +25,8 @@ export interface GatewayHooks {
   onRequestDone?(info: RequestDoneInfo): void;
   onDisconnectAbort?(): void;
   onBadFrame?(): void;
+  /** We sent the close message for this connection (a dispatcher may forget its owner: Mongrel2 reuses ids). */
+  onConnectionClosed?(handlerIndex: number, connId: string): void;
 }
 
 export interface RequestDoneInfo {
@@ -96,6 +98,8 @@ export class Gateway implements FlushScheduler {
   private draining = false;
   private idleWaiters: Array<() => void> = [];
   private readonly accessLog: boolean;
+  /** Connections whose upload-done is being looked at (async): busy although nothing is active yet. */
+  private readonly uploadChecks = new Set<ConnState>();
 
   constructor(opts: GatewayOptions) {
     this.config = opts.config;
@@ -122,6 +126,29 @@ export class Gateway implements FlushScheduler {
 
   get connectionCount(): number {
     return this.conns.size;
+  }
+
+  /**
+   * Keys ("handler:connId") of connections that must stay with this process when a
+   * worker hands its connections to a new generation: a request active or queued,
+   * output or a close not yet sent, or an upload between its start and done messages.
+   */
+  busyConnections(): string[] {
+    const keys: string[] = [];
+    for (const [key, s] of this.conns) {
+      if (
+        s.active !== null ||
+        s.queue.length > 0 ||
+        s.uploadPath !== null ||
+        (s.refusedUploads !== null && s.refusedUploads.size > 0) ||
+        s.conn.queuedBytes > 0 ||
+        (s.conn.closing && !s.conn.finished) ||
+        this.uploadChecks.has(s)
+      ) {
+        keys.push(key);
+      }
+    }
+    return keys;
   }
 
   /** True when every handler socket has Mongrel2's subscription (replies can flow). */
@@ -228,6 +255,7 @@ export class Gateway implements FlushScheduler {
       const created = state;
       conn.onClosed = () => {
         if (this.conns.get(key) === created && created.active === null) this.conns.delete(key);
+        this.hooks.onConnectionClosed?.(handler.index, req.connId);
       };
       this.conns.set(key, state);
     }
@@ -284,6 +312,7 @@ export class Gateway implements FlushScheduler {
       return;
     }
     let length: number;
+    this.uploadChecks.add(state);
     try {
       const st = await fsp.stat(file);
       if (!st.isFile()) throw new Error('not a regular file');
@@ -292,6 +321,8 @@ export class Gateway implements FlushScheduler {
       this.log.error('cannot read Mongrel2 upload file', { conn: req.connId, file, error: String(err) });
       this.enqueue(state, { req, bodyFile: null, refusal: new M2gwError('M2GW_INTERNAL', 'upload file unreadable') });
       return;
+    } finally {
+      this.uploadChecks.delete(state);
     }
     if (this.conns.get(state.conn.key) !== state) {
       // The client disconnected while we looked at the file.

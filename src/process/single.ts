@@ -1,18 +1,15 @@
 /**
- * One process that is both receiver and worker: the simplest way to run m2gw,
- * and what each worker builds on. Signals: SIGTERM/SIGINT drain then exit 0 (a
- * second signal forces exit), SIGUSR1 reopens log files.
+ * One process that is both receiver and worker (`m2gw start --single`): the simplest
+ * way to run m2gw, and the baseline the worker mode is measured against. Signals:
+ * SIGTERM/SIGINT drain then exit 0 (a second signal forces exit), SIGUSR1 reopens
+ * log files. No reload (SIGHUP is logged and ignored), no admin listener: those
+ * need the supervisor.
  */
 import type { Config } from '../config/schema.js';
 import { Gateway, type GatewayHooks } from '../gateway/gateway.js';
 import { createLogger, reopenLogFiles, type Logger } from '../log.js';
 import { createUpstreams } from '../upstream/registry.js';
-
-export interface RunningGateway {
-  readonly gateway: Gateway;
-  readonly logger: Logger;
-  stop(): Promise<number>;
-}
+import { removePidFile, writePidFile } from './pid-file.js';
 
 export async function startGateway(config: Config, logger: Logger, hooks?: GatewayHooks, publishOnly = false): Promise<Gateway> {
   const upstreams = createUpstreams(config, logger);
@@ -23,12 +20,21 @@ export async function startGateway(config: Config, logger: Logger, hooks?: Gatew
 
 export async function runSingleProcess(config: Config): Promise<void> {
   const logger = createLogger(config.log, { pid: process.pid });
+  const pidFile = config.gateway.pidFile;
+  if (pidFile) writePidFile(pidFile);
   const gateway = await startGateway(config, logger);
-  logger.info('m2gw ready', { handlers: config.handlers.length, upstreams: Object.keys(config.upstreams), routes: config.routes.length });
+  logger.info('m2gw ready (single process)', { handlers: config.handlers.length, upstreams: Object.keys(config.upstreams), routes: config.routes.length });
   let stopping = false;
+  const exit = (code: number): void => {
+    if (pidFile) removePidFile(pidFile);
+    logger.on('finish', () => process.exit(code));
+    logger.end();
+    setTimeout(() => process.exit(code), 500).unref();
+  };
   const stop = (signal: string): void => {
     if (stopping) {
       logger.warn('second signal: exiting now', { signal });
+      if (pidFile) removePidFile(pidFile);
       process.exit(1);
     }
     stopping = true;
@@ -36,17 +42,16 @@ export async function runSingleProcess(config: Config): Promise<void> {
     gateway.drain(config.gateway.drainTimeoutMs).then(
       (left) => {
         logger.info('stopped', { unfinished: left });
-        logger.on('finish', () => process.exit(0));
-        logger.end();
-        setTimeout(() => process.exit(0), 500).unref();
+        exit(0);
       },
       (err: unknown) => {
         logger.error('drain failed', { error: String(err) });
-        process.exit(1);
+        exit(1);
       },
     );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGUSR1', () => reopenLogFiles(logger));
+  process.on('SIGHUP', () => logger.warn('SIGHUP ignored: reload needs the supervisor (start without --single)'));
 }

@@ -39,6 +39,8 @@ export class HandlerSocket {
   private subscribedWaiters: Array<() => void> = [];
   private resolveReceiveStopped: () => void = () => undefined;
   private paused = false;
+  /** Connections the PULL has to Mongrel2 (from the socket monitor). */
+  private pullPeers = 0;
 
   constructor(options: HandlerSocketOptions) {
     this.options = options;
@@ -56,12 +58,23 @@ export class HandlerSocket {
     }
     const pull = new zmq.Pull({ linger: 0 });
     this.pull = pull;
+    pull.events.on('connect', () => {
+      this.pullPeers++;
+    });
+    pull.events.on('disconnect', () => {
+      this.pullPeers = Math.max(0, this.pullPeers - 1);
+    });
     pull.connect(this.options.sendSpec);
     void this.receiveLoop(pull, onMessage).catch(onError);
   }
 
   get isSubscribed(): boolean {
     return this.subscribed;
+  }
+
+  /** The PULL is connected to Mongrel2's send_spec (false in publishOnly mode). */
+  get isPulling(): boolean {
+    return this.pullPeers > 0;
   }
 
   /** Bytes waiting in JS for the socket to accept them (backpressure signal). */
@@ -152,6 +165,9 @@ export class HandlerSocket {
           if (prefix === '' || this.options.recvIdent.startsWith(prefix) || prefix === this.options.recvIdent) {
             this.markSubscribed();
           }
+        } else if (msg[0] === 0 && msg.subarray(1).toString('latin1') === this.options.recvIdent) {
+          // Mongrel2 went away (XPUB reports the subscription gone): replies would be dropped.
+          this.subscribed = false;
         }
       }
     } catch {

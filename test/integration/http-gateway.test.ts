@@ -46,6 +46,7 @@ strip_prefix = true
 [[route]]
 prefix = "/small/"
 upstream = "app"
+strip_prefix = true
 max_body = "64KiB"
 
 [[route]]

@@ -53,6 +53,18 @@ export function mountPrefix(req: Pick<UpstreamRequest, 'path' | 'originalUri' | 
 
 /** Header names that become HTTP_* variables: letters, digits and '-' only (see below). */
 const HEADER_NAME = /^[A-Za-z0-9-]+$/;
+/** Header name → HTTP_* name (null: dropped). Names repeat from request to request. */
+const httpNames = new Map<string, string | null>();
+
+function httpParamName(header: string): string | null {
+  let name = httpNames.get(header);
+  if (name === undefined) {
+    name = HEADER_NAME.test(header) ? 'HTTP_' + header.toUpperCase().replace(/-/g, '_') : null;
+    if (httpNames.size >= 4096) httpNames.clear();
+    httpNames.set(header, name);
+  }
+  return name;
+}
 
 /**
  * Builds the params in the order PHP will see them. Headers whose names hold anything but
@@ -60,44 +72,58 @@ const HEADER_NAME = /^[A-Za-z0-9-]+$/;
  * "X-Forwarded-For" would both become HTTP_X_FORWARDED_FOR (nginx drops them too).
  */
 export function buildParams(req: UpstreamRequest, script: ScriptTarget, ctx: ParamsContext): ParamList {
-  const params = new Map<string, string>();
   const body = req.body;
-  params.set('GATEWAY_INTERFACE', 'CGI/1.1');
-  params.set('SERVER_SOFTWARE', ctx.serverSoftware);
-  params.set('SERVER_PROTOCOL', req.httpVersion);
-  params.set('SERVER_NAME', req.host !== '' ? req.host : 'localhost');
-  params.set('SERVER_PORT', String(req.serverPort));
-  params.set('REQUEST_METHOD', req.method);
-  params.set('REQUEST_URI', req.originalUri);
-  params.set('QUERY_STRING', req.query);
-  params.set('DOCUMENT_ROOT', ctx.documentRoot);
-  params.set('SCRIPT_FILENAME', script.scriptFilename);
-  params.set('SCRIPT_NAME', mountPrefix(req) + script.scriptName);
+  const params: ParamList = [
+    ['GATEWAY_INTERFACE', 'CGI/1.1'],
+    ['SERVER_SOFTWARE', ctx.serverSoftware],
+    ['SERVER_PROTOCOL', req.httpVersion],
+    ['SERVER_NAME', req.host !== '' ? req.host : 'localhost'],
+    ['SERVER_PORT', String(req.serverPort)],
+    ['REQUEST_METHOD', req.method],
+    ['REQUEST_URI', req.originalUri],
+    ['QUERY_STRING', req.query],
+    ['DOCUMENT_ROOT', ctx.documentRoot],
+    ['SCRIPT_FILENAME', script.scriptFilename],
+    ['SCRIPT_NAME', mountPrefix(req) + script.scriptName],
+  ];
   if (script.pathInfo !== '') {
-    params.set('PATH_INFO', script.pathInfo);
-    params.set('PATH_TRANSLATED', ctx.documentRoot + script.pathInfo);
+    params.push(['PATH_INFO', script.pathInfo], ['PATH_TRANSLATED', ctx.documentRoot + script.pathInfo]);
   }
-  params.set('REMOTE_ADDR', req.remoteAddr);
-  if (req.scheme === 'https') params.set('HTTPS', 'on');
-  params.set('REDIRECT_STATUS', '200');
+  params.push(['REMOTE_ADDR', req.remoteAddr]);
+  if (req.scheme === 'https') params.push(['HTTPS', 'on']);
+  params.push(['REDIRECT_STATUS', '200']);
 
   let contentType: string | undefined;
-  for (const [name, value] of req.headers) {
+  // Index of each HTTP_* param, to join repeated headers into one.
+  let seen: Map<string, number> | null = null;
+  const headers = req.headers;
+  for (let i = 0; i < headers.length; i++) {
+    const [name, value] = headers[i]!;
     if (name === 'content-type') {
       if (contentType === undefined) contentType = value;
       continue;
     }
     // Content-Length is ours to state (from the body we send); Proxy is httpoxy.
     if (name === 'content-length' || name === 'proxy') continue;
-    if (!HEADER_NAME.test(name)) continue;
-    const key = 'HTTP_' + name.toUpperCase().replace(/-/g, '_');
-    const prev = params.get(key);
-    if (prev === undefined) params.set(key, value);
-    else params.set(key, prev + (name === 'cookie' ? '; ' : ', ') + value);
+    const key = httpParamName(name);
+    if (key === null) continue;
+    seen ??= new Map();
+    const at = seen.get(key);
+    if (at === undefined) {
+      seen.set(key, params.length);
+      params.push([key, value]);
+    } else {
+      const pair = params[at]!;
+      pair[1] += (name === 'cookie' ? '; ' : ', ') + value;
+    }
   }
-  if (contentType !== undefined) params.set('CONTENT_TYPE', contentType);
-  if (body !== null) params.set('CONTENT_LENGTH', String(body.kind === 'buffer' ? body.data.length : body.length));
+  if (contentType !== undefined) params.push(['CONTENT_TYPE', contentType]);
+  if (body !== null) params.push(['CONTENT_LENGTH', String(body.kind === 'buffer' ? body.data.length : body.length)]);
 
-  for (const [name, value] of ctx.extra) params.set(name, value);
-  return [...params];
+  for (const [name, value] of ctx.extra) {
+    const i = params.findIndex((p) => p[0] === name);
+    if (i === -1) params.push([name, value]);
+    else params[i] = [name, value];
+  }
+  return params;
 }

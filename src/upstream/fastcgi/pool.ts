@@ -242,20 +242,23 @@ export class FcgiPool implements ConnectionOwner {
   }
 
   /**
-   * Finished connections go back to work on the next turn of the event loop, not at once: when
-   * PHP-FPM closes right after END_REQUEST (pm.max_requests), the FIN usually arrives in the same
-   * read, and waiting one turn lets it be seen before another request is written there.
+   * Finished connections go back to work after the event loop has polled for I/O once more,
+   * not at once: PHP-FPM closes right after END_REQUEST when a child reaches pm.max_requests,
+   * and its FIN, a few microseconds behind the data, is then seen before another request is
+   * written there. (One setImmediate runs before the next poll; the second runs after it.)
    */
   private scheduleRelease(): void {
     if (this.releaseScheduled) return;
     this.releaseScheduled = true;
-    setImmediate(() => {
-      this.releaseScheduled = false;
-      for (const c of this.conns) {
-        if (c.jobs.length === 0 && c.idle && !this.idle.includes(c)) this.idle.push(c);
-      }
-      this.pump();
-    });
+    setImmediate(() =>
+      setImmediate(() => {
+        this.releaseScheduled = false;
+        for (const c of this.conns) {
+          if (c.jobs.length === 0 && c.idle && !this.idle.includes(c)) this.idle.push(c);
+        }
+        this.pump();
+      }),
+    );
   }
 
   private armQueueTimer(): void {

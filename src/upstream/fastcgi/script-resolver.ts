@@ -19,6 +19,9 @@
  *   check backs up the `..` refusal (nginx would need disable_symlinks for this).
  * - Static files in dot-directories or named with a leading dot (.env, .git/…) are 404,
  *   except under /.well-known/.
+ * - Script decisions are cached for a second (PHP's realpath cache and nginx's open_file_cache
+ *   do the same): stat + realpath per request cost more than the rest of a hello-world
+ *   request. A script deleted meanwhile still goes to PHP, which answers 404 itself.
  * Paths are latin1 byte strings throughout, as the request is; fs calls get Buffers.
  */
 import fs from 'node:fs';
@@ -167,6 +170,12 @@ export function hasHiddenSegment(p: string): boolean {
 
 // ---------------------------------------------------------------------------------------------
 
+/** How long a script decision is reused, and how many are kept. */
+export const SCRIPT_CACHE_TTL_MS = 1000;
+const SCRIPT_CACHE_MAX = 1024;
+
+type ScriptResolution = Extract<Resolution, { kind: 'script' }>;
+
 export interface ResolveInput {
   /** Raw path under document_root (after strip_prefix). */
   readonly path: string;
@@ -182,6 +191,8 @@ export class ScriptResolver {
   private readonly frontController: string | null;
   private readonly deny: string[];
   private rootReal: Promise<string | null> | null = null;
+  /** Decoded path → script decision, with when it expires. Insertion order = age. */
+  private readonly cache = new Map<string, { r: ScriptResolution; expires: number }>();
 
   constructor(
     private readonly opts: ResolverOptions,
@@ -200,7 +211,25 @@ export class ScriptResolver {
     if (!decoded.ok) return { kind: 'error', error: decoded.error };
     const p = decoded.path;
     if (isDenied(p, this.deny)) return forbidden();
+    const hit = this.cache.get(p);
+    if (hit !== undefined) {
+      if (hit.expires > Date.now()) return hit.r;
+      this.cache.delete(p);
+    }
+    const r = await this.resolveUncached(p, decoded.trailingSlash, input.originalUri);
+    if (r.kind === 'script') {
+      if (this.cache.size >= SCRIPT_CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(p, { r, expires: Date.now() + SCRIPT_CACHE_TTL_MS });
+    }
+    return r;
+  }
 
+  /** Forgets cached decisions (tests, or after a deploy). */
+  clearCache(): void {
+    this.cache.clear();
+  }
+
+  private async resolveUncached(p: string, trailingSlash: boolean, originalUri: string): Promise<Resolution> {
     const split = splitScriptPath(p, this.ext);
     if (split !== null) {
       const r = await this.script(split.script, split.pathInfo);
@@ -210,7 +239,7 @@ export class ScriptResolver {
     const full = this.documentRoot + p;
     const st = await this.fsx.stat(full);
     if (st === null) return this.notFound();
-    if (st.isDirectory()) return this.directory(p, decoded.trailingSlash, input.originalUri);
+    if (st.isDirectory()) return this.directory(p, trailingSlash, originalUri);
     if (st.isFile()) {
       const r = await this.staticFile(p, st);
       if (r !== null) return r;

@@ -1,0 +1,111 @@
+/**
+ * Starts the real m2gw executable (bin/m2gw start) with a generated gw.toml: its own
+ * process, so its RSS and CPU are its own, as in production.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { M2GW_BIN } from './paths.js';
+import type { HandlerSpec } from './mongrel2.js';
+import { httpGet } from './http-check.js';
+import { sleep, type ProcessGroup } from './procs.js';
+
+export interface M2gwOptions {
+  readonly handler: HandlerSpec;
+  /** Mongrel2's chroot on the host (async-upload temp files live under it). */
+  readonly chroot: string;
+  /** Where gw.toml and logs go. */
+  readonly dir: string;
+  readonly appUrl?: string;
+  readonly fastcgi?: { address: string; documentRoot: string; maxConnections: number; pipeline: number };
+  readonly accessLog?: boolean;
+  /** `[gateway] workers` (issue 4's supervisor); absent: the key is not written. */
+  readonly workers?: number;
+  /** Directory for `node --cpu-prof` output; absent: no profiling. */
+  readonly cpuProfDir?: string;
+  /** URL (through Mongrel2) that must answer 200 before the gateway counts as ready. */
+  readonly probeUrl: string;
+}
+
+export interface M2gwInstance {
+  readonly pid: number;
+  readonly configFile: string;
+  readonly logFile: string;
+  stop(): Promise<void>;
+}
+
+export function m2gwToml(o: M2gwOptions, logFile: string): string {
+  const lines: string[] = [];
+  if (o.workers !== undefined) lines.push('[gateway]', `workers = ${o.workers}`, '');
+  lines.push(
+    '[log]',
+    `level = "${o.accessLog ? 'info' : 'warn'}"`,
+    `access_log = ${o.accessLog ? 'true' : 'false'}`,
+    `file = ${JSON.stringify(logFile)}`,
+    '',
+    '[[handler]]',
+    `send_spec = "${o.handler.sendSpec}"`,
+    `recv_spec = "${o.handler.recvSpec}"`,
+    `chroot = ${JSON.stringify(o.chroot)}`,
+    '',
+  );
+  if (o.appUrl) {
+    lines.push('[upstream.app]', 'type = "http"', `url = "${o.appUrl}"`, 'connections = 64', '');
+  }
+  if (o.fastcgi) {
+    lines.push(
+      '[upstream.php]',
+      'type = "fastcgi"',
+      `address = "${o.fastcgi.address}"`,
+      `document_root = ${JSON.stringify(o.fastcgi.documentRoot)}`,
+      `max_connections = ${o.fastcgi.maxConnections}`,
+      `pipeline = ${o.fastcgi.pipeline}`,
+      '',
+      '[[route]]',
+      'prefix = "/gw/php/"',
+      'upstream = "php"',
+      'strip_prefix = true',
+      '',
+    );
+  }
+  if (o.appUrl) {
+    // 2 GiB: the memory scenario uploads 1 GiB through this route.
+    lines.push('[[route]]', 'prefix = "/gw/"', 'upstream = "app"', 'max_body = "2GiB"', '');
+  }
+  return lines.join('\n');
+}
+
+export async function startM2gw(group: ProcessGroup, o: M2gwOptions): Promise<M2gwInstance> {
+  fs.mkdirSync(o.dir, { recursive: true });
+  const configFile = path.join(o.dir, 'gw.toml');
+  const logFile = path.join(o.dir, 'm2gw.log');
+  fs.writeFileSync(configFile, m2gwToml(o, logFile));
+  const nodeArgs = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
+  const proc = group.spawn('m2gw', process.execPath, [...nodeArgs, M2GW_BIN, 'start', '--config', configFile], {
+    logFile: path.join(o.dir, 'stdout.log'),
+  });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      throw new Error(`m2gw exited (${String(proc.child.exitCode ?? proc.child.signalCode)})\n${proc.tail()}\n${readTail(logFile)}`);
+    }
+    const r = await httpGet(o.probeUrl, 2_000).catch(() => null);
+    if (r && r.status === 200) break;
+    if (Date.now() > deadline) throw new Error(`m2gw not answering ${o.probeUrl} (last: ${r ? r.status : 'no answer'})\n${proc.tail()}\n${readTail(logFile)}`);
+    await sleep(100);
+  }
+  return {
+    pid: proc.pid,
+    configFile,
+    logFile,
+    // A profile is only written on a clean exit, which the drain gives.
+    stop: () => proc.stop('SIGTERM', 10_000),
+  };
+}
+
+function readTail(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').slice(-4000);
+  } catch {
+    return '';
+  }
+}

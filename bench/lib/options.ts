@@ -1,0 +1,114 @@
+/** Command-line flags of bench/run.sh. */
+import { parseArgs } from 'node:util';
+
+export const SCENARIOS = ['hello', '1mib', 'accesslog', 'php', 'memory', 'noflow', 'workers'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+export interface Options {
+  readonly quick: boolean;
+  readonly durationS: number;
+  readonly warmupS: number;
+  readonly threads: number;
+  readonly connections: number;
+  readonly scenarios: ReadonlySet<Scenario>;
+  readonly nginxWorkers: string;
+  readonly pipelines: readonly number[];
+  readonly fpmChildren: number;
+  readonly workers: readonly number[];
+  readonly memSizes: readonly number[];
+  readonly cpuProf: boolean;
+  readonly json: boolean;
+}
+
+export const USAGE = `Usage: bench/run.sh [flags]      (or: node dist/bench/run.js [flags] after npx tsc -p .)
+
+  --quick               4 s runs, 1 s warm-up, memory with 64 MiB and 256 MiB bodies
+  --duration S          seconds per measured wrk run (default 10; quick 4)
+  --warmup S            seconds of wrk before each measured run (default 2; quick 1)
+  --connections N       wrk -c (default 50)
+  --threads N           wrk -t (default 2)
+  --only LIST           comma list of: ${SCENARIOS.join(', ')}
+  --skip LIST           the same, to leave out
+  --nginx-workers W     nginx worker_processes: auto (default) or a number
+  --pipeline LIST       m2gw FastCGI pipeline depths to measure (default 1,2,4)
+  --fpm-children N      PHP-FPM pm.max_children, pm=static (default 2)
+  --workers LIST        also run hello and 1 MiB with [gateway] workers = each value (issue 4)
+  --mem-sizes LIST      body sizes for the memory scenario (default 256MiB,1GiB)
+  --cpu-prof            run m2gw under node --cpu-prof; profiles go beside the JSON
+  --no-json             do not write bench/results/<timestamp>.json
+  -h, --help`;
+
+function list(v: string | undefined, fallback: string): string[] {
+  return (v ?? fallback)
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+export function parseSize(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB)?$/i.exec(s);
+  if (!m) throw new Error(`bad size "${s}" (use e.g. 256MiB, 1GiB)`);
+  const unit = (m[2] ?? 'B').toLowerCase();
+  const mult = unit === 'gib' ? 2 ** 30 : unit === 'mib' ? 2 ** 20 : unit === 'kib' ? 1024 : 1;
+  return Math.round(Number(m[1]) * mult);
+}
+
+function positive(v: string | undefined, fallback: number, what: string): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${what} must be a positive number, got "${v}"`);
+  return n;
+}
+
+export function parseOptions(argv: readonly string[]): Options | 'help' {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      quick: { type: 'boolean', default: false },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      connections: { type: 'string' },
+      threads: { type: 'string' },
+      only: { type: 'string' },
+      skip: { type: 'string' },
+      'nginx-workers': { type: 'string' },
+      pipeline: { type: 'string' },
+      'fpm-children': { type: 'string' },
+      workers: { type: 'string' },
+      'mem-sizes': { type: 'string' },
+      'cpu-prof': { type: 'boolean', default: false },
+      'no-json': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  const quick = values.quick === true;
+  const known = new Set<string>(SCENARIOS);
+  const check = (xs: string[]): Scenario[] => {
+    for (const x of xs) if (!known.has(x)) throw new Error(`unknown scenario "${x}" (known: ${SCENARIOS.join(', ')})`);
+    return xs as Scenario[];
+  };
+  const workers = list(values.workers, '').map((w) => positive(w, 1, '--workers'));
+  const only = check(list(values.only, SCENARIOS.filter((s) => s !== 'workers').join(',')));
+  const skip = new Set(check(list(values.skip, '')));
+  const scenarios = new Set(only.filter((s) => !skip.has(s)));
+  if (workers.length > 0 && !skip.has('workers')) scenarios.add('workers');
+  const nginxWorkers = values['nginx-workers'] ?? 'auto';
+  if (nginxWorkers !== 'auto') positive(nginxWorkers, 1, '--nginx-workers');
+  return {
+    quick,
+    durationS: positive(values.duration, quick ? 4 : 10, '--duration'),
+    warmupS: values.warmup === '0' ? 0 : positive(values.warmup, quick ? 1 : 2, '--warmup'),
+    threads: positive(values.threads, 2, '--threads'),
+    connections: positive(values.connections, 50, '--connections'),
+    scenarios,
+    nginxWorkers,
+    pipelines: list(values.pipeline, '1,2,4').map((p) => positive(p, 1, '--pipeline')),
+    fpmChildren: positive(values['fpm-children'], 2, '--fpm-children'),
+    workers,
+    memSizes: list(values['mem-sizes'], quick ? '64MiB,256MiB' : '256MiB,1GiB').map(parseSize),
+    cpuProf: values['cpu-prof'] === true,
+    json: values['no-json'] !== true,
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * CPU time and RSS from /proc, for a process and its descendants (nginx and PHP-FPM
+ * do their work in children; a supervised m2gw will too).
+ */
+import fs from 'node:fs';
+
+/** Linux USER_HZ: /proc/<pid>/stat times are in these ticks (100 on every mainstream arch). */
+const CLOCK_TICKS = 100;
+
+interface StatFields {
+  ppid: number;
+  cpuTicks: number;
+}
+
+function readStat(pid: number): StatFields | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // f[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
+    return { ppid: Number(f[1]), cpuTicks: Number(f[11]) + Number(f[12]) };
+  } catch {
+    return null;
+  }
+}
+
+/** `pid` and every descendant alive right now. */
+export function processTree(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const s = readStat(Number(e));
+    if (s) parentOf.set(Number(e), s.ppid);
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    for (const [child, parent] of parentOf) if (parent === out[i]) out.push(child);
+  }
+  return out.filter((p) => parentOf.has(p));
+}
+
+/** CPU seconds (user+system) used so far by the tree. Children that already exited are not counted. */
+export function cpuSeconds(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const p of pids) ticks += readStat(p)?.cpuTicks ?? 0;
+  return ticks / CLOCK_TICKS;
+}
+
+/** VmRSS in bytes, 0 when the process is gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export function treeRssBytes(pid: number): number {
+  return processTree(pid).reduce((sum, p) => sum + rssBytes(p), 0);
+}
+
+/** Samples the tree's RSS every `intervalMs` until stop(). */
+export class RssSampler {
+  private readonly samples: number[] = [];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly pid: number, intervalMs = 100) {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), intervalMs);
+  }
+
+  private sample(): void {
+    const v = treeRssBytes(this.pid);
+    if (v > 0) this.samples.push(v);
+  }
+
+  stop(): { peak: number; last: number; count: number } {
+    clearInterval(this.timer);
+    this.sample();
+    return { peak: Math.max(0, ...this.samples), last: this.samples.at(-1) ?? 0, count: this.samples.length };
+  }
+}
+
+/** CPU used by several named process trees between start() and the returned stop(). */
+export function cpuMeter(trees: Readonly<Record<string, number>>): () => Record<string, number> {
+  const pidsOf = (root: number): number[] => processTree(root);
+  const before: Record<string, number> = {};
+  const members: Record<string, number[]> = {};
+  for (const [name, pid] of Object.entries(trees)) {
+    members[name] = pidsOf(pid);
+    before[name] = cpuSeconds(members[name]!);
+  }
+  return () => {
+    const used: Record<string, number> = {};
+    for (const [name, pid] of Object.entries(trees)) {
+      // Re-list: workers may have been forked since (php-fpm, nginx, a supervisor).
+      const now = pidsOf(pid);
+      const old = new Set(members[name]);
+      const fresh = now.filter((p) => !old.has(p));
+      used[name] = Math.max(0, cpuSeconds(now.filter((p) => old.has(p))) - before[name]! + cpuSeconds(fresh));
+    }
+    return used;
+  };
+}

@@ -1,0 +1,133 @@
+/** The results: ratios between variants of one run, a readable table, the JSON file. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fmtMs, round, type Measurement } from './measure.js';
+import type { MemoryRun } from './memory.js';
+
+export interface RatioSpec {
+  readonly scenario: string;
+  readonly of: string;
+  readonly to: string;
+  /** Minimum acceptable value (from the issues). */
+  readonly target?: number;
+  readonly aim?: number;
+}
+
+export interface Ratio extends RatioSpec {
+  readonly value: number | null;
+  readonly pass: boolean | null;
+}
+
+export interface MemoryVerdict {
+  readonly direction: 'download' | 'upload';
+  readonly small: number;
+  readonly large: number;
+  readonly growthSmallMiB: number;
+  readonly growthLargeMiB: number;
+  /** Growth did not scale with the body: large − small growth under the slack. */
+  readonly bounded: boolean;
+  readonly rule: string;
+}
+
+export interface Results {
+  readonly startedAt: string;
+  finishedAt: string;
+  readonly machine: Record<string, string | number>;
+  readonly options: Record<string, unknown>;
+  readonly measurements: Measurement[];
+  ratios: Ratio[];
+  readonly memory: MemoryRun[];
+  memoryVerdicts: MemoryVerdict[];
+  readonly profiles: Array<{ file: string; phase: string }>;
+  readonly notes: string[];
+  readonly failures: string[];
+}
+
+export function computeRatios(ms: readonly Measurement[], specs: readonly RatioSpec[]): Ratio[] {
+  const find = (scenario: string, variant: string): Measurement | undefined =>
+    ms.find((m) => m.scenario === scenario && m.variant === variant);
+  return specs.flatMap((s) => {
+    const a = find(s.scenario, s.of);
+    const b = find(s.scenario, s.to);
+    if (!a || !b) return [];
+    const value = b.requestsPerSec > 0 ? round(a.requestsPerSec / b.requestsPerSec, 3) : null;
+    return [{ ...s, value, pass: s.target === undefined || value === null ? null : value >= s.target }];
+  });
+}
+
+/** Slack for "does not grow with the body": GC timing alone moves RSS by a few tens of MiB. */
+const GROWTH_SLACK_MiB = 32;
+
+export function memoryVerdicts(runs: readonly MemoryRun[]): MemoryVerdict[] {
+  const out: MemoryVerdict[] = [];
+  for (const direction of ['download', 'upload'] as const) {
+    const rs = runs.filter((r) => r.direction === direction && r.ok).sort((a, b) => a.bytes - b.bytes);
+    if (rs.length < 2) continue;
+    const small = rs[0]!;
+    const large = rs.at(-1)!;
+    out.push({
+      direction,
+      small: small.bytes,
+      large: large.bytes,
+      growthSmallMiB: small.growthMiB,
+      growthLargeMiB: large.growthMiB,
+      bounded: large.growthMiB - small.growthMiB < GROWTH_SLACK_MiB,
+      rule: `growth(${mib(large.bytes)}) − growth(${mib(small.bytes)}) < ${GROWTH_SLACK_MiB} MiB`,
+    });
+  }
+  return out;
+}
+
+function mib(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${bytes / 2 ** 30} GiB` : `${bytes / 2 ** 20} MiB`;
+}
+
+export function formatTable(r: Results): string {
+  const lines: string[] = [];
+  const scenarios = [...new Set(r.measurements.map((m) => m.scenario))];
+  for (const sc of scenarios) {
+    lines.push('', `== ${sc} ==`);
+    lines.push(`  ${'variant'.padEnd(26)} ${'req/s'.padStart(9)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'MiB/s'.padStart(7)}  cpu µs/req`);
+    for (const m of r.measurements.filter((x) => x.scenario === sc)) {
+      const cpu = Object.entries(m.cpuUsPerRequest)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
+      lines.push(
+        `  ${m.variant.padEnd(26)} ${m.requestsPerSec.toFixed(0).padStart(9)} ${fmtMs(m.latencyP50Ms)} ${fmtMs(m.latencyP99Ms)} ${m.transferMiBPerSec.toFixed(1).padStart(7)}  ${cpu}` +
+          (m.errors > 0 ? `  ERRORS ${m.errorDetail}` : ''),
+      );
+    }
+    for (const q of r.ratios.filter((x) => x.scenario === sc)) {
+      const verdict = q.pass === null ? '' : q.pass ? '  ok' : '  BELOW TARGET';
+      const goal = q.target !== undefined ? ` (target ≥ ${q.target}${q.aim !== undefined ? `, aim ${q.aim}` : ''})` : '';
+      lines.push(`  ratio ${q.of} / ${q.to}: ${q.value === null ? 'n/a' : q.value.toFixed(2)}${goal}${verdict}`);
+    }
+  }
+  if (r.memory.length > 0) {
+    lines.push('', '== memory: m2gw RSS while one body streams through ==');
+    lines.push(`  ${'direction'.padEnd(9)} ${'size'.padStart(8)} ${'MiB/s'.padStart(7)} ${'base MiB'.padStart(9)} ${'peak MiB'.padStart(9)} ${'growth'.padStart(7)} ${'m2 peak'.padStart(8)}  result`);
+    for (const m of r.memory) {
+      lines.push(
+        `  ${m.direction.padEnd(9)} ${mib(m.bytes).padStart(8)} ${m.mibPerSec.toFixed(0).padStart(7)} ${m.baselineRssMiB.toFixed(1).padStart(9)} ${m.peakRssMiB.toFixed(1).padStart(9)} ${m.growthMiB.toFixed(1).padStart(7)} ${m.mongrel2PeakRssMiB.toFixed(1).padStart(8)}  ${m.ok ? 'ok' : 'FAILED'}: ${m.detail}${m.tempFileRemoved === false ? ', TEMP FILE LEFT' : ''}`,
+      );
+    }
+    for (const v of r.memoryVerdicts) {
+      lines.push(`  ${v.direction}: ${v.bounded ? 'bounded' : 'GROWS WITH THE BODY'} (${v.rule}: ${v.growthLargeMiB} vs ${v.growthSmallMiB})`);
+    }
+  }
+  if (r.profiles.length > 0) {
+    lines.push('', '== CPU profiles (node --cpu-prof) ==');
+    for (const p of r.profiles) lines.push(`  ${p.phase}: ${p.file}`);
+  }
+  if (r.notes.length > 0) lines.push('', '== notes ==', ...r.notes.map((n) => `  - ${n}`));
+  if (r.failures.length > 0) lines.push('', '== FAILURES ==', ...r.failures.map((n) => `  - ${n}`));
+  return lines.join('\n');
+}
+
+export function writeJson(dir: string, r: Results): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const stamp = r.startedAt.replace(/[:.]/g, '-');
+  const file = path.join(dir, `${stamp}.json`);
+  fs.writeFileSync(file, JSON.stringify(r, null, 2) + '\n');
+  return file;
+}

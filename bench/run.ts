@@ -1,0 +1,375 @@
+/**
+ * m2gw benchmark: m2gw against its anchors, measured in the same run on the same machine.
+ * See bench/README.md. Entry point: bench/run.sh (builds, then runs dist/bench/run.js).
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startPhpFpm } from '../test/harness/php-fpm.js';
+import type { M2gwInstance } from './lib/m2gw.js';
+import { measure, type LoadSettings, type Measurement, type Target } from './lib/measure.js';
+import { memoryRun } from './lib/memory.js';
+import { startNginx } from './lib/nginx.js';
+import { parseOptions, USAGE, type Options, type Scenario } from './lib/options.js';
+import { PHP_ROOT, RESULTS_DIR } from './lib/paths.js';
+import { processTree } from './lib/proc-stats.js';
+import { ProcessGroup } from './lib/procs.js';
+import { computeRatios, formatTable, memoryVerdicts, writeJson, type RatioSpec, type Results } from './lib/report.js';
+import { startApp, startWorld, startWorldM2gw, type App, type World } from './lib/world.js';
+
+const HELLO_BYTES = 14;
+const MIB = 1 << 20;
+/** Message size the trivial handler streams in without flow control: what m2gw coalesces to. */
+const TRIVIAL_CHUNK = 128 * 1024;
+
+interface Ctx {
+  readonly opts: Options;
+  readonly group: ProcessGroup;
+  readonly results: Results;
+  readonly load: LoadSettings;
+  readonly tmp: string;
+  readonly app: App;
+  readonly profDir: string;
+  readonly has: Record<'nginx' | 'phpFpm' | 'curl', boolean>;
+}
+
+function log(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+function tool(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function pkgVersion(pkg: string): string {
+  try {
+    return execFileSync('dpkg-query', ['-W', '-f', '${Version}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function run(ctx: Ctx, t: Target): Promise<Measurement | null> {
+  try {
+    const m = await measure(t, ctx.load, log);
+    ctx.results.measurements.push(m);
+    if (m.errors > 0) ctx.results.failures.push(`${t.scenario}/${t.variant}: ${m.errorDetail}`);
+    return m;
+  } catch (err) {
+    const msg = `${t.scenario}/${t.variant}: ${(err as Error).message}`;
+    log(`  FAILED ${msg}`);
+    ctx.results.failures.push(msg);
+    return null;
+  }
+}
+
+async function withM2gw<T>(
+  ctx: Ctx,
+  world: World,
+  phase: string,
+  extra: { accessLog?: boolean; workers?: number; fastcgi?: { address: string; pipeline: number } },
+  fn: (gw: M2gwInstance) => Promise<T>,
+): Promise<T> {
+  const dir = path.join(ctx.tmp, `m2gw-${phase}`);
+  const profDir = ctx.opts.cpuProf ? path.join(ctx.profDir, phase) : undefined;
+  const gw = await startWorldM2gw(ctx.group, world, {
+    dir,
+    appUrl: ctx.app.url,
+    probePath: extra.fastcgi ? '/gw/php/hello.php' : '/gw/hello',
+    ...(extra.accessLog ? { accessLog: true } : {}),
+    ...(extra.workers !== undefined ? { workers: extra.workers } : {}),
+    ...(extra.fastcgi
+      ? { fastcgi: { address: extra.fastcgi.address, documentRoot: PHP_ROOT, maxConnections: ctx.opts.fpmChildren, pipeline: extra.fastcgi.pipeline } }
+      : {}),
+    ...(profDir ? { cpuProfDir: profDir } : {}),
+  });
+  try {
+    return await fn(gw);
+  } finally {
+    await gw.stop();
+    if (profDir && fs.existsSync(profDir)) {
+      for (const f of fs.readdirSync(profDir)) ctx.results.profiles.push({ phase, file: path.join(profDir, f) });
+    }
+  }
+}
+
+/** hello and 1 MiB through every front end of one world (plus nginx when given). */
+async function httpScenarios(ctx: Ctx, world: World, gw: M2gwInstance, nginxPort: number | null, nginxPid: number | null, suffix: string, variants: 'all' | 'handlers'): Promise<void> {
+  const want = (s: Scenario): boolean => ctx.opts.scenarios.has(s);
+  const cases = [
+    { scenario: 'hello', leaf: 'hello', bytes: HELLO_BYTES, contains: 'Hello' },
+    { scenario: '1mib', leaf: '1m', bytes: MIB, contains: undefined },
+  ] as const;
+  for (const c of cases) {
+    if (!want(c.scenario)) continue;
+    const scenario = c.scenario + suffix;
+    const m2 = world.m2.pid;
+    const common = { scenario, bytes: c.bytes, ...(c.contains ? { contains: c.contains } : {}) };
+    log(`${scenario}:`);
+    await run(ctx, { ...common, variant: 'm2gw', url: `${world.base}/gw/${c.leaf}`, processes: { mongrel2: m2, m2gw: gw.pid, app: ctx.app.pid } });
+    if (variants === 'all') await run(ctx, { ...common, variant: 'mongrel2-proxy', url: `${world.base}/proxy/${c.leaf}`, processes: { mongrel2: m2, app: ctx.app.pid } });
+    await run(ctx, { ...common, variant: 'trivial-handler', url: `${world.base}/trivial/${c.leaf}`, processes: { mongrel2: m2, trivial: world.trivialPid } });
+    if (variants === 'all' && nginxPort !== null && nginxPid !== null) {
+      await run(ctx, { ...common, variant: 'nginx-proxy', url: `http://127.0.0.1:${nginxPort}/${c.leaf}`, processes: { nginx: nginxPid, app: ctx.app.pid } });
+    }
+  }
+}
+
+async function flowControlOnPhases(ctx: Ctx): Promise<void> {
+  const s = ctx.opts.scenarios;
+  const needed = ['hello', '1mib', 'accesslog', 'workers', 'memory'].some((x) => s.has(x as Scenario));
+  if (!needed) return;
+  const world = await startWorld(ctx.group, ctx.app, true, TRIVIAL_CHUNK);
+  try {
+    if (s.has('hello') || s.has('1mib')) {
+      const nginx = ctx.has.nginx ? await startNginx(ctx.group, { kind: 'proxy', appPort: ctx.app.port }, ctx.opts.nginxWorkers) : null;
+      try {
+        await withM2gw(ctx, world, 'http', {}, (gw) => httpScenarios(ctx, world, gw, nginx?.port ?? null, nginx?.pid ?? null, '', 'all'));
+      } finally {
+        await nginx?.stop();
+      }
+    }
+    if (s.has('accesslog')) {
+      log('hello with the access log on:');
+      await withM2gw(ctx, world, 'accesslog', { accessLog: true }, async (gw) => {
+        await run(ctx, {
+          scenario: 'hello',
+          variant: 'm2gw+access-log',
+          url: `${world.base}/gw/hello`,
+          bytes: HELLO_BYTES,
+          contains: 'Hello',
+          processes: { mongrel2: world.m2.pid, m2gw: gw.pid, app: ctx.app.pid },
+          note: 'log level info, access_log = true, to a file',
+        });
+      });
+    }
+    if (s.has('workers')) {
+      for (const n of ctx.opts.workers) {
+        log(`[gateway] workers = ${n}:`);
+        await withM2gw(ctx, world, `workers-${n}`, { workers: n }, async (gw) => {
+          const procs = processTree(gw.pid).length;
+          const note = `process tree of m2gw: ${procs} process(es)` + (n > 1 && procs === 1 ? ' — workers setting had no effect (no supervisor yet)' : '');
+          ctx.results.notes.push(`workers = ${n}: ${note}`);
+          for (const [scenario, leaf, bytes] of [['hello', 'hello', HELLO_BYTES], ['1mib', '1m', MIB]] as const) {
+            await run(ctx, { scenario, variant: `m2gw-workers-${n}`, url: `${world.base}/gw/${leaf}`, bytes, processes: { mongrel2: world.m2.pid, m2gw: gw.pid, app: ctx.app.pid }, note });
+          }
+        });
+      }
+    }
+    if (s.has('memory')) {
+      if (!ctx.has.curl) ctx.results.notes.push('memory: skipped, curl not installed');
+      else await memoryPhase(ctx, world);
+    }
+  } finally {
+    await world.stop();
+  }
+}
+
+async function memoryPhase(ctx: Ctx, world: World): Promise<void> {
+  log('memory (m2gw RSS, sampled every 100 ms):');
+  await withM2gw(ctx, world, 'memory', {}, async (gw) => {
+    const target = { m2gwPid: gw.pid, mongrel2Pid: world.m2.pid, mongrel2Dir: world.m2.dir, base: `${world.base}/gw`, tmpDir: ctx.tmp };
+    for (const direction of ['download', 'upload'] as const) {
+      for (const size of [...ctx.opts.memSizes].sort((a, b) => a - b)) {
+        const r = await memoryRun(target, direction, size);
+        ctx.results.memory.push(r);
+        log(`  ${direction.padEnd(8)} ${(size / MIB).toFixed(0).padStart(5)} MiB  ${r.mibPerSec} MiB/s  RSS base ${r.baselineRssMiB} peak ${r.peakRssMiB} (+${r.growthMiB}) MiB  ${r.ok ? 'ok' : 'FAILED'} ${r.detail}`);
+        if (!r.ok) ctx.results.failures.push(`memory ${direction} ${size}: ${r.detail}`);
+        if (r.tempFileRemoved === false) ctx.results.failures.push(`memory upload ${size}: Mongrel2 temp file left behind`);
+      }
+    }
+  });
+}
+
+async function phpPhase(ctx: Ctx): Promise<void> {
+  if (!ctx.opts.scenarios.has('php')) return;
+  if (!ctx.has.phpFpm) {
+    ctx.results.notes.push('php: skipped, php-fpm not installed');
+    return;
+  }
+  const fpm = await startPhpFpm({ maxChildren: ctx.opts.fpmChildren, pm: 'static', listen: 'tcp' });
+  ctx.group.defer('php-fpm', () => fpm.stop());
+  const world = await startWorld(ctx.group, ctx.app, true, TRIVIAL_CHUNK);
+  const common = { scenario: 'php', bytes: HELLO_BYTES, contains: 'Hello' };
+  try {
+    log('php (hello.php, PHP-FPM pm=static):');
+    if (ctx.has.nginx) {
+      for (const keepConn of [false, true]) {
+        // One nginx per variant: kept connections of one must not pin children during the other.
+        const nginx = await startNginx(ctx.group, { kind: 'fastcgi', fpmAddress: fpm.address, documentRoot: PHP_ROOT, keepConn, fpmChildren: ctx.opts.fpmChildren }, ctx.opts.nginxWorkers);
+        try {
+          await run(ctx, {
+            ...common,
+            variant: keepConn ? 'nginx-fastcgi-keepconn' : 'nginx-fastcgi',
+            url: `http://127.0.0.1:${nginx.port}/hello.php`,
+            processes: { nginx: nginx.pid, 'php-fpm': fpm.pid },
+          });
+        } finally {
+          await nginx.stop();
+        }
+      }
+    }
+    for (const pipeline of ctx.opts.pipelines) {
+      await withM2gw(ctx, world, `php-pipeline-${pipeline}`, { fastcgi: { address: fpm.address, pipeline } }, async (gw) => {
+        await run(ctx, {
+          ...common,
+          variant: `m2gw-pipeline-${pipeline}`,
+          url: `${world.base}/gw/php/hello.php`,
+          processes: { mongrel2: world.m2.pid, m2gw: gw.pid, 'php-fpm': fpm.pid },
+          note: `max_connections = ${ctx.opts.fpmChildren}, pipeline = ${pipeline}`,
+        });
+      });
+    }
+  } finally {
+    await world.stop();
+    await ctx.group.release('php-fpm');
+  }
+}
+
+async function noFlowPhase(ctx: Ctx): Promise<void> {
+  if (!ctx.opts.scenarios.has('noflow')) return;
+  const world = await startWorld(ctx.group, ctx.app, false, TRIVIAL_CHUNK);
+  try {
+    await withM2gw(ctx, world, 'noflow', {}, (gw) => httpScenarios(ctx, world, gw, null, null, '-noflow', 'handlers'));
+  } finally {
+    await world.stop();
+  }
+}
+
+function ratioSpecs(opts: Options): RatioSpec[] {
+  const specs: RatioSpec[] = [
+    { scenario: 'hello', of: 'm2gw', to: 'mongrel2-proxy', target: 0.4, aim: 0.55 },
+    { scenario: 'hello', of: 'm2gw', to: 'trivial-handler' },
+    { scenario: 'hello', of: 'm2gw', to: 'nginx-proxy' },
+    { scenario: 'hello', of: 'm2gw+access-log', to: 'm2gw' },
+    { scenario: '1mib', of: 'm2gw', to: 'trivial-handler', target: 0.6 },
+    { scenario: '1mib', of: 'm2gw', to: 'mongrel2-proxy' },
+    { scenario: '1mib', of: 'm2gw', to: 'nginx-proxy' },
+    { scenario: 'hello-noflow', of: 'm2gw', to: 'trivial-handler' },
+    { scenario: '1mib-noflow', of: 'm2gw', to: 'trivial-handler', target: 0.6 },
+    { scenario: 'php', of: 'nginx-fastcgi-keepconn', to: 'nginx-fastcgi' },
+  ];
+  for (const p of opts.pipelines) {
+    specs.push({ scenario: 'php', of: `m2gw-pipeline-${p}`, to: 'nginx-fastcgi', target: 0.9 });
+    specs.push({ scenario: 'php', of: `m2gw-pipeline-${p}`, to: 'nginx-fastcgi-keepconn' });
+  }
+  for (const n of opts.workers) {
+    specs.push({ scenario: 'hello', of: `m2gw-workers-${n}`, to: 'm2gw' });
+    specs.push({ scenario: '1mib', of: `m2gw-workers-${n}`, to: 'm2gw' });
+  }
+  return specs;
+}
+
+/** Flow control on vs off, from the same run: scenario and scenario-noflow. */
+function flowControlNotes(r: Results): void {
+  for (const sc of ['hello', '1mib']) {
+    for (const v of ['m2gw', 'trivial-handler']) {
+      const on = r.measurements.find((m) => m.scenario === sc && m.variant === v);
+      const off = r.measurements.find((m) => m.scenario === `${sc}-noflow` && m.variant === v);
+      if (on && off && off.requestsPerSec > 0) {
+        r.notes.push(`${sc} ${v}: download.flow_control=1 gives ${(on.requestsPerSec / off.requestsPerSec).toFixed(2)}× the req/s of flow_control=0 (${on.requestsPerSec.toFixed(0)} vs ${off.requestsPerSec.toFixed(0)})`);
+      }
+    }
+  }
+}
+
+async function main(): Promise<number> {
+  let opts: Options | 'help';
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (opts === 'help') {
+    log(USAGE);
+    return 0;
+  }
+  for (const t of ['wrk', 'mongrel2', 'm2sh']) {
+    if (!tool(t)) {
+      process.stderr.write(`bench: ${t} is not installed (apt-get install wrk mongrel2-core nginx-light php-fpm curl)\n`);
+      return 2;
+    }
+  }
+  const group = new ProcessGroup();
+  let interrupted = false;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write(`\n${sig}: stopping every process the bench started...\n`);
+    void group.stopAll().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const startedAt = new Date().toISOString();
+  const stamp = startedAt.replace(/[:.]/g, '-');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'm2gw-bench-'));
+  group.defer('tmp', () => fs.rmSync(tmp, { recursive: true, force: true }));
+  const results: Results = {
+    startedAt,
+    finishedAt: '',
+    machine: {
+      cpus: os.availableParallelism(),
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      memoryMiB: Math.round(os.totalmem() / MIB),
+      kernel: os.release(),
+      node: process.version,
+      mongrel2: pkgVersion('mongrel2-core'),
+      nginx: pkgVersion('nginx-light') !== 'unknown' ? pkgVersion('nginx-light') : pkgVersion('nginx'),
+      phpFpm: pkgVersion('php8.2-fpm'),
+      wrk: pkgVersion('wrk'),
+    },
+    options: { ...opts, scenarios: [...opts.scenarios] },
+    measurements: [],
+    ratios: [],
+    memory: [],
+    memoryVerdicts: [],
+    profiles: [],
+    notes: [],
+    failures: [],
+  };
+  log(`m2gw bench: wrk -t${opts.threads} -c${opts.connections} -d${opts.durationS}s (+${opts.warmupS}s warm-up); nginx workers ${opts.nginxWorkers}; ${os.availableParallelism()} CPUs`);
+  try {
+    const app = await startApp(group);
+    const ctx: Ctx = {
+      opts,
+      group,
+      results,
+      tmp,
+      app,
+      load: { threads: opts.threads, connections: opts.connections, durationS: opts.durationS, warmupS: opts.warmupS },
+      profDir: path.join(RESULTS_DIR, `prof-${stamp}`),
+      has: { nginx: tool('nginx'), phpFpm: tool('php-fpm8.2') || tool('php-fpm'), curl: tool('curl') },
+    };
+    if (!ctx.has.nginx) results.notes.push('nginx not installed: nginx variants skipped');
+    await flowControlOnPhases(ctx);
+    await phpPhase(ctx);
+    await noFlowPhase(ctx);
+  } catch (err) {
+    results.failures.push(`aborted: ${(err as Error).stack ?? String(err)}`);
+  } finally {
+    await group.stopAll();
+  }
+  results.finishedAt = new Date().toISOString();
+  results.ratios = computeRatios(results.measurements, ratioSpecs(opts));
+  results.memoryVerdicts = memoryVerdicts(results.memory);
+  flowControlNotes(results);
+  log(formatTable(results));
+  if (opts.json) log(`\nresults: ${writeJson(RESULTS_DIR, results)}`);
+  return results.failures.length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,103 @@
+/**
+ * Prometheus metrics of one gateway process (a worker, or the single-process
+ * gateway). Each process keeps its own registry; the supervisor aggregates them
+ * (aggregate.ts). Names and help texts come from names.ts so that the supervisor's
+ * own series (503s it answers itself, bad frames it drops) merge with the workers'.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { GatewayHooks, RequestDoneInfo } from '../gateway/gateway.js';
+import type { UpstreamHealth } from '../upstream/upstream.js';
+import { DURATION_BUCKETS, METRIC } from './names.js';
+
+export interface GatewayGauges {
+  inFlight(): number;
+  connections(): number;
+  upstreams(): readonly UpstreamHealth[];
+}
+
+export interface ProcessMetrics {
+  readonly registry: Registry;
+  readonly hooks: GatewayHooks;
+  /** For the supervisor's own answers (it counts them as requests too). */
+  requestDone(info: Pick<RequestDoneInfo, 'route' | 'upstream' | 'status' | 'durationMs' | 'errorCode'>): void;
+}
+
+export function createProcessMetrics(gauges: GatewayGauges | null): ProcessMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const requests = new Counter({ ...METRIC.requests, labelNames: ['route', 'status', 'upstream'] as const, registers });
+  const duration = new Histogram({
+    ...METRIC.duration,
+    labelNames: ['route', 'upstream'] as const,
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
+  const bytes = new Counter({ ...METRIC.bytes, labelNames: ['route', 'upstream'] as const, registers });
+  const errors = new Counter({ ...METRIC.upstreamErrors, labelNames: ['upstream', 'code'] as const, registers });
+  const aborts = new Counter({ ...METRIC.disconnectAborts, registers });
+  const badFrames = new Counter({ ...METRIC.badFrames, registers });
+
+  if (gauges) {
+    new Gauge({
+      ...METRIC.inFlight,
+      registers,
+      collect() {
+        this.set(gauges.inFlight());
+      },
+    });
+    new Gauge({
+      ...METRIC.connections,
+      registers,
+      collect() {
+        this.set(gauges.connections());
+      },
+    });
+    const upstreamGauge = (def: { name: string; help: string }, read: (h: UpstreamHealth) => number): void => {
+      new Gauge({
+        ...def,
+        labelNames: ['upstream'] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const h of gauges.upstreams()) this.set({ upstream: h.name }, read(h));
+        },
+      });
+    };
+    upstreamGauge(METRIC.upstreamInFlight, (h) => h.inFlight);
+    upstreamGauge(METRIC.upstreamQueue, (h) => h.queued);
+    upstreamGauge(METRIC.upstreamHealthyServers, (h) => h.servers.filter((s) => s.healthy).length);
+    new Gauge({
+      ...METRIC.upstreamPool,
+      labelNames: ['upstream', 'state'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const h of gauges.upstreams()) {
+          this.set({ upstream: h.name, state: 'busy' }, h.connections.busy);
+          this.set({ upstream: h.name, state: 'idle' }, h.connections.idle);
+          this.set({ upstream: h.name, state: 'max' }, h.connections.max);
+        }
+      },
+    });
+  }
+
+  const requestDone: ProcessMetrics['requestDone'] = (info) => {
+    requests.inc({ route: info.route, status: String(info.status), upstream: info.upstream });
+    duration.observe({ route: info.route, upstream: info.upstream }, info.durationMs / 1000);
+    if (info.errorCode !== null) errors.inc({ upstream: info.upstream, code: info.errorCode });
+  };
+
+  const hooks: GatewayHooks = {
+    onRequestDone(info) {
+      requestDone(info);
+      if (info.bytes > 0) bytes.inc({ route: info.route, upstream: info.upstream }, info.bytes);
+    },
+    onDisconnectAbort() {
+      aborts.inc();
+    },
+    onBadFrame() {
+      badFrames.inc();
+    },
+  };
+  return { registry, hooks, requestDone };
+}

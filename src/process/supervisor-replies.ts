@@ -1,0 +1,63 @@
+/**
+ * The few replies the supervisor sends to Mongrel2 itself, on its own XPUB per
+ * handler: 503 + close for a new connection while shutting down, and the close
+ * message for every connection a dead worker owned (so clients see the connection
+ * end instead of hanging until Mongrel2's timeouts).
+ */
+import type { HandlerConfig } from '../config/schema.js';
+import { simpleResponse } from '../mongrel2/http-head.js';
+import { MAX_TARGETS, encodeClose, encodeReply } from '../mongrel2/reply.js';
+import type { HandlerSocket } from '../zmq/handler-socket.js';
+
+const UNAVAILABLE = simpleResponse(503, 'Service Unavailable\n', [
+  ['Connection', 'close'],
+  ['Retry-After', '1'],
+]);
+
+export class SupervisorReplies {
+  constructor(
+    private readonly handlers: readonly HandlerConfig[],
+    private readonly sockets: readonly HandlerSocket[],
+    private readonly senderOf: (handlerIndex: number) => string | null,
+  ) {}
+
+  /** 503 then close, on one connection. */
+  unavailable(handlerIndex: number, sender: string, connId: string): void {
+    const socket = this.sockets[handlerIndex];
+    const who = this.replySender(handlerIndex, sender);
+    if (!socket || who === null) return;
+    socket.send(encodeReply(who, [connId], UNAVAILABLE));
+    socket.send(encodeClose(who, [connId]));
+  }
+
+  /** Close connections given as dispatcher keys ("handler:connId"). Returns how many. */
+  close(keys: readonly string[]): number {
+    const byHandler = new Map<number, string[]>();
+    for (const key of keys) {
+      const colon = key.indexOf(':');
+      const h = Number(key.slice(0, colon));
+      let list = byHandler.get(h);
+      if (!list) byHandler.set(h, (list = []));
+      list.push(key.slice(colon + 1));
+    }
+    let n = 0;
+    for (const [h, ids] of byHandler) {
+      const socket = this.sockets[h];
+      const who = this.replySender(h, this.senderOf(h) ?? '');
+      if (!socket || who === null) continue;
+      for (let i = 0; i < ids.length; i += MAX_TARGETS) {
+        const batch = ids.slice(i, i + MAX_TARGETS);
+        socket.send(encodeClose(who, batch));
+        n += batch.length;
+      }
+    }
+    return n;
+  }
+
+  private replySender(handlerIndex: number, sender: string): string | null {
+    const cfg = this.handlers[handlerIndex];
+    if (!cfg) return null;
+    const who = cfg.recvIdent !== '' ? cfg.recvIdent : sender;
+    return who === '' ? null : who;
+  }
+}

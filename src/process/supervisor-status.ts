@@ -1,0 +1,100 @@
+/**
+ * What the admin listener asks the supervisor: status, readiness, metrics. Workers
+ * are asked over IPC (in parallel, each with a short timeout) so a stuck worker
+ * shows up as "not answering" rather than hanging the endpoint.
+ */
+import type { AdminProvider } from '../admin/admin-server.js';
+import { mergeUpstreamHealth, type Readiness, type StatusReport, type WorkerReport } from '../admin/status.js';
+import type { RenderedMetrics } from '../metrics/supervisor-metrics.js';
+import type { UpstreamHealth } from '../upstream/upstream.js';
+import { VERSION } from '../version.js';
+import type { WorkerStatus } from './messages.js';
+import type { Supervisor } from './supervisor.js';
+import type { WorkerHandle } from './worker-handle.js';
+
+const QUERY_TIMEOUT_MS = 1_000;
+
+export class SupervisorStatus implements AdminProvider {
+  constructor(private readonly sup: Supervisor) {}
+
+  async status(): Promise<StatusReport> {
+    const sup = this.sup;
+    const answers = await this.askAll();
+    const workers: WorkerReport[] = answers.map(({ w, s }) => ({
+      id: w.id,
+      pid: w.pid,
+      generation: w.generation,
+      state: w.state,
+      uptimeSeconds: Math.round((Date.now() - w.startedAt) / 1000),
+      connections: sup.dispatcher.ownedBy(w.id),
+      inFlight: s?.inFlight ?? null,
+      connected: s?.connected ?? null,
+    }));
+    return {
+      pid: process.pid,
+      version: VERSION,
+      config: sup.file,
+      state: sup.state,
+      uptimeSeconds: Math.round((Date.now() - sup.startedAt) / 1000),
+      generation: sup.generation,
+      reloads: sup.reloadCount,
+      lastReload: sup.lastReload,
+      workerRestarts: sup.restartCount,
+      inFlight: answers.reduce((n, a) => n + (a.s?.inFlight ?? 0), 0),
+      connections: sup.dispatcher.connectionCount,
+      handlers: sup.config.handlers.map((h, i) => ({
+        sendSpec: h.sendSpec,
+        recvSpec: h.recvSpec,
+        pullConnected: sup.sockets[i]?.isPulling ?? false,
+        subscribed: sup.sockets[i]?.isSubscribed ?? false,
+      })),
+      workers,
+      upstreams: this.upstreams(answers),
+    };
+  }
+
+  async readiness(): Promise<Readiness> {
+    const sup = this.sup;
+    const reasons: string[] = [];
+    if (sup.state === 'starting' || sup.state === 'stopping') reasons.push(`m2gw is ${sup.state}`);
+    sup.config.handlers.forEach((h, i) => {
+      const s = sup.sockets[i];
+      if (!s?.isPulling) reasons.push(`handler ${h.sendSpec}: not connected to Mongrel2`);
+      if (!s?.isSubscribed) reasons.push(`handler ${h.recvSpec}: Mongrel2 has not subscribed`);
+    });
+    const answers = (await this.askAll()).filter(({ w }) => w.generation === sup.generation && w.state === 'active');
+    if (answers.length === 0) reasons.push('no worker is ready');
+    for (const { w, s } of answers) {
+      if (s === null) reasons.push(`worker ${w.id} (pid ${w.pid}) is not answering`);
+      else if (!s.connected) reasons.push(`worker ${w.id} (pid ${w.pid}): reply socket not subscribed by Mongrel2`);
+    }
+    for (const u of this.upstreams(answers)) {
+      if (!u.healthy) reasons.push(`upstream ${u.name}: no healthy server`);
+    }
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  async metrics(): Promise<RenderedMetrics> {
+    const workers = [...this.sup.workers.values()];
+    const json = await Promise.all(workers.map((w) => w.query('metrics', QUERY_TIMEOUT_MS)));
+    return this.sup.metrics.render(json.filter((j) => j !== null));
+  }
+
+  private async askAll(): Promise<Array<{ w: WorkerHandle; s: WorkerStatus | null }>> {
+    const workers = [...this.sup.workers.values()];
+    const statuses = await Promise.all(workers.map((w) => w.query('status', QUERY_TIMEOUT_MS)));
+    return workers.map((w, i) => ({ w, s: asWorkerStatus(statuses[i]) }));
+  }
+
+  /** Upstream health as the current generation sees it. */
+  private upstreams(answers: ReadonlyArray<{ w: WorkerHandle; s: WorkerStatus | null }>): UpstreamHealth[] {
+    const current = answers.filter(({ w, s }) => s !== null && w.generation === this.sup.generation);
+    return mergeUpstreamHealth(current.map(({ s }) => s!.upstreams));
+  }
+}
+
+function asWorkerStatus(v: unknown): WorkerStatus | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const s = v as Partial<WorkerStatus>;
+  return typeof s.inFlight === 'number' && Array.isArray(s.upstreams) ? (v as WorkerStatus) : null;
+}

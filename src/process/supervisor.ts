@@ -1,0 +1,466 @@
+/**
+ * The process `m2gw start` runs: owns the Mongrel2 PULL sockets, routes every
+ * message to the worker that owns its connection (dispatcher.ts), and keeps the
+ * workers alive.
+ *
+ *   SIGHUP   reload: validate the file; start a new generation of workers; new
+ *            connections go to it; old workers hand over idle connections, finish
+ *            the busy ones, then drain and exit. Invalid config: logged, nothing changes.
+ *   SIGTERM/SIGINT  stop: new connections get 503, workers drain within
+ *            drain_timeout, exit 0. A second signal exits at once (1).
+ *   SIGUSR1  reopen log files here and in every worker.
+ *
+ * A worker that dies is replaced with exponential backoff (100 ms doubling to
+ * 10 s); the connections it owned are closed. Five deaths within 30 s end the
+ * daemon with exit 1 (so systemd's Restart=on-failure takes over).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { formatProblems, parseConfigText } from '../config/load.js';
+import type { Config, HandlerConfig } from '../config/schema.js';
+import { createLogger, reopenLogFiles, type Logger } from '../log.js';
+import { SupervisorMetrics } from '../metrics/supervisor-metrics.js';
+import { HandlerSocket } from '../zmq/handler-socket.js';
+import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
+import type { ReloadResult } from '../admin/status.js';
+import { Dispatcher } from './dispatcher.js';
+import { removePidFile, writePidFile } from './pid-file.js';
+import { sdNotify } from './sd-notify.js';
+import { SupervisorReplies } from './supervisor-replies.js';
+import { SupervisorStatus } from './supervisor-status.js';
+import { WorkerHandle, type WorkerEvents } from './worker-handle.js';
+
+const READY_TIMEOUT_MS = 45_000;
+const CRASH_WINDOW_MS = 30_000;
+const CRASH_LIMIT = 5;
+const RESTART_MIN_MS = 100;
+const RESTART_MAX_MS = 10_000;
+/** After drain_timeout, how long workers get to exit before they are killed. */
+const EXIT_GRACE_MS = 5_000;
+
+export type SupervisorState = 'starting' | 'running' | 'reloading' | 'stopping';
+
+export function workerCount(config: Config): number {
+  const w = config.gateway.workers;
+  return w === 'auto' ? Math.max(1, os.availableParallelism()) : w;
+}
+
+export async function runSupervisor(file: string, text: string, config: Config): Promise<void> {
+  await new Supervisor(file, text, config).start();
+}
+
+interface ReadyWaiter {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+export class Supervisor {
+  state: SupervisorState = 'starting';
+  config: Config;
+  generation = 0;
+  readonly startedAt = Date.now();
+  readonly workers = new Map<number, WorkerHandle>();
+  readonly dispatcher: Dispatcher;
+  readonly sockets: HandlerSocket[];
+  readonly metrics: SupervisorMetrics;
+  reloadCount = 0;
+  lastReload: ReloadResult | null = null;
+  restartCount = 0;
+  log: Logger;
+  private text: string;
+  private readonly handlers: readonly HandlerConfig[];
+  private readonly replies: SupervisorReplies;
+  private admin: AdminServer | null = null;
+  private nextWorkerId = 1;
+  private readonly readyWaiters = new Map<number, ReadyWaiter>();
+  private crashes: number[] = [];
+  private restartDelay = RESTART_MIN_MS;
+  private reloadQueued = false;
+  private congested = 0;
+  private readonly pidFile: string | null;
+
+  constructor(
+    readonly file: string,
+    text: string,
+    config: Config,
+  ) {
+    this.text = text;
+    this.config = config;
+    this.handlers = config.handlers;
+    this.pidFile = config.gateway.pidFile;
+    this.log = createLogger(config.log, { pid: process.pid, role: 'supervisor' });
+    this.dispatcher = new Dispatcher({
+      refuse: (h, sender, connId) => {
+        this.replies.unavailable(h, sender, connId);
+        this.metrics.own.requestDone({ route: '-', upstream: '-', status: 503, durationMs: 0, errorCode: 'M2GW_SHUTTING_DOWN' });
+      },
+      badFrame: (h, msg, err) => {
+        this.metrics.own.hooks.onBadFrame?.();
+        this.log.warn('malformed Mongrel2 message dropped', { handler: this.handlers[h]?.sendSpec, error: String(err), bytes: msg.length });
+      },
+    });
+    this.sockets = config.handlers.map(
+      (h) => new HandlerSocket({ sendSpec: h.sendSpec, recvSpec: h.recvSpec, recvIdent: h.recvIdent }),
+    );
+    this.replies = new SupervisorReplies(this.handlers, this.sockets, (h) => this.dispatcher.senderOf(h));
+    this.metrics = new SupervisorMetrics({
+      workers: () => {
+        const counts: Record<string, number> = { starting: 0, active: 0, retiring: 0, stopping: 0 };
+        for (const w of this.workers.values()) counts[w.state] = (counts[w.state] ?? 0) + 1;
+        delete counts.exited;
+        return counts;
+      },
+      parked: () => this.dispatcher.parkedCount,
+    });
+  }
+
+  async start(): Promise<void> {
+    this.installSignals();
+    if (this.pidFile) writePidFile(this.pidFile);
+    await this.startAdmin(this.config);
+    const n = workerCount(this.config);
+    this.log.info('starting', { config: this.file, workers: n });
+    try {
+      this.generation = 1;
+      const workers = await this.startGeneration(1, this.text, n);
+      for (const w of workers) this.dispatcher.add(w, true);
+    } catch (err) {
+      return this.fatal(`workers did not start: ${String(err)}`);
+    }
+    try {
+      await Promise.all(
+        this.sockets.map((s, i) =>
+          s.connect(
+            (msg) => this.dispatcher.dispatch(i, msg),
+            (err) => this.log.error('handler socket failed', { handler: this.handlers[i]!.sendSpec, error: String(err) }),
+          ),
+        ),
+      );
+    } catch (err) {
+      return this.fatal(String(err));
+    }
+    if (this.state !== 'starting') return;
+    this.state = 'running';
+    this.log.info('m2gw ready', { workers: n, handlers: this.handlers.length, routes: this.config.routes.length });
+    void sdNotify({ READY: '1', STATUS: `serving with ${n} worker(s)` }, (e) => this.log.warn(e));
+  }
+
+  private installSignals(): void {
+    process.on('SIGHUP', () => void this.reload());
+    process.on('SIGTERM', () => void this.shutdown('SIGTERM'));
+    process.on('SIGINT', () => void this.shutdown('SIGINT'));
+    process.on('SIGUSR1', () => {
+      reopenLogFiles(this.log);
+      for (const w of this.workers.values()) w.reopenLogs();
+    });
+  }
+
+  private async startAdmin(config: Config): Promise<void> {
+    if (!config.admin) return;
+    try {
+      this.admin = await startAdminServer(config.admin.listen, new SupervisorStatus(this), this.log);
+      this.log.info('admin listener', { address: this.admin.address });
+    } catch (err) {
+      this.log.error('admin listener failed', { listen: config.admin.listen, error: String(err) });
+    }
+  }
+
+  // ---- workers ---------------------------------------------------------------
+
+  private readonly events: WorkerEvents = {
+    onReady: (w) => {
+      const waiter = this.readyWaiters.get(w.id);
+      if (waiter) {
+        this.readyWaiters.delete(w.id);
+        waiter.resolve();
+        return;
+      }
+      // A replacement for a worker that died.
+      this.log.info('worker replaced', { worker: w.id, pid: w.pid, generation: w.generation });
+      const current = w.generation === this.generation && this.state !== 'stopping';
+      if (current) this.dispatcher.add(w, true);
+      else w.stop(this.config.gateway.drainTimeoutMs);
+    },
+    onFailed: (w, error) => {
+      this.log.error('worker failed to start', { worker: w.id, error });
+    },
+    onExit: (w, code, signal) => this.onWorkerExit(w, code, signal),
+    onClosed: (w, entries) => {
+      this.dispatcher.applyClosed(w.id, entries);
+      if (w.state === 'retiring') this.maybeFinishRetiring(w);
+    },
+    onBusy: (w, keys, seen) => {
+      if (w.state !== 'retiring') return;
+      this.dispatcher.applyBusy(w.id, keys, seen);
+      this.maybeFinishRetiring(w);
+    },
+    onFinalMetrics: (_w, json) => void this.metrics.addRetired(json),
+    onCongested: (_w, congested) => {
+      this.congested += congested ? 1 : -1;
+      if (congested && this.congested === 1) for (const s of this.sockets) s.pause();
+      if (!congested && this.congested === 0) for (const s of this.sockets) s.resume();
+    },
+  };
+
+  private spawn(generation: number, text: string): WorkerHandle {
+    const w = new WorkerHandle({ id: this.nextWorkerId++, generation, file: this.file, text }, this.events);
+    this.workers.set(w.id, w);
+    return w;
+  }
+
+  /** Fork n workers; resolves when all are ready, rejects (killing them) if one fails. */
+  private async startGeneration(generation: number, text: string, n: number): Promise<WorkerHandle[]> {
+    const workers: WorkerHandle[] = [];
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < n; i++) {
+      const w = this.spawn(generation, text);
+      workers.push(w);
+      ready.push(new Promise<void>((resolve, reject) => this.readyWaiters.set(w.id, { resolve, reject })));
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_r, reject) => {
+      timer = setTimeout(() => reject(new Error(`workers not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([Promise.all(ready), timeout]);
+      return workers;
+    } catch (err) {
+      for (const w of workers) {
+        this.readyWaiters.delete(w.id);
+        w.expectedExit = true;
+        w.kill();
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private onWorkerExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
+    this.workers.delete(w.id);
+    const keys = this.dispatcher.remove(w.id);
+    const closed = keys.length > 0 ? this.replies.close(keys) : 0;
+    const waiter = this.readyWaiters.get(w.id);
+    if (waiter) {
+      this.readyWaiters.delete(w.id);
+      waiter.reject(new Error(`worker ${w.id} exited before it was ready (code ${code}, signal ${signal})`));
+    }
+    if (w.expectedExit) {
+      this.log.info('worker exited', { worker: w.id, pid: w.pid, generation: w.generation, code, signal, connections_closed: closed });
+    } else {
+      this.log.error('worker died', { worker: w.id, pid: w.pid, generation: w.generation, code, signal, connections_closed: closed });
+      if (!waiter && this.state !== 'stopping' && w.generation === this.generation) this.replaceCrashed();
+    }
+    if (this.state === 'stopping' && this.workers.size === 0) void this.finish(0);
+  }
+
+  private replaceCrashed(): void {
+    const now = Date.now();
+    const last = this.crashes.at(-1);
+    if (last !== undefined && now - last > CRASH_WINDOW_MS) this.restartDelay = RESTART_MIN_MS;
+    this.crashes = this.crashes.filter((t) => now - t < CRASH_WINDOW_MS);
+    this.crashes.push(now);
+    if (this.crashes.length >= CRASH_LIMIT) {
+      void this.fatal(`crash loop: ${this.crashes.length} worker deaths within ${CRASH_WINDOW_MS / 1000} s`);
+      return;
+    }
+    const delay = this.restartDelay;
+    this.restartDelay = Math.min(RESTART_MAX_MS, this.restartDelay * 2);
+    this.restartCount++;
+    this.metrics.workerRestarted();
+    const generation = this.generation;
+    setTimeout(() => {
+      if (this.state === 'stopping' || generation !== this.generation) return;
+      this.spawn(generation, this.text);
+    }, delay);
+  }
+
+  /** A retiring worker that owns nothing more drains (nothing should be left) and exits. */
+  private maybeFinishRetiring(w: WorkerHandle): void {
+    if (w.state === 'retiring' && this.dispatcher.ownedBy(w.id) === 0) w.stop(this.config.gateway.drainTimeoutMs);
+  }
+
+  // ---- reload ----------------------------------------------------------------
+
+  async reload(): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'starting') {
+      this.log.warn('SIGHUP ignored', { state: this.state });
+      return;
+    }
+    if (this.state === 'reloading') {
+      this.reloadQueued = true;
+      return;
+    }
+    this.state = 'reloading';
+    void sdNotify({ RELOADING: '1', MONOTONIC_USEC: String(monotonicUsec()) }, (e) => this.log.warn(e));
+    try {
+      await this.reloadOnce();
+    } finally {
+      if (this.state === 'reloading') {
+        this.state = 'running';
+        void sdNotify({ READY: '1' }, (e) => this.log.warn(e));
+        if (this.reloadQueued) {
+          this.reloadQueued = false;
+          setImmediate(() => void this.reload());
+        }
+      }
+    }
+  }
+
+  private async reloadOnce(): Promise<void> {
+    this.log.info('reloading', { config: this.file });
+    let text: string;
+    try {
+      text = fs.readFileSync(this.file, 'utf8');
+    } catch (err) {
+      return this.reloadDone('invalid', `cannot read ${this.file}: ${String(err)}; keeping the running config`);
+    }
+    const { config, problems } = parseConfigText(text, this.file);
+    for (const line of formatProblems(this.file, problems).split('\n').filter(Boolean)) {
+      if (config) this.log.warn('config warning', { problem: line });
+      else this.log.error('config problem', { problem: line });
+    }
+    if (!config) {
+      const errors = problems.filter((p) => p.severity !== 'warning');
+      return this.reloadDone('invalid', `${errors.length} problem(s) in ${this.file} (see the log); keeping the running config`);
+    }
+    const changed = handlerChange(this.handlers, config.handlers);
+    if (changed) {
+      return this.reloadDone('invalid', `${changed}: [[handler]] changes need a restart; keeping the running config`);
+    }
+    const n = workerCount(config);
+    const generation = this.generation + 1;
+    let fresh: WorkerHandle[];
+    try {
+      fresh = await this.startGeneration(generation, text, n);
+    } catch (err) {
+      return this.reloadDone('failed', `new workers did not start (${String(err)}); keeping the running ones`);
+    }
+    if (this.state !== 'reloading') {
+      for (const w of fresh) w.stop(0);
+      return;
+    }
+    // Switch: from here new connections go to the new generation.
+    const old = [...this.workers.values()].filter((w) => w.generation < generation);
+    this.generation = generation;
+    const prevAdmin = this.config.admin?.listen ?? null;
+    this.config = config;
+    this.text = text;
+    this.restartDelay = RESTART_MIN_MS;
+    for (const w of fresh) this.dispatcher.add(w, true);
+    for (const w of old) this.retire(w);
+    this.applyLogConfig(config);
+    if ((config.admin?.listen ?? null) !== prevAdmin) {
+      await this.admin?.close();
+      this.admin = null;
+      await this.startAdmin(config);
+    }
+    this.reloadCount++;
+    this.reloadDone('ok', `generation ${generation} with ${n} worker(s); ${old.length} retiring`);
+  }
+
+  private reloadDone(result: ReloadResult['result'], message: string): void {
+    this.metrics.reloaded(result);
+    this.lastReload = { at: new Date().toISOString(), result, message };
+    if (result === 'ok') this.log.info(`reloaded: ${message}`, { generation: this.generation });
+    else this.log.error(`reload ${result === 'invalid' ? 'refused' : 'failed'}: ${message}`);
+  }
+
+  private retire(w: WorkerHandle): void {
+    this.dispatcher.setAccepting(w.id, false);
+    if (w.state === 'starting') {
+      // A replacement that is not up yet holds nothing.
+      w.expectedExit = true;
+      w.kill();
+      return;
+    }
+    if (w.state !== 'active') return;
+    w.retire();
+    this.maybeFinishRetiring(w);
+    const deadline = this.config.gateway.drainTimeoutMs;
+    setTimeout(() => {
+      if (w.alive && w.state === 'retiring') {
+        this.log.warn('retiring worker still busy after drain_timeout: draining it', { worker: w.id, connections: this.dispatcher.ownedBy(w.id) });
+        w.stop(deadline);
+      }
+    }, deadline).unref();
+  }
+
+  private applyLogConfig(config: Config): void {
+    const old = this.log;
+    this.log = createLogger(config.log, { pid: process.pid, role: 'supervisor' });
+    old.close();
+  }
+
+  // ---- stop ------------------------------------------------------------------
+
+  async shutdown(signal: string): Promise<void> {
+    if (this.state === 'stopping') {
+      this.log.warn('second signal: exiting now', { signal });
+      for (const w of this.workers.values()) w.kill();
+      return this.exit(1);
+    }
+    this.state = 'stopping';
+    const timeout = this.config.gateway.drainTimeoutMs;
+    this.log.info('draining', { signal, workers: this.workers.size, timeout_ms: timeout });
+    void sdNotify({ STOPPING: '1' }, (e) => this.log.warn(e));
+    this.dispatcher.refuseNew();
+    for (const w of this.workers.values()) {
+      w.expectedExit = true;
+      if (w.state === 'starting') w.kill();
+      else w.stop(timeout);
+    }
+    setTimeout(() => {
+      if (this.workers.size === 0) return;
+      this.log.error('workers did not exit in time: killing them', { workers: this.workers.size });
+      for (const w of this.workers.values()) w.kill();
+      void this.finish(1);
+    }, timeout + EXIT_GRACE_MS).unref();
+    if (this.workers.size === 0) await this.finish(0);
+  }
+
+  private async fatal(message: string): Promise<void> {
+    this.log.error(`fatal: ${message}`);
+    this.state = 'stopping';
+    for (const w of this.workers.values()) {
+      w.expectedExit = true;
+      w.kill();
+    }
+    await this.finish(1);
+  }
+
+  private finishing = false;
+
+  private async finish(code: number): Promise<void> {
+    if (this.finishing) return;
+    this.finishing = true;
+    await Promise.all(this.sockets.map((s) => s.close().catch(() => undefined)));
+    await this.admin?.close().catch(() => undefined);
+    this.log.info('stopped', { code });
+    this.exit(code);
+  }
+
+  private exit(code: number): void {
+    if (this.pidFile) removePidFile(this.pidFile);
+    this.log.on('finish', () => process.exit(code));
+    this.log.end();
+    setTimeout(() => process.exit(code), 500).unref();
+  }
+}
+
+/** Why the new handlers cannot be applied by a reload, or null. */
+function handlerChange(old: readonly HandlerConfig[], next: readonly HandlerConfig[]): string | null {
+  if (old.length !== next.length) return `the number of [[handler]] sections changed (${old.length} → ${next.length})`;
+  for (let i = 0; i < old.length; i++) {
+    const a = old[i]!;
+    const b = next[i]!;
+    for (const [k, toml] of [['sendSpec', 'send_spec'], ['recvSpec', 'recv_spec'], ['recvIdent', 'recv_ident']] as const) {
+      if (a[k] !== b[k]) return `handler ${i + 1}: ${toml} changed (${JSON.stringify(a[k])} → ${JSON.stringify(b[k])})`;
+    }
+  }
+  return null;
+}
+
+function monotonicUsec(): bigint {
+  return process.hrtime.bigint() / 1000n;
+}

@@ -1,0 +1,191 @@
+/**
+ * The supervisor's side of one worker process: the fork, its data channel (fd 4,
+ * a socketpair) and its IPC channel (queries, reports).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { ChannelWriter } from './channel.js';
+import type { DispatchTarget } from './dispatcher.js';
+import { isFromWorker, type FromWorker, type QueryKind, type ToWorker } from './messages.js';
+
+export type WorkerState = 'starting' | 'active' | 'retiring' | 'stopping' | 'exited';
+
+export interface WorkerSpec {
+  readonly id: number;
+  readonly generation: number;
+  readonly file: string;
+  readonly text: string;
+}
+
+export interface WorkerEvents {
+  onReady(w: WorkerHandle): void;
+  onFailed(w: WorkerHandle, error: string): void;
+  onExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void;
+  onClosed(w: WorkerHandle, entries: ReadonlyArray<readonly [string, number]>): void;
+  onBusy(w: WorkerHandle, keys: readonly string[], seen: number): void;
+  onFinalMetrics(w: WorkerHandle, metrics: unknown): void;
+  /** The worker stopped keeping up (true) or caught up (false). */
+  onCongested(w: WorkerHandle, congested: boolean): void;
+}
+
+/** Above this many unread bytes the supervisor stops pulling from Mongrel2 until the worker catches up. */
+const CONGESTED_BYTES = 8 * 1024 * 1024;
+
+const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
+
+export class WorkerHandle implements DispatchTarget {
+  readonly id: number;
+  readonly generation: number;
+  readonly startedAt = Date.now();
+  state: WorkerState = 'starting';
+  /** Set when the supervisor asked it to stop or retire (an exit is then expected). */
+  expectedExit = false;
+  readonly exited: Promise<void>;
+  private readonly child: ChildProcess;
+  private readonly channel: ChannelWriter;
+  private readonly socket: Socket;
+  private readonly events: WorkerEvents;
+  private nextQid = 1;
+  private readonly queries = new Map<number, (data: unknown) => void>();
+  private congested = false;
+
+  constructor(spec: WorkerSpec, events: WorkerEvents, entry: string = WORKER_ENTRY) {
+    this.id = spec.id;
+    this.generation = spec.generation;
+    this.events = events;
+    this.child = fork(entry, [], {
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc', 'pipe'],
+      env: { ...process.env, M2GW_WORKER_ID: String(spec.id) },
+    });
+    const socket = this.child.stdio[4];
+    if (!socket || !('setNoDelay' in socket)) throw new Error('worker data channel missing');
+    this.socket = socket as Socket;
+    // EPIPE when the worker died: the exit handler deals with it.
+    this.socket.on('error', () => undefined);
+    this.channel = new ChannelWriter(this.socket);
+    this.child.on('message', (m: unknown) => {
+      if (isFromWorker(m)) this.onMessage(m);
+    });
+    this.child.on('error', () => undefined);
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        this.state = 'exited';
+        this.socket.destroy();
+        for (const resolveQuery of this.queries.values()) resolveQuery(null);
+        this.queries.clear();
+        if (this.congested) {
+          this.congested = false;
+          this.events.onCongested(this, false);
+        }
+        this.events.onExit(this, code, signal);
+        resolve();
+      });
+    });
+    this.send({ t: 'init', id: spec.id, generation: spec.generation, file: spec.file, text: spec.text });
+  }
+
+  get pid(): number {
+    return this.child.pid ?? 0;
+  }
+
+  get alive(): boolean {
+    return this.state !== 'exited';
+  }
+
+  /** DispatchTarget: one Mongrel2 message, in order. */
+  forward(handlerIndex: number, msg: Buffer): void {
+    this.channel.message(handlerIndex, msg);
+    if (!this.congested && this.channel.backlog > CONGESTED_BYTES) {
+      this.congested = true;
+      this.events.onCongested(this, true);
+      setTimeout(this.checkCongestion, 10);
+    }
+  }
+
+  /** Drain then exit, after every message already sent (ordered on the data channel). */
+  stop(timeoutMs: number): void {
+    if (!this.alive) return;
+    this.expectedExit = true;
+    this.state = 'stopping';
+    this.channel.stop(timeoutMs);
+  }
+
+  retire(): void {
+    if (!this.alive) return;
+    this.state = 'retiring';
+    this.send({ t: 'retire' });
+  }
+
+  reopenLogs(): void {
+    this.send({ t: 'reopen-logs' });
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.alive) this.child.kill(signal);
+  }
+
+  /** Ask the worker something; null if it does not answer within timeoutMs. */
+  query(what: QueryKind, timeoutMs = 1_000): Promise<unknown> {
+    if (!this.alive || !this.child.connected) return Promise.resolve(null);
+    const qid = this.nextQid++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.queries.delete(qid);
+        resolve(null);
+      }, timeoutMs);
+      this.queries.set(qid, (data) => {
+        clearTimeout(timer);
+        resolve(data);
+      });
+      this.send({ t: 'query', qid, what });
+    });
+  }
+
+  private send(msg: ToWorker): void {
+    if (!this.child.connected) return;
+    this.child.send(msg, (err) => {
+      void err; // the worker is exiting; its exit event tells the rest
+    });
+  }
+
+  private onMessage(m: FromWorker): void {
+    switch (m.t) {
+      case 'ready':
+        if (this.state === 'starting') this.state = 'active';
+        this.events.onReady(this);
+        return;
+      case 'failed':
+        this.events.onFailed(this, m.error);
+        return;
+      case 'reply': {
+        const resolve = this.queries.get(m.qid);
+        if (resolve) {
+          this.queries.delete(m.qid);
+          resolve(m.data);
+        }
+        return;
+      }
+      case 'closed':
+        this.events.onClosed(this, m.entries);
+        return;
+      case 'busy':
+        this.events.onBusy(this, m.keys, m.seen);
+        return;
+      case 'final-metrics':
+        this.events.onFinalMetrics(this, m.metrics);
+        return;
+    }
+  }
+
+  private readonly checkCongestion = (): void => {
+    if (!this.congested || !this.alive) return;
+    if (this.channel.backlog < CONGESTED_BYTES / 4) {
+      this.congested = false;
+      this.events.onCongested(this, false);
+    } else {
+      // 'drain' fires only after a refused write; poll as well so nothing stays paused.
+      setTimeout(this.checkCongestion, 10);
+    }
+  };
+}

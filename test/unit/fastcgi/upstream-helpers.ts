@@ -1,0 +1,178 @@
+/**
+ * Shared by the FastCGI upstream tests (fake server and real PHP-FPM): a config builder, a
+ * request builder and a sink that records what it is told. No side effects on import.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { Writable } from 'node:stream';
+import winston from 'winston';
+import type { FastcgiUpstreamConfig } from '../../../src/config/schema.js';
+import type { M2gwError } from '../../../src/errors.js';
+import type { Logger } from '../../../src/log.js';
+import type { ResolverFs } from '../../../src/upstream/fastcgi/script-resolver.js';
+import type { HeaderList, ResponseController, ResponseSink, Upstream, UpstreamRequest } from '../../../src/upstream/upstream.js';
+
+export function fastcgiConfig(address: string, documentRoot: string, over: Partial<FastcgiUpstreamConfig> = {}): FastcgiUpstreamConfig {
+  return {
+    type: 'fastcgi',
+    name: 'php',
+    address,
+    documentRoot,
+    index: 'index.php',
+    frontController: null,
+    serveStatic: false,
+    deny: [],
+    maxConnections: 2,
+    pipeline: 1,
+    queueTimeoutMs: 5000,
+    queueSize: 100,
+    connectTimeoutMs: 2000,
+    responseTimeoutMs: 5000,
+    idleTimeoutMs: 5000,
+    params: {},
+    scriptExtension: '.php',
+    ...over,
+  };
+}
+
+export interface RequestOptions extends Partial<Omit<UpstreamRequest, 'signal'>> {
+  signal?: AbortSignal;
+}
+
+let counter = 0;
+
+/** A request for `target` ("/path?query"). */
+export function request(target: string, over: RequestOptions = {}): UpstreamRequest {
+  const q = target.indexOf('?');
+  const path = q === -1 ? target : target.slice(0, q);
+  const query = q === -1 ? '' : target.slice(q + 1);
+  return {
+    id: `req-${++counter}`,
+    method: 'GET',
+    path,
+    query,
+    hasQuery: q !== -1,
+    originalUri: target,
+    routePrefix: '/',
+    httpVersion: 'HTTP/1.1',
+    headers: [['host', 'example.test']],
+    host: 'example.test',
+    hostHeader: 'example.test',
+    remoteAddr: '127.0.0.1',
+    scheme: 'http',
+    serverPort: 80,
+    body: null,
+    preserveHost: true,
+    signal: new AbortController().signal,
+    ...over,
+  };
+}
+
+export interface Result {
+  status: number;
+  reason: string | undefined;
+  headers: HeaderList;
+  body: Buffer;
+  /** Arrival time (ms since dispatch) of every data chunk. */
+  chunkTimes: number[];
+  error: M2gwError | null;
+  /** Whether onResponseStart came before the error. */
+  started: boolean;
+  ms: number;
+}
+
+export interface SinkHooks {
+  onStart?(ctl: ResponseController): void;
+  onData?(ctl: ResponseController, chunk: Buffer, index: number): void;
+}
+
+/** Dispatches and resolves when the sink got its end or error; checks the call order. */
+export function run(up: Upstream, req: UpstreamRequest, hooks: SinkHooks = {}): Promise<Result> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const r: Result = { status: 0, reason: undefined, headers: [], body: Buffer.alloc(0), chunkTimes: [], error: null, started: false, ms: 0 };
+    const chunks: Buffer[] = [];
+    let finished = false;
+    const done = (): void => {
+      if (finished) {
+        reject(new Error('the sink was told twice that the response finished'));
+        return;
+      }
+      finished = true;
+      r.body = Buffer.concat(chunks);
+      r.ms = Date.now() - t0;
+      // Later calls would be contract violations: catch them for a moment.
+      setTimeout(() => resolve(r), 5);
+    };
+    const sink: ResponseSink = {
+      onResponseStart(ctl, status, headers, reason) {
+        if (r.started || finished) reject(new Error('onResponseStart out of order'));
+        r.started = true;
+        r.status = status;
+        r.headers = headers;
+        r.reason = reason;
+        hooks.onStart?.(ctl);
+      },
+      onResponseData(ctl, chunk) {
+        if (!r.started || finished) reject(new Error('onResponseData out of order'));
+        chunks.push(Buffer.from(chunk));
+        r.chunkTimes.push(Date.now() - t0);
+        hooks.onData?.(ctl, chunk, chunks.length - 1);
+      },
+      onResponseEnd() {
+        done();
+      },
+      onResponseError(err) {
+        r.error = err;
+        done();
+      },
+    };
+    up.dispatch(req, sink);
+  });
+}
+
+export function header(r: Result, name: string): string | undefined {
+  return r.headers.find(([n]) => n === name)?.[1];
+}
+
+export function assertOk(r: Result, status = 200): void {
+  assert.equal(r.error, null, r.error ? `${r.error.code} ${r.error.phase} ${r.error.message}` : '');
+  assert.equal(r.status, status);
+}
+
+export function assertError(r: Result, code: string, phase?: string): void {
+  assert.ok(r.error !== null, `expected ${code}, got status ${r.status} ${r.body.toString().slice(0, 200)}`);
+  assert.equal(r.error.code, code, r.error.message);
+  if (phase !== undefined) assert.equal(r.error.phase, phase, r.error.message);
+}
+
+/** A winston logger whose records can be inspected. */
+export function capturingLogger(): { logger: Logger; records: Array<Record<string, unknown>> } {
+  const records: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    objectMode: true,
+    write(info: Record<string, unknown>, _enc, cb) {
+      records.push(info);
+      cb();
+    },
+  });
+  const logger = winston.createLogger({ level: 'debug', transports: [new winston.transports.Stream({ stream })] });
+  return { logger, records };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Resolver file access done synchronously: requests dispatched together then reach the pool
+ * in dispatch order (with real async fs they race), which order-sensitive tests need.
+ */
+export const syncResolverFs: ResolverFs = {
+  stat: (p) => Promise.resolve(fs.statSync(Buffer.from(p, 'latin1'), { throwIfNoEntry: false }) ?? null),
+  realpath: (p) => {
+    try {
+      return Promise.resolve(fs.realpathSync.native(Buffer.from(p, 'latin1'), { encoding: 'buffer' }).toString('latin1'));
+    } catch {
+      return Promise.resolve(null);
+    }
+  },
+};
