@@ -6,16 +6,17 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startPhpFpm } from '../test/harness/php-fpm.js';
+import { startPhpFpm, type PhpFpm } from '../test/harness/php-fpm.js';
 import type { M2gwInstance } from './lib/m2gw.js';
 import { measure, type LoadSettings, type Measurement, type Target } from './lib/measure.js';
 import { memoryRun } from './lib/memory.js';
 import { startNginx } from './lib/nginx.js';
 import { parseOptions, USAGE, type Options, type Scenario } from './lib/options.js';
 import { PHP_ROOT, RESULTS_DIR } from './lib/paths.js';
+import { formatSummary, summarize } from './profile-summary.js';
 import { processTree } from './lib/proc-stats.js';
 import { ProcessGroup } from './lib/procs.js';
-import { computeRatios, formatTable, memoryVerdicts, writeJson, type RatioSpec, type Results } from './lib/report.js';
+import { aggregate, computeRatios, formatTable, memoryVerdicts, writeJson, type RatioSpec, type Results } from './lib/report.js';
 import { startApp, startWorld, startWorldM2gw, type App, type World } from './lib/world.js';
 
 const HELLO_BYTES = 14;
@@ -73,7 +74,7 @@ async function withM2gw<T>(
   ctx: Ctx,
   world: World,
   phase: string,
-  extra: { accessLog?: boolean; workers?: number; fastcgi?: { address: string; pipeline: number } },
+  extra: { accessLog?: boolean; workers?: number; single?: boolean; fastcgi?: { address: string; pipeline: number } },
   fn: (gw: M2gwInstance) => Promise<T>,
 ): Promise<T> {
   const dir = path.join(ctx.tmp, `m2gw-${phase}`);
@@ -84,6 +85,7 @@ async function withM2gw<T>(
     probePath: extra.fastcgi ? '/gw/php/hello.php' : '/gw/hello',
     ...(extra.accessLog ? { accessLog: true } : {}),
     ...(extra.workers !== undefined ? { workers: extra.workers } : {}),
+    ...(extra.single ? { single: true } : {}),
     ...(extra.fastcgi
       ? { fastcgi: { address: extra.fastcgi.address, documentRoot: PHP_ROOT, maxConnections: ctx.opts.fpmChildren, pipeline: extra.fastcgi.pipeline } }
       : {}),
@@ -112,11 +114,14 @@ async function httpScenarios(ctx: Ctx, world: World, gw: M2gwInstance, nginxPort
     const m2 = world.m2.pid;
     const common = { scenario, bytes: c.bytes, ...(c.contains ? { contains: c.contains } : {}) };
     log(`${scenario}:`);
-    await run(ctx, { ...common, variant: 'm2gw', url: `${world.base}/gw/${c.leaf}`, processes: { mongrel2: m2, m2gw: gw.pid, app: ctx.app.pid } });
-    if (variants === 'all') await run(ctx, { ...common, variant: 'mongrel2-proxy', url: `${world.base}/proxy/${c.leaf}`, processes: { mongrel2: m2, app: ctx.app.pid } });
-    await run(ctx, { ...common, variant: 'trivial-handler', url: `${world.base}/trivial/${c.leaf}`, processes: { mongrel2: m2, trivial: world.trivialPid } });
-    if (variants === 'all' && nginxPort !== null && nginxPid !== null) {
-      await run(ctx, { ...common, variant: 'nginx-proxy', url: `http://127.0.0.1:${nginxPort}/${c.leaf}`, processes: { nginx: nginxPid, app: ctx.app.pid } });
+    // Rounds interleave the variants, so a slow drift of the machine hits them alike.
+    for (let round = 0; round < ctx.opts.repeat; round++) {
+      await run(ctx, { ...common, variant: 'm2gw', url: `${world.base}/gw/${c.leaf}`, processes: { mongrel2: m2, m2gw: gw.pid, app: ctx.app.pid } });
+      if (variants === 'all') await run(ctx, { ...common, variant: 'mongrel2-proxy', url: `${world.base}/proxy/${c.leaf}`, processes: { mongrel2: m2, app: ctx.app.pid } });
+      await run(ctx, { ...common, variant: 'trivial-handler', url: `${world.base}/trivial/${c.leaf}`, processes: { mongrel2: m2, trivial: world.trivialPid } });
+      if (variants === 'all' && nginxPort !== null && nginxPid !== null) {
+        await run(ctx, { ...common, variant: 'nginx-proxy', url: `http://127.0.0.1:${nginxPort}/${c.leaf}`, processes: { nginx: nginxPid, app: ctx.app.pid } });
+      }
     }
   }
 }
@@ -138,7 +143,7 @@ async function flowControlOnPhases(ctx: Ctx): Promise<void> {
     if (s.has('accesslog')) {
       log('hello with the access log on:');
       await withM2gw(ctx, world, 'accesslog', { accessLog: true }, async (gw) => {
-        await run(ctx, {
+        for (let round = 0; round < ctx.opts.repeat; round++) await run(ctx, {
           scenario: 'hello',
           variant: 'm2gw+access-log',
           url: `${world.base}/gw/hello`,
@@ -150,14 +155,15 @@ async function flowControlOnPhases(ctx: Ctx): Promise<void> {
       });
     }
     if (s.has('workers')) {
-      for (const n of ctx.opts.workers) {
-        log(`[gateway] workers = ${n}:`);
-        await withM2gw(ctx, world, `workers-${n}`, { workers: n }, async (gw) => {
-          const procs = processTree(gw.pid).length;
-          const note = `process tree of m2gw: ${procs} process(es)` + (n > 1 && procs === 1 ? ' — workers setting had no effect (no supervisor yet)' : '');
-          ctx.results.notes.push(`workers = ${n}: ${note}`);
+      for (const layout of ctx.opts.workers) {
+        const variant = layoutVariant(layout);
+        log(`${variant} (${layout === 'single' ? 'm2gw start --single' : `[gateway] workers = ${layout}`}):`);
+        const extra = layout === 'single' ? { single: true } : { workers: layout };
+        await withM2gw(ctx, world, variant, extra, async (gw) => {
+          const note = `${processTree(gw.pid).length} m2gw process(es)`;
           for (const [scenario, leaf, bytes] of [['hello', 'hello', HELLO_BYTES], ['1mib', '1m', MIB]] as const) {
-            await run(ctx, { scenario, variant: `m2gw-workers-${n}`, url: `${world.base}/gw/${leaf}`, bytes, processes: { mongrel2: world.m2.pid, m2gw: gw.pid, app: ctx.app.pid }, note });
+            if (!s.has(scenario)) continue;
+            for (let round = 0; round < ctx.opts.repeat; round++) await run(ctx, { scenario, variant, url: `${world.base}/gw/${leaf}`, bytes, processes: { mongrel2: world.m2.pid, m2gw: gw.pid, app: ctx.app.pid }, note });
           }
         });
       }
@@ -196,39 +202,44 @@ async function phpPhase(ctx: Ctx): Promise<void> {
   const fpm = await startPhpFpm({ maxChildren: ctx.opts.fpmChildren, pm: 'static', listen: 'tcp' });
   ctx.group.defer('php-fpm', () => fpm.stop());
   const world = await startWorld(ctx.group, ctx.app, true, TRIVIAL_CHUNK);
-  const common = { scenario: 'php', bytes: HELLO_BYTES, contains: 'Hello' };
   try {
     log('php (hello.php, PHP-FPM pm=static):');
-    if (ctx.has.nginx) {
-      for (const keepConn of [false, true]) {
-        // One nginx per variant: kept connections of one must not pin children during the other.
-        const nginx = await startNginx(ctx.group, { kind: 'fastcgi', fpmAddress: fpm.address, documentRoot: PHP_ROOT, keepConn, fpmChildren: ctx.opts.fpmChildren }, ctx.opts.nginxWorkers);
-        try {
-          await run(ctx, {
-            ...common,
-            variant: keepConn ? 'nginx-fastcgi-keepconn' : 'nginx-fastcgi',
-            url: `http://127.0.0.1:${nginx.port}/hello.php`,
-            processes: { nginx: nginx.pid, 'php-fpm': fpm.pid },
-          });
-        } finally {
-          await nginx.stop();
-        }
-      }
-    }
-    for (const pipeline of ctx.opts.pipelines) {
-      await withM2gw(ctx, world, `php-pipeline-${pipeline}`, { fastcgi: { address: fpm.address, pipeline } }, async (gw) => {
-        await run(ctx, {
-          ...common,
-          variant: `m2gw-pipeline-${pipeline}`,
-          url: `${world.base}/gw/php/hello.php`,
-          processes: { mongrel2: world.m2.pid, m2gw: gw.pid, 'php-fpm': fpm.pid },
-          note: `max_connections = ${ctx.opts.fpmChildren}, pipeline = ${pipeline}`,
-        });
-      });
-    }
+    for (let round = 0; round < ctx.opts.repeat; round++) await phpRound(ctx, world, fpm);
   } finally {
     await world.stop();
     await ctx.group.release('php-fpm');
+  }
+}
+
+async function phpRound(ctx: Ctx, world: World, fpm: PhpFpm): Promise<void> {
+  const common = { scenario: 'php', bytes: HELLO_BYTES, contains: 'Hello' };
+  if (ctx.has.nginx) {
+    for (const keepConn of [false, true]) {
+      // One nginx per variant: kept connections of one must not pin children during the other.
+      const nginx = await startNginx(ctx.group, { kind: 'fastcgi', fpmAddress: fpm.address, documentRoot: PHP_ROOT, keepConn, fpmChildren: ctx.opts.fpmChildren }, ctx.opts.nginxWorkers);
+      try {
+        await run(ctx, {
+          ...common,
+          variant: keepConn ? 'nginx-fastcgi-keepconn' : 'nginx-fastcgi',
+          url: `http://127.0.0.1:${nginx.port}/hello.php`,
+          processes: { nginx: nginx.pid, 'php-fpm': fpm.pid },
+        });
+      } finally {
+        await nginx.stop();
+      }
+    }
+  }
+  for (const pipeline of ctx.opts.pipelines) {
+    // A fresh m2gw per depth: its kept connections pin PHP-FPM children until it exits.
+    await withM2gw(ctx, world, `php-pipeline-${pipeline}`, { fastcgi: { address: fpm.address, pipeline } }, async (gw) => {
+      await run(ctx, {
+        ...common,
+        variant: `m2gw-pipeline-${pipeline}`,
+        url: `${world.base}/gw/php/hello.php`,
+        processes: { mongrel2: world.m2.pid, m2gw: gw.pid, 'php-fpm': fpm.pid },
+        note: `max_connections = ${ctx.opts.fpmChildren}, pipeline = ${pipeline}`,
+      });
+    });
   }
 }
 
@@ -240,6 +251,10 @@ async function noFlowPhase(ctx: Ctx): Promise<void> {
   } finally {
     await world.stop();
   }
+}
+
+function layoutVariant(layout: number | 'single'): string {
+  return layout === 'single' ? 'm2gw-single' : `m2gw-workers-${layout}`;
 }
 
 function ratioSpecs(opts: Options): RatioSpec[] {
@@ -259,9 +274,11 @@ function ratioSpecs(opts: Options): RatioSpec[] {
     specs.push({ scenario: 'php', of: `m2gw-pipeline-${p}`, to: 'nginx-fastcgi', target: 0.9 });
     specs.push({ scenario: 'php', of: `m2gw-pipeline-${p}`, to: 'nginx-fastcgi-keepconn' });
   }
-  for (const n of opts.workers) {
-    specs.push({ scenario: 'hello', of: `m2gw-workers-${n}`, to: 'm2gw' });
-    specs.push({ scenario: '1mib', of: `m2gw-workers-${n}`, to: 'm2gw' });
+  for (const layout of opts.workers) {
+    specs.push({ scenario: 'hello', of: layoutVariant(layout), to: 'm2gw' });
+    specs.push({ scenario: 'hello', of: layoutVariant(layout), to: 'mongrel2-proxy' });
+    specs.push({ scenario: '1mib', of: layoutVariant(layout), to: 'm2gw' });
+    specs.push({ scenario: '1mib', of: layoutVariant(layout), to: 'trivial-handler' });
   }
   return specs;
 }
@@ -270,8 +287,8 @@ function ratioSpecs(opts: Options): RatioSpec[] {
 function flowControlNotes(r: Results): void {
   for (const sc of ['hello', '1mib']) {
     for (const v of ['m2gw', 'trivial-handler']) {
-      const on = r.measurements.find((m) => m.scenario === sc && m.variant === v);
-      const off = r.measurements.find((m) => m.scenario === `${sc}-noflow` && m.variant === v);
+      const on = r.summary.find((m) => m.scenario === sc && m.variant === v);
+      const off = r.summary.find((m) => m.scenario === `${sc}-noflow` && m.variant === v);
       if (on && off && off.requestsPerSec > 0) {
         r.notes.push(`${sc} ${v}: download.flow_control=1 gives ${(on.requestsPerSec / off.requestsPerSec).toFixed(2)}× the req/s of flow_control=0 (${on.requestsPerSec.toFixed(0)} vs ${off.requestsPerSec.toFixed(0)})`);
       }
@@ -328,6 +345,7 @@ async function main(): Promise<number> {
     },
     options: { ...opts, scenarios: [...opts.scenarios] },
     measurements: [],
+    summary: [],
     ratios: [],
     memory: [],
     memoryVerdicts: [],
@@ -358,10 +376,18 @@ async function main(): Promise<number> {
     await group.stopAll();
   }
   results.finishedAt = new Date().toISOString();
-  results.ratios = computeRatios(results.measurements, ratioSpecs(opts));
+  results.summary = aggregate(results.measurements);
+  results.ratios = computeRatios(results.summary, ratioSpecs(opts));
   results.memoryVerdicts = memoryVerdicts(results.memory);
   flowControlNotes(results);
   log(formatTable(results));
+  for (const p of results.profiles) {
+    try {
+      log('\n' + formatSummary(summarize(p.file, 15)));
+    } catch (err) {
+      log(`cannot read profile ${p.file}: ${(err as Error).message}`);
+    }
+  }
   if (opts.json) log(`\nresults: ${writeJson(RESULTS_DIR, results)}`);
   return results.failures.length > 0 ? 1 : 0;
 }

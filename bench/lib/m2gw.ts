@@ -1,6 +1,8 @@
 /**
  * Starts the real m2gw executable (bin/m2gw start) with a generated gw.toml: its own
- * process, so its RSS and CPU are its own, as in production.
+ * processes (a supervisor and its workers, or one with --single), so their RSS and CPU
+ * are theirs, as in production. Node flags (--cpu-prof) reach the workers too: fork()
+ * passes the parent's execArgv on.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,8 +20,10 @@ export interface M2gwOptions {
   readonly appUrl?: string;
   readonly fastcgi?: { address: string; documentRoot: string; maxConnections: number; pipeline: number };
   readonly accessLog?: boolean;
-  /** `[gateway] workers` (issue 4's supervisor); absent: the key is not written. */
+  /** `[gateway] workers`; absent: the key is not written (default 1). */
   readonly workers?: number;
+  /** `m2gw start --single`: one process, no supervisor. */
+  readonly single?: boolean;
   /** Directory for `node --cpu-prof` output; absent: no profiling. */
   readonly cpuProfDir?: string;
   /** URL (through Mongrel2) that must answer 200 before the gateway counts as ready. */
@@ -80,7 +84,7 @@ export async function startM2gw(group: ProcessGroup, o: M2gwOptions): Promise<M2
   const logFile = path.join(o.dir, 'm2gw.log');
   fs.writeFileSync(configFile, m2gwToml(o, logFile));
   const nodeArgs = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
-  const proc = group.spawn('m2gw', process.execPath, [...nodeArgs, M2GW_BIN, 'start', '--config', configFile], {
+  const proc = group.spawn('m2gw', process.execPath, [...nodeArgs, M2GW_BIN, 'start', '--config', configFile, ...(o.single ? ['--single'] : [])], {
     logFile: path.join(o.dir, 'stdout.log'),
   });
   const deadline = Date.now() + 20_000;

@@ -9,12 +9,14 @@ export interface Options {
   readonly durationS: number;
   readonly warmupS: number;
   readonly threads: number;
+  readonly repeat: number;
   readonly connections: number;
   readonly scenarios: ReadonlySet<Scenario>;
   readonly nginxWorkers: string;
   readonly pipelines: readonly number[];
   readonly fpmChildren: number;
-  readonly workers: readonly number[];
+  /** Extra m2gw process layouts for the workers scenario: 'single' (--single) or a worker count. */
+  readonly workers: ReadonlyArray<number | 'single'>;
   readonly memSizes: readonly number[];
   readonly cpuProf: boolean;
   readonly json: boolean;
@@ -24,15 +26,18 @@ export const USAGE = `Usage: bench/run.sh [flags]      (or: node dist/bench/run.
 
   --quick               4 s runs, 1 s warm-up, memory with 64 MiB and 256 MiB bodies
   --duration S          seconds per measured wrk run (default 10; quick 4)
-  --warmup S            seconds of wrk before each measured run (default 2; quick 1)
+  --warmup S            seconds of wrk before each measured run (default 1)
   --connections N       wrk -c (default 50)
   --threads N           wrk -t (default 2)
+  --repeat N            measure every variant N times, interleaved; report the median (default 1)
   --only LIST           comma list of: ${SCENARIOS.join(', ')}
   --skip LIST           the same, to leave out
   --nginx-workers W     nginx worker_processes: auto (default) or a number
   --pipeline LIST       m2gw FastCGI pipeline depths to measure (default 1,2,4)
   --fpm-children N      PHP-FPM pm.max_children, pm=static (default 2)
-  --workers LIST        also run hello and 1 MiB with [gateway] workers = each value (issue 4)
+  --workers LIST        m2gw layouts for the workers scenario, besides the default
+                        (supervisor + 1 worker): 'single' (m2gw start --single) and/or
+                        worker counts (default single,2)
   --mem-sizes LIST      body sizes for the memory scenario (default 256MiB,1GiB)
   --cpu-prof            run m2gw under node --cpu-prof; profiles go beside the JSON
   --no-json             do not write bench/results/<timestamp>.json
@@ -69,6 +74,7 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
       warmup: { type: 'string' },
       connections: { type: 'string' },
       threads: { type: 'string' },
+      repeat: { type: 'string' },
       only: { type: 'string' },
       skip: { type: 'string' },
       'nginx-workers': { type: 'string' },
@@ -89,18 +95,18 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
     for (const x of xs) if (!known.has(x)) throw new Error(`unknown scenario "${x}" (known: ${SCENARIOS.join(', ')})`);
     return xs as Scenario[];
   };
-  const workers = list(values.workers, '').map((w) => positive(w, 1, '--workers'));
-  const only = check(list(values.only, SCENARIOS.filter((s) => s !== 'workers').join(',')));
+  const workers = list(values.workers, 'single,2').map((w) => (w === 'single' ? ('single' as const) : positive(w, 1, '--workers')));
+  const only = check(list(values.only, SCENARIOS.join(',')));
   const skip = new Set(check(list(values.skip, '')));
   const scenarios = new Set(only.filter((s) => !skip.has(s)));
-  if (workers.length > 0 && !skip.has('workers')) scenarios.add('workers');
   const nginxWorkers = values['nginx-workers'] ?? 'auto';
   if (nginxWorkers !== 'auto') positive(nginxWorkers, 1, '--nginx-workers');
   return {
     quick,
     durationS: positive(values.duration, quick ? 4 : 10, '--duration'),
-    warmupS: values.warmup === '0' ? 0 : positive(values.warmup, quick ? 1 : 2, '--warmup'),
+    warmupS: values.warmup === '0' ? 0 : positive(values.warmup, 1, '--warmup'),
     threads: positive(values.threads, 2, '--threads'),
+    repeat: Math.round(positive(values.repeat, 1, '--repeat')),
     connections: positive(values.connections, 50, '--connections'),
     scenarios,
     nginxWorkers,

@@ -104,3 +104,33 @@ export function cpuMeter(trees: Readonly<Record<string, number>>): () => Record<
     return used;
   };
 }
+
+/** Busy CPU ticks of the whole machine (all CPUs), from /proc/stat. */
+function machineBusyTicks(): number {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;
+}
+
+/** This process's CPU plus that of its children it has reaped (wrk, curl). */
+function selfAndReapedTicks(): number {
+  const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime 14, stime 15, cutime 16, cstime 17 (f[0] is field 3)
+  return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+}
+
+/**
+ * CPU seconds the machine spent on anything but the measured trees, this process and
+ * its reaped children (wrk): other people's work that makes a measurement noisy.
+ */
+export function foreignCpuMeter(): (measuredTreesSeconds: number) => number {
+  const busy0 = machineBusyTicks();
+  const self0 = selfAndReapedTicks();
+  return (measured) => {
+    const busy = (machineBusyTicks() - busy0) / CLOCK_TICKS;
+    const self = (selfAndReapedTicks() - self0) / CLOCK_TICKS;
+    return Math.max(0, busy - self - measured);
+  };
+}

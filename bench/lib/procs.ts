@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
+import { processTree } from './proc-stats.js';
 
 export interface Managed {
   readonly name: string;
@@ -89,13 +90,47 @@ export class ProcessGroup {
   }
 }
 
+/**
+ * Signal the process and wait; past the grace period, SIGKILL it and every descendant.
+ * Descendants (m2gw's workers, nginx's and PHP-FPM's children) get the same grace to
+ * follow their parent out, so a supervisor that dies cannot leave orphans behind.
+ */
 async function stopChild(child: ChildProcess, exited: Promise<void>, signal: NodeJS.Signals, graceMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
+  const tree = processTree(child.pid!).slice(1);
   child.kill(signal);
+  const deadline = Date.now() + graceMs;
   const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
   if ((await Promise.race([exited, timer])) === 'timeout') {
     child.kill('SIGKILL');
     await exited;
+  }
+  for (;;) {
+    const alive = tree.filter(isAlive);
+    if (alive.length === 0) return;
+    if (Date.now() >= deadline) {
+      for (const p of alive) killQuietly(p);
+      return;
+    }
+    await sleep(20);
+  }
+}
+
+/** Exists and is not a zombie (an orphan's zombie may never be reaped in a container). */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
   }
 }
 

@@ -1,7 +1,7 @@
 /** The results: ratios between variants of one run, a readable table, the JSON file. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fmtMs, round, type Measurement } from './measure.js';
+import { fmtMs, OTHER_LOAD_WARN_PCT, round, type Measurement } from './measure.js';
 import type { MemoryRun } from './memory.js';
 
 export interface RatioSpec {
@@ -29,18 +29,41 @@ export interface MemoryVerdict {
   readonly rule: string;
 }
 
+/** One row per (scenario, variant): the median run of its repeats. */
+export interface Summary extends Measurement {
+  /** req/s of every run, in the order they ran. */
+  readonly runs: number[];
+}
+
 export interface Results {
   readonly startedAt: string;
   finishedAt: string;
   readonly machine: Record<string, string | number>;
   readonly options: Record<string, unknown>;
+  /** Every run, in the order they ran. */
   readonly measurements: Measurement[];
+  summary: Summary[];
   ratios: Ratio[];
   readonly memory: MemoryRun[];
   memoryVerdicts: MemoryVerdict[];
   readonly profiles: Array<{ file: string; phase: string }>;
   readonly notes: string[];
   readonly failures: string[];
+}
+
+export function aggregate(ms: readonly Measurement[]): Summary[] {
+  const groups = new Map<string, Measurement[]>();
+  for (const m of ms) {
+    const k = `${m.scenario}\u0000${m.variant}`;
+    const g = groups.get(k);
+    if (g) g.push(m);
+    else groups.set(k, [m]);
+  }
+  return [...groups.values()].map((g) => {
+    const sorted = [...g].sort((a, b) => a.requestsPerSec - b.requestsPerSec);
+    const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+    return { ...median, runs: g.map((m) => m.requestsPerSec) };
+  });
 }
 
 export function computeRatios(ms: readonly Measurement[], specs: readonly RatioSpec[]): Ratio[] {
@@ -84,16 +107,17 @@ function mib(bytes: number): string {
 
 export function formatTable(r: Results): string {
   const lines: string[] = [];
-  const scenarios = [...new Set(r.measurements.map((m) => m.scenario))];
+  const scenarios = [...new Set(r.summary.map((m) => m.scenario))];
   for (const sc of scenarios) {
     lines.push('', `== ${sc} ==`);
-    lines.push(`  ${'variant'.padEnd(26)} ${'req/s'.padStart(9)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'MiB/s'.padStart(7)}  cpu µs/req`);
-    for (const m of r.measurements.filter((x) => x.scenario === sc)) {
+    lines.push(`  ${'variant'.padEnd(26)} ${'req/s'.padStart(9)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'MiB/s'.padStart(7)} ${'other'.padStart(6)}  cpu µs/req`);
+    for (const m of r.summary.filter((x) => x.scenario === sc)) {
       const cpu = Object.entries(m.cpuUsPerRequest)
         .map(([k, v]) => `${k} ${v}`)
         .join(', ');
       lines.push(
-        `  ${m.variant.padEnd(26)} ${m.requestsPerSec.toFixed(0).padStart(9)} ${fmtMs(m.latencyP50Ms)} ${fmtMs(m.latencyP99Ms)} ${m.transferMiBPerSec.toFixed(1).padStart(7)}  ${cpu}` +
+        `  ${m.variant.padEnd(26)} ${m.requestsPerSec.toFixed(0).padStart(9)} ${fmtMs(m.latencyP50Ms)} ${fmtMs(m.latencyP99Ms)} ${m.transferMiBPerSec.toFixed(1).padStart(7)} ${(m.otherLoadPct.toFixed(0) + '%').padStart(6)}${m.otherLoadPct >= OTHER_LOAD_WARN_PCT ? '!' : ' '} ${cpu}` +
+          (m.runs.length > 1 ? `  runs: ${m.runs.map((v) => v.toFixed(0)).join(' ')}` : '') +
           (m.errors > 0 ? `  ERRORS ${m.errorDetail}` : ''),
       );
     }

@@ -81,7 +81,7 @@ export function startWorldM2gw(
   return startM2gw(group, {
     ...rest,
     handler: world.m2.handlers.get('/gw/')!,
-    chroot: world.m2.dir,
+    chroot: world.m2.chroot,
     probeUrl: world.base + probePath,
   });
 }

@@ -162,6 +162,7 @@ export class Gateway implements FlushScheduler {
         h.socket.connect(
           (msg) => this.handleMessage(h.index, msg),
           (err) => this.log.error('handler socket failed', { handler: h.config.sendSpec, error: String(err) }),
+          (waited) => this.log.warn('waiting for Mongrel2 to subscribe (is it running?)', { recv_spec: h.config.recvSpec, waited_ms: waited }),
         ),
       ),
     );

@@ -48,10 +48,15 @@ export class HandlerSocket {
   }
 
   /** Connect both sockets; resolves once Mongrel2 has subscribed (replies can flow). */
-  async connect(onMessage: MessageListener, onError: (err: unknown) => void, subscribeTimeoutMs = 30_000): Promise<void> {
+  async connect(
+    onMessage: MessageListener,
+    onError: (err: unknown) => void,
+    onWaiting: (waitedMs: number) => void = () => undefined,
+    warnEveryMs = 10_000,
+  ): Promise<void> {
     this.pub.connect(this.options.recvSpec);
     void this.watchSubscriptions();
-    await this.waitSubscribed(subscribeTimeoutMs);
+    await this.waitSubscribed(warnEveryMs, onWaiting);
     if (this.options.publishOnly) {
       this.resolveReceiveStopped();
       return;
@@ -182,14 +187,18 @@ export class HandlerSocket {
     for (const w of waiters) w();
   }
 
-  private waitSubscribed(timeoutMs: number): Promise<void> {
+  /**
+   * Resolves when Mongrel2 has subscribed. Never gives up: Mongrel2 may start after us
+   * (systemd ordering, a restart); `onWaiting` is told every `warnEveryMs` meanwhile.
+   */
+  private waitSubscribed(warnEveryMs: number, onWaiting: (waitedMs: number) => void): Promise<void> {
     if (this.subscribed) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new Error(`no subscription from Mongrel2 on ${this.options.recvSpec} within ${timeoutMs} ms (is Mongrel2 running?)`));
-      }, timeoutMs);
+    const started = Date.now();
+    return new Promise((resolve) => {
+      const timer = setInterval(() => onWaiting(Date.now() - started), warnEveryMs);
+      timer.unref();
       this.subscribedWaiters.push(() => {
-        clearTimeout(timer);
+        clearInterval(timer);
         resolve();
       });
     });

@@ -152,6 +152,8 @@ export async function startMongrel2(opts: StartMongrel2Options): Promise<Mongrel
       const conf = renderConf({ uuid, port, hostName: opts.hostName ?? 'localhost', handlers, routes: opts.routes, settings });
       await fsp.writeFile(path.join(dir, 'mongrel2.conf'), conf);
       await fsp.rm(path.join(dir, 'config.sqlite'), { force: true });
+      // A leftover pid file naming a (recycled) live pid would make mongrel2 refuse to start.
+      await fsp.rm(path.join(dir, 'run/mongrel2.pid'), { force: true });
       await m2shLoad(dir);
       const started = await spawnAndWait(dir, uuid, port, handlers, opts.startTimeoutMs ?? 10_000);
       if ('instance' in started) {

@@ -48,7 +48,7 @@ level = "debug"
 [[handler]]
 send_spec = "${spec!.sendSpec}"
 recv_spec = "${spec!.recvSpec}"
-chroot = "${m2.dir}"
+chroot = "${m2.chroot}"
 ${opts.toml}
 `;
   const { config, problems } = parseConfigText(toml, `${m2.dir}/gw.toml`);

@@ -1,34 +1,31 @@
 /**
  * One FastCGI connection to PHP-FPM (TCP or unix socket), kept alive with FCGI_KEEP_CONN.
- * Writes requests (a request's records in one write), streams file bodies under socket
- * backpressure, decodes responses and routes them to the job by request id, and keeps the
- * timeouts: connect, first byte (response timeout), silence between reads (idle timeout).
+ * Writes requests (a request's records in one write), decodes responses and routes them to
+ * the job by request id, and keeps the timeouts: connect, first byte (response timeout),
+ * silence between reads or writes (idle timeout), and an idle pooled connection's lifetime.
  *
  * PHP-FPM serves one request at a time per connection and reads the next one only when done,
  * so requests may be written ahead (pipelined) and come back strictly in order.
  * The connection decides nothing about retries: when it closes it hands its unfinished jobs,
- * each with an error, to its owner (the pool).
+ * each with an error, to its owner (the pool), with what it saw of the close.
  */
-import fs from 'node:fs';
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { UpstreamError } from '../../errors.js';
 import type { RequestBody } from '../upstream.js';
+import type { FcgiAddress } from './address.js';
+import { describeAddress } from './address.js';
 import { RecordDecodeError, RecordDecoder } from './record-decoder.js';
-import { HEADER_LEN, RecordType, STDIN_CHUNK, endOfStdin, paddingFor, stdinRecords, writeHeader } from './records.js';
+import { stdinRecords } from './records.js';
+import { streamFileAsStdin } from './stdin-file.js';
+import type { StdinFileStream } from './stdin-file.js';
 
-export type FcgiAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
-
-export function parseAddress(address: string): FcgiAddress {
-  if (address.startsWith('unix:')) return { kind: 'unix', path: address.slice('unix:'.length) };
-  const colon = address.lastIndexOf(':');
-  const port = Number(address.slice(colon + 1));
-  let host = address.slice(0, colon);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  if (colon <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new RangeError(`FastCGI address must be "host:port" or "unix:/path", got "${address}"`);
-  }
-  return { kind: 'tcp', host, port };
-}
+/**
+ * PHP-FPM closes a kept connection when its child reaches pm.max_requests: END_REQUEST, the
+ * rest of its request shutdown, then FIN (measured 30 µs to 8 ms apart). A FIN this soon after
+ * an END_REQUEST is taken as that recycling, not as a crash.
+ */
+export const RECYCLE_WINDOW_MS = 25;
 
 export interface ConnectionTimeouts {
   readonly connectTimeoutMs: number;
@@ -51,17 +48,22 @@ export interface ConnectionJob {
   onEnd(appStatus: number, protocolStatus: number): void;
 }
 
+/** What the connection saw of its own end. */
+export interface CloseInfo {
+  /** False when the socket never connected: nothing of any job was sent. */
+  readonly wasConnected: boolean;
+  /** PHP-FPM closed cleanly right after answering a request (see RECYCLE_WINDOW_MS). */
+  readonly recycledByPeer: boolean;
+}
+
 export interface ConnectionOwner {
   connected(conn: FcgiConnection): void;
   /** The job got its END_REQUEST and is off the connection. */
   jobDone(conn: FcgiConnection, job: ConnectionJob): void;
   /** A streamed body finished writing: the connection may take pipelined requests again. */
   bodySent(conn: FcgiConnection): void;
-  /**
-   * The connection is gone. `unfinished` lists the jobs still on it, in order, each with why.
-   * `wasConnected` is false when the socket never connected: nothing of them was sent.
-   */
-  closed(conn: FcgiConnection, unfinished: Array<{ job: ConnectionJob; error: UpstreamError }>, wasConnected: boolean): void;
+  /** The connection is gone. `unfinished` lists the jobs still on it, in order, each with why. */
+  closed(conn: FcgiConnection, unfinished: Array<{ job: ConnectionJob; error: UpstreamError }>, info: CloseInfo): void;
 }
 
 type TimerKind = 'none' | 'connect' | 'pool-idle' | 'first-byte' | 'read-idle' | 'write-idle';
@@ -77,13 +79,15 @@ export class FcgiConnection {
   /** No further requests go on this connection (peer FIN, protocol doubt, closing). */
   private noReuse = false;
   private readPaused = false;
-  private bodyStream: fs.ReadStream | null = null;
+  private bodyStream: StdinFileStream | null = null;
   private writingBodyOf: ConnectionJob | null = null;
   private timerKind: TimerKind = 'none';
+  private lastEndAt = 0;
+  private peerEndAt = 0;
   /** Why the connection is being torn down, with the job it concerns (null: all alike). */
   private failure: { error: UpstreamError; job: ConnectionJob | null } | null = null;
   /** Errors that belong to one job only (its body file could not be read). */
-  private jobErrors = new Map<ConnectionJob, UpstreamError>();
+  private readonly jobErrors = new Map<ConnectionJob, UpstreamError>();
   private readonly decoder: RecordDecoder;
 
   constructor(
@@ -92,14 +96,8 @@ export class FcgiConnection {
     private readonly owner: ConnectionOwner,
   ) {
     this.decoder = new RecordDecoder({
-      onStdout: (id, data) => {
-        const job = this.jobFor(id);
-        if (job !== null) job.onStdout(data);
-      },
-      onStderr: (id, data) => {
-        const job = this.jobFor(id);
-        if (job !== null) job.onStderr(data);
-      },
+      onStdout: (id, data) => this.jobFor(id)?.onStdout(data),
+      onStderr: (id, data) => this.jobFor(id)?.onStderr(data),
       onEndRequest: (id, appStatus, protocolStatus) => this.endRequest(id, appStatus, protocolStatus),
       onRecord: (type) => {
         this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `unexpected FastCGI record type ${type}`, 'request-sent'));
@@ -118,13 +116,15 @@ export class FcgiConnection {
     this.socket.on('end', () => {
       // PHP-FPM closed its side (pm.max_requests, reload, idle kill). Node ends ours too.
       this.noReuse = true;
+      this.peerEndAt = performance.now();
     });
     this.socket.on('timeout', () => this.onTimeout());
     this.socket.on('error', (err: NodeJS.ErrnoException) => {
       if (this.failure !== null) return;
       const phase = this.isConnected ? 'request-sent' : 'connect';
       const code = this.isConnected ? 'M2GW_UPSTREAM_RESET' : 'M2GW_UPSTREAM_CONNECT';
-      this.failure = { error: new UpstreamError(code, `FastCGI ${describe(address)}: ${err.code ?? err.message}`, phase, { cause: err }), job: null };
+      const error = new UpstreamError(code, `FastCGI ${describeAddress(address)}: ${err.code ?? err.message}`, phase, { cause: err });
+      this.failure = { error, job: null };
     });
     this.socket.on('close', () => this.onClose());
   }
@@ -152,19 +152,34 @@ export class FcgiConnection {
     const id = this.freeId();
     job.fcgiId = id;
     job.responseStarted = false;
-    if (id !== readRequestId(job.head)) setRequestId(job.head, id);
+    if (id !== ((job.head[2]! << 8) | job.head[3]!)) setRequestId(job.head, id);
     this.jobs.push(job);
     const body = job.separateBody;
     if (body === null) {
       this.socket.write(job.head);
     } else if (body.kind === 'buffer') {
+      // Large in-memory body: one writev, the payload referenced rather than copied.
       this.socket.cork();
       this.socket.write(job.head);
       for (const b of stdinRecords(id, body.data, true)) this.socket.write(b);
       this.socket.uncork();
     } else {
       this.socket.write(job.head);
-      this.streamFile(job, body.path, body.length);
+      this.writingBodyOf = job;
+      this.bodyStream = streamFileAsStdin(this.socket, id, body.path, body.length, {
+        done: () => {
+          this.bodyStream = null;
+          if (this.writingBodyOf !== job) return;
+          this.writingBodyOf = null;
+          this.updateTimer();
+          this.owner.bodySent(this);
+        },
+        failed: (err) => {
+          this.bodyStream = null;
+          this.jobErrors.set(job, new UpstreamError('M2GW_INTERNAL', `request body ${body.path}: ${err.message}`, 'request-sent', { cause: err }));
+          this.destroy();
+        },
+      });
     }
     if (this.jobs.length === 1) this.updateTimer();
   }
@@ -180,10 +195,6 @@ export class FcgiConnection {
 
   resumeReading(job: ConnectionJob): void {
     if (this.jobs[0] !== job || !this.readPaused) return;
-    this.unpause();
-  }
-
-  private unpause(): void {
     this.readPaused = false;
     this.decoder.resume();
     if (this.readPaused || this.isClosed) return;
@@ -210,10 +221,11 @@ export class FcgiConnection {
     this.noReuse = true;
     if (error !== undefined && this.failure === null) this.failure = { error, job: null };
     this.bodyStream?.destroy();
+    this.bodyStream = null;
     this.socket.destroy();
   }
 
-  /** Closes an idle connection politely. */
+  /** Closes politely once no job is left. */
   end(): void {
     this.noReuse = true;
     if (this.jobs.length === 0) this.socket.end();
@@ -229,11 +241,7 @@ export class FcgiConnection {
 
   private jobFor(id: number): ConnectionJob | null {
     const head = this.jobs[0];
-    if (head !== undefined && head.fcgiId === id) {
-      head.responseStarted = true;
-      return head;
-    }
-    const job = this.jobs.find((j) => j.fcgiId === id);
+    const job = head !== undefined && head.fcgiId === id ? head : this.jobs.find((j) => j.fcgiId === id);
     if (job === undefined) {
       this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `FastCGI record for unknown request id ${id}`, 'request-sent'));
       return null;
@@ -243,20 +251,20 @@ export class FcgiConnection {
   }
 
   private onData(chunk: Buffer): void {
-    const wasWaiting = this.jobs.length > 0 && !this.jobs[0]!.responseStarted;
+    const wasWaiting = this.timerKind === 'first-byte';
     try {
       this.decoder.push(chunk);
     } catch (err) {
       if (err instanceof RecordDecodeError) {
         this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', err.message, 'request-sent', { cause: err }));
       } else {
-        // A callback threw: that request is broken, the connection's state is unknown.
+        // A callback threw: that request is broken, the connection's state unknown.
         const e = err instanceof Error ? err : new Error(String(err));
-        this.fail(new UpstreamError('M2GW_INTERNAL', `while handling a FastCGI response: ${e.message}`, 'request-sent', { cause: e }), this.jobs[0] ?? null);
+        this.fail(new UpstreamError('M2GW_INTERNAL', `handling a FastCGI response: ${e.message}`, 'request-sent', { cause: e }), this.jobs[0] ?? null);
       }
       return;
     }
-    if (wasWaiting && this.timerKind === 'first-byte') this.updateTimer();
+    if (wasWaiting && !this.isClosed) this.updateTimer();
   }
 
   private endRequest(id: number, appStatus: number, protocolStatus: number): void {
@@ -269,6 +277,7 @@ export class FcgiConnection {
     job.responseStarted = true;
     this.jobs.splice(i, 1);
     this.served++;
+    this.lastEndAt = performance.now();
     if (this.writingBodyOf === job) {
       // PHP answered before reading the whole body: the rest would be read as the next request.
       this.noReuse = true;
@@ -288,75 +297,26 @@ export class FcgiConnection {
     this.owner.jobDone(this, job);
   }
 
-  private streamFile(job: ConnectionJob, path: string, length: number): void {
-    const id = job.fcgiId;
-    this.writingBodyOf = job;
-    if (length === 0) {
-      this.finishBody(job, 0, 0);
-      return;
-    }
-    const rs = fs.createReadStream(path, { start: 0, end: length - 1, highWaterMark: STDIN_CHUNK });
-    this.bodyStream = rs;
-    let sent = 0;
-    rs.on('data', (chunk: Buffer | string) => {
-      const data = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
-      sent += data.length;
-      const pad = paddingFor(data.length);
-      const hdr = Buffer.allocUnsafe(HEADER_LEN);
-      writeHeader(hdr, 0, RecordType.STDIN, id, data.length, pad);
-      this.socket.cork();
-      this.socket.write(hdr);
-      let ok = this.socket.write(data);
-      if (pad > 0) ok = this.socket.write(Buffer.alloc(pad));
-      this.socket.uncork();
-      if (!ok && !this.socket.destroyed) {
-        rs.pause();
-        this.socket.once('drain', () => rs.resume());
-      }
-    });
-    rs.on('end', () => {
-      this.bodyStream = null;
-      this.finishBody(job, sent, length);
-    });
-    rs.on('error', (err) => {
-      this.bodyStream = null;
-      this.jobErrors.set(job, new UpstreamError('M2GW_INTERNAL', `reading request body ${path}: ${err.message}`, 'request-sent', { cause: err }));
-      this.destroy();
-    });
-  }
-
-  private finishBody(job: ConnectionJob, sent: number, length: number): void {
-    if (this.writingBodyOf !== job || this.isClosed) return;
-    if (sent !== length) {
-      this.jobErrors.set(job, new UpstreamError('M2GW_INTERNAL', `request body file has ${sent} of ${length} bytes`, 'request-sent'));
-      this.destroy();
-      return;
-    }
-    this.socket.write(endOfStdin(job.fcgiId));
-    this.writingBodyOf = null;
-    this.updateTimer();
-    this.owner.bodySent(this);
-  }
-
   private fail(error: UpstreamError, job: ConnectionJob | null = null): void {
     if (this.failure === null) this.failure = { error, job };
     this.destroy();
   }
 
   private onTimeout(): void {
+    const head = this.jobs[0] ?? null;
     switch (this.timerKind) {
       case 'connect':
-        this.fail(new UpstreamError('M2GW_UPSTREAM_TIMEOUT', `FastCGI connect to ${describe(this.address)} timed out`, 'connect'));
+        this.fail(new UpstreamError('M2GW_UPSTREAM_TIMEOUT', `FastCGI connect to ${describeAddress(this.address)} timed out`, 'connect'));
         return;
       case 'pool-idle':
         this.end();
         return;
       case 'first-byte':
-        this.fail(new UpstreamError('M2GW_UPSTREAM_TIMEOUT', `no response from PHP within ${this.timeouts.responseTimeoutMs} ms`, 'request-sent'), this.jobs[0] ?? null);
+        this.fail(new UpstreamError('M2GW_UPSTREAM_TIMEOUT', `no response from PHP within ${this.timeouts.responseTimeoutMs} ms`, 'request-sent'), head);
         return;
       case 'read-idle':
       case 'write-idle':
-        this.fail(new UpstreamError('M2GW_UPSTREAM_TIMEOUT', `PHP connection silent for ${this.timeouts.idleTimeoutMs} ms`, 'request-sent'), this.jobs[0] ?? null);
+        this.fail(new UpstreamError('M2GW_UPSTREAM_TIMEOUT', `PHP connection silent for ${this.timeouts.idleTimeoutMs} ms`, 'request-sent'), head);
         return;
       case 'none':
         return;
@@ -379,14 +339,7 @@ export class FcgiConnection {
   private setTimer(kind: TimerKind): void {
     this.timerKind = kind;
     const t = this.timeouts;
-    const ms =
-      kind === 'connect'
-        ? t.connectTimeoutMs
-        : kind === 'first-byte'
-          ? t.responseTimeoutMs
-          : kind === 'none'
-            ? 0
-            : t.idleTimeoutMs;
+    const ms = kind === 'connect' ? t.connectTimeoutMs : kind === 'first-byte' ? t.responseTimeoutMs : kind === 'none' ? 0 : t.idleTimeoutMs;
     this.socket.setTimeout(ms);
   }
 
@@ -397,35 +350,28 @@ export class FcgiConnection {
     this.bodyStream?.destroy();
     this.bodyStream = null;
     const failure = this.failure;
-    const generic = new UpstreamError(
-      this.isConnected ? 'M2GW_UPSTREAM_RESET' : 'M2GW_UPSTREAM_CONNECT',
-      this.isConnected ? `PHP-FPM closed the connection (${describe(this.address)})` : `cannot connect to ${describe(this.address)}`,
-      this.isConnected ? 'request-sent' : 'connect',
-    );
+    const where = describeAddress(this.address);
+    const generic = this.isConnected
+      ? new UpstreamError('M2GW_UPSTREAM_RESET', `PHP-FPM closed the connection (${where})`, 'request-sent')
+      : new UpstreamError('M2GW_UPSTREAM_CONNECT', `cannot connect to ${where}`, 'connect');
     const unfinished = this.jobs.splice(0).map((job) => {
       const own = this.jobErrors.get(job);
       if (own !== undefined) return { job, error: own };
       if (failure !== null && (failure.job === null || failure.job === job)) return { job, error: failure.error };
       return { job, error: generic };
     });
-    this.owner.closed(this, unfinished, this.isConnected);
+    const recycledByPeer =
+      failure === null && this.peerEndAt > 0 && this.lastEndAt > 0 && this.peerEndAt - this.lastEndAt <= RECYCLE_WINDOW_MS;
+    this.owner.closed(this, unfinished, { wasConnected: this.isConnected, recycledByPeer });
   }
-}
-
-export function describe(a: FcgiAddress): string {
-  return a.kind === 'unix' ? `unix:${a.path}` : `${a.host}:${a.port}`;
-}
-
-function readRequestId(buf: Buffer): number {
-  return (buf[2]! << 8) | buf[3]!;
 }
 
 /** Rewrites the request id in every record header of an encoded request. */
 export function setRequestId(buf: Buffer, id: number): void {
   let o = 0;
-  while (o + HEADER_LEN <= buf.length) {
+  while (o + 8 <= buf.length) {
     buf[o + 2] = (id >> 8) & 0xff;
     buf[o + 3] = id & 0xff;
-    o += HEADER_LEN + ((buf[o + 4]! << 8) | buf[o + 5]!) + buf[o + 6]!;
+    o += 8 + ((buf[o + 4]! << 8) | buf[o + 5]!) + buf[o + 6]!;
   }
 }

@@ -9,7 +9,7 @@ import type { Logger } from '../../log.js';
 import { VERSION } from '../../version.js';
 import type { RequestBody, ResponseController, ResponseSink, Upstream, UpstreamHealth, UpstreamRequest } from '../upstream.js';
 import { CgiHeaderError, CgiResponseParser } from './cgi-response.js';
-import { parseAddress } from './connection.js';
+import { parseAddress } from './address.js';
 import type { FcgiConnection } from './connection.js';
 import { buildParams, utf8ToByteString } from './params.js';
 import type { ParamsContext } from './params.js';

@@ -6,7 +6,9 @@
  *   there is room;
  * - the request was written onto a reused or pipelined connection that then closed before any
  *   byte came back (PHP-FPM's pm.max_requests close, a reload, an idle-kill racing our write):
- *   retried once if the method is idempotent, 502 otherwise;
+ *   retried once if the method is idempotent, or if PHP-FPM's FIN came within
+ *   RECYCLE_WINDOW_MS of its previous END_REQUEST (the pm.max_requests pattern: the child
+ *   exits without reading the request); 502 otherwise;
  * - anything else is reported to the job.
  *
  * A kept-alive connection pins one PHP-FPM child, so maxConnections should not exceed
@@ -14,8 +16,10 @@
  */
 import { UpstreamError } from '../../errors.js';
 import type { UpstreamHealth } from '../upstream.js';
-import type { ConnectionJob, ConnectionOwner, ConnectionTimeouts, FcgiAddress } from './connection.js';
-import { FcgiConnection, describe } from './connection.js';
+import type { FcgiAddress } from './address.js';
+import { describeAddress } from './address.js';
+import type { CloseInfo, ConnectionJob, ConnectionOwner, ConnectionTimeouts } from './connection.js';
+import { FcgiConnection } from './connection.js';
 
 export interface PoolJob extends ConnectionJob {
   readonly idempotent: boolean;
@@ -105,7 +109,7 @@ export class FcgiPool implements ConnectionOwner {
   health(): UpstreamHealth {
     let inFlight = 0;
     for (const c of this.conns) inFlight += c.jobs.length;
-    const address = describe(this.opts.address);
+    const address = describeAddress(this.opts.address);
     return {
       name: this.opts.name,
       type: 'fastcgi',
@@ -156,17 +160,17 @@ export class FcgiPool implements ConnectionOwner {
     this.pump();
   }
 
-  closed(conn: FcgiConnection, unfinished: Array<{ job: ConnectionJob; error: UpstreamError }>, wasConnected: boolean): void {
+  closed(conn: FcgiConnection, unfinished: Array<{ job: ConnectionJob; error: UpstreamError }>, info: CloseInfo): void {
     this.conns.delete(conn);
     const i = this.idle.indexOf(conn);
     if (i !== -1) this.idle.splice(i, 1);
-    if (!wasConnected && !this.destroying) this.healthy = false;
+    if (!info.wasConnected && !this.destroying) this.healthy = false;
     const retries: PoolJob[] = [];
     for (const { job: j, error } of unfinished) {
       const job = j as PoolJob;
       job.conn = null;
       if (job.cancelled) continue;
-      if (this.mayRetry(job, error, wasConnected)) retries.push(job);
+      if (this.mayRetry(job, error, info)) retries.push(job);
       else job.onFail(error);
     }
     // Retries go first, in their original order.
@@ -180,10 +184,13 @@ export class FcgiPool implements ConnectionOwner {
 
   // -----------------------------------------------------------------------------------------
 
-  private mayRetry(job: PoolJob, error: UpstreamError, wasConnected: boolean): boolean {
+  private mayRetry(job: PoolJob, error: UpstreamError, info: CloseInfo): boolean {
     if (this.destroying || job.attempts >= MAX_ATTEMPTS) return false;
-    if (!wasConnected) return error.code === 'M2GW_UPSTREAM_CONNECT' || error.code === 'M2GW_UPSTREAM_TIMEOUT';
-    return error.code === 'M2GW_UPSTREAM_RESET' && !job.responseStarted && job.idempotent && job.silentRetryOk;
+    if (!info.wasConnected) return error.code === 'M2GW_UPSTREAM_CONNECT' || error.code === 'M2GW_UPSTREAM_TIMEOUT';
+    if (error.code !== 'M2GW_UPSTREAM_RESET' || job.responseStarted || !job.silentRetryOk) return false;
+    // A non-idempotent request is re-sent only when PHP-FPM recycled its child: it closed right
+    // after answering the previous request, before reading this one (see RECYCLE_WINDOW_MS).
+    return job.idempotent || info.recycledByPeer;
   }
 
   private takeConnection(job: PoolJob): FcgiConnection | null {

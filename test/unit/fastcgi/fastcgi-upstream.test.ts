@@ -182,11 +182,16 @@ test('close right after END_REQUEST: the next request still gets a good connecti
   assert.equal(srv.conns.length, 6);
 });
 
-test('keep-alive race: a reused connection closing without an answer retries GET, fails POST with 502', async (t) => {
-  const { srv, up } = await setup(t, (req, res) => {
-    if (req.seq === 2) res.destroy();
-    else helloHandler(req, res);
-  }, { maxConnections: 1 });
+test('a reused connection closing later without an answer: GET retried on a new connection, POST 502', async (t) => {
+  // Closed 60 ms after the previous answer: not PHP-FPM's recycling, so PHP may have run it.
+  const { srv, up } = await setup(
+    t,
+    (req, res) => {
+      if (req.seq === 2) setTimeout(() => res.destroy(), 60);
+      else helloHandler(req, res);
+    },
+    { maxConnections: 1 },
+  );
   assertOk(await run(up, request('/x.php?warm')));
   const get = await run(up, request('/x.php?get'));
   assertOk(get);
@@ -196,6 +201,30 @@ test('keep-alive race: a reused connection closing without an answer retries GET
   const post = await run(up, request('/x.php?post', { method: 'POST', body: { kind: 'buffer', data: Buffer.from('x') } }));
   assertError(post, 'M2GW_UPSTREAM_RESET', 'request-sent');
   assert.equal(srv.requests.filter((q) => q.params.get('QUERY_STRING') === 'post').length, 1, 'POST not sent twice');
+});
+
+test('pm.max_requests pattern: FIN right after END_REQUEST, request unanswered: even POST is re-sent', async (t) => {
+  // PHP-FPM's child answers, finishes its shutdown, closes: it never read the next request.
+  const { srv, up } = await setup(
+    t,
+    (req, res) => {
+      if (req.conn.index > 0) helloHandler(req, res);
+      else if (req.seq === 1) {
+        res.reply('A: 1', 'first');
+        // The next request is already written when the FIN comes.
+        setTimeout(() => res.destroy(), 5);
+      }
+      // seq 2 on the first connection: never read by the exiting child.
+    },
+    { maxConnections: 1, pipeline: 2 },
+  );
+  const a = run(up, request('/x.php?a'));
+  const b = run(up, request('/x.php?b', { method: 'POST', body: { kind: 'buffer', data: Buffer.from('x') } }));
+  assertOk(await a);
+  const rb = await b;
+  assertOk(rb);
+  assert.equal(rb.body.toString(), 'hello /x.php?b');
+  assert.equal(srv.conns.length, 2);
 });
 
 test('a fresh connection closing without an answer is 502, not retried', async (t) => {
@@ -229,11 +258,12 @@ test('pipelining: a request pipelined on a connection that closes is retried if 
     const a = run(up, request('/x.php?a'));
     const b = run(up, request('/x.php?b', { method }));
     await hold.waitFor(2);
-    // Like PHP-FPM at pm.max_requests: answer the first, then close.
     hold.held[0]!.res.reply('X: a', 'A');
-    hold.held[0]!.res.close();
     srv.setHandler(helloHandler);
     assertOk(await a);
+    // Closed well after the answer: not a recycling child (see the pm.max_requests test).
+    await sleep(60);
+    hold.held[0]!.res.destroy();
     const rb = await b;
     if (ok) {
       assertOk(rb);
@@ -302,7 +332,9 @@ test('END_REQUEST before the body was read: that connection is not reused', asyn
   const { srv, up } = await setup(t, (req, res) => res.reply('Status: 413', `early ${req.seq}`), {}, { dispatchAt: 'params' });
   const r = await run(up, request('/x.php', { method: 'POST', body: { kind: 'file', path: file, length: 8 * 1024 * 1024 } }));
   assertOk(r, 413);
-  assertOk(await run(up, request('/x.php')));
+  const next = await run(up, request('/x.php'));
+  assertOk(next, 413);
+  assert.equal(next.body.toString(), 'early 1', 'first request on a new connection');
   assert.equal(srv.conns.length, 2);
 });
 
