@@ -181,6 +181,8 @@ async function memoryPhase(ctx: Ctx, world: World): Promise<void> {
   log('memory (m2gw RSS, sampled every 100 ms):');
   await withM2gw(ctx, world, 'memory', {}, async (gw) => {
     const target = { m2gwPid: gw.pid, mongrel2Pid: world.m2.pid, mongrel2Dir: world.m2.dir, base: `${world.base}/gw`, tmpDir: ctx.tmp };
+    // Untimed first: the baseline should be a gateway that has already streamed both ways.
+    for (const direction of ['download', 'upload'] as const) await memoryRun(target, direction, 32 * MIB);
     for (const direction of ['download', 'upload'] as const) {
       for (const size of [...ctx.opts.memSizes].sort((a, b) => a - b)) {
         const r = await memoryRun(target, direction, size);

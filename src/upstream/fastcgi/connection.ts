@@ -25,7 +25,7 @@ import type { StdinFileStream } from './stdin-file.js';
  * rest of its request shutdown, then FIN (measured 30 µs to 8 ms apart). A FIN this soon after
  * an END_REQUEST is taken as that recycling, not as a crash.
  */
-export const RECYCLE_WINDOW_MS = 25;
+export const RECYCLE_WINDOW_MS = 50;
 
 export interface ConnectionTimeouts {
   readonly connectTimeoutMs: number;

@@ -41,8 +41,12 @@ export class RecordDecoder {
   private collect: Buffer | null = null;
   private collectFill = 0;
   private paused = false;
-  /** Input received while paused, or left over when a callback paused mid-chunk. */
-  private pending: Buffer[] = [];
+  /** Input not yet processed: received while paused, or left when a callback paused. */
+  private readonly pending: Buffer[] = [];
+  /** Where processing stopped in pending[0]. */
+  private pendingOffset = 0;
+  /** Inside drain(): a resume() from a callback must not start a second, nested pass. */
+  private draining = false;
   private failed: RecordDecodeError | null = null;
 
   constructor(private readonly handler: RecordHandler) {}
@@ -50,13 +54,8 @@ export class RecordDecoder {
   /** Feeds bytes. Throws RecordDecodeError on a malformed stream (and on every later call). */
   push(chunk: Buffer): void {
     if (this.failed) throw this.failed;
-    if (this.paused || this.pending.length > 0) {
-      this.pending.push(chunk);
-      if (!this.paused) this.drainPending();
-      return;
-    }
-    const stop = this.process(chunk, 0);
-    if (stop < chunk.length) this.pending.push(chunk.subarray(stop));
+    this.pending.push(chunk);
+    this.drain();
   }
 
   /** Stops delivering callbacks (the current callback returns first); input is kept. */
@@ -68,7 +67,7 @@ export class RecordDecoder {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    this.drainPending();
+    this.drain();
   }
 
   get isPaused(): boolean {
@@ -80,14 +79,22 @@ export class RecordDecoder {
     return this.state === State.Header && this.headerFill === 0 && this.pending.length === 0;
   }
 
-  private drainPending(): void {
-    while (this.pending.length > 0 && !this.paused) {
-      const chunk = this.pending.shift()!;
-      const stop = this.process(chunk, 0);
-      if (stop < chunk.length) {
-        this.pending.unshift(chunk.subarray(stop));
-        return;
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.pending.length > 0 && !this.paused) {
+        const chunk = this.pending[0]!;
+        const stop = this.process(chunk, this.pendingOffset);
+        if (stop < chunk.length) {
+          this.pendingOffset = stop;
+          return;
+        }
+        this.pending.shift();
+        this.pendingOffset = 0;
       }
+    } finally {
+      this.draining = false;
     }
   }
 

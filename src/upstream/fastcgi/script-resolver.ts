@@ -91,9 +91,14 @@ function hexValue(c: number): number {
 const badRequest = (msg: string): DecodedPath => ({ ok: false, error: new M2gwError('M2GW_BAD_REQUEST', msg) });
 const notFoundPath = (msg: string): DecodedPath => ({ ok: false, error: new M2gwError('M2GW_NOT_FOUND', msg) });
 
+/** Paths with nothing to decode or normalise (no %, backslash, NUL, //, /. or non-byte chars). */
+// eslint-disable-next-line no-control-regex
+const PLAIN_PATH = /^(?:\/[^/%\\\x00.\u0100-\uffff][^/%\\\x00\u0100-\uffff]*)*\/?$/;
+
 /** Percent-decodes and normalises a raw request path (see the file comment for what is refused). */
 export function decodeRequestPath(raw: string): DecodedPath {
   if (!raw.startsWith('/')) return badRequest('the path does not start with /');
+  if (PLAIN_PATH.test(raw)) return { ok: true, path: raw, trailingSlash: raw.length > 1 && raw.endsWith('/') };
   let out = '';
   let runStart = 0;
   for (let i = 0; i < raw.length; i++) {
@@ -153,13 +158,14 @@ export function splitScriptPath(p: string, ext: string): { script: string; pathI
 
 /** True when `p` starts with one of the prefixes, ASCII case-insensitively. */
 export function isDenied(p: string, deny: readonly string[]): boolean {
-  const lower = asciiLowerString(p);
-  for (const d of deny) if (lower.startsWith(asciiLowerString(d))) return true;
+  outer: for (const d of deny) {
+    if (d.length > p.length) continue;
+    for (let i = 0; i < d.length; i++) {
+      if (asciiLower(p.charCodeAt(i)) !== asciiLower(d.charCodeAt(i))) continue outer;
+    }
+    return true;
+  }
   return false;
-}
-
-function asciiLowerString(s: string): string {
-  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 }
 
 /** A dot-file or dot-directory anywhere in the path, /.well-known/ excepted. */

@@ -183,11 +183,11 @@ test('close right after END_REQUEST: the next request still gets a good connecti
 });
 
 test('a reused connection closing later without an answer: GET retried on a new connection, POST 502', async (t) => {
-  // Closed 60 ms after the previous answer: not PHP-FPM's recycling, so PHP may have run it.
+  // Closed 120 ms after the previous answer: not PHP-FPM's recycling, so PHP may have run it.
   const { srv, up } = await setup(
     t,
     (req, res) => {
-      if (req.seq === 2) setTimeout(() => res.destroy(), 60);
+      if (req.seq === 2) setTimeout(() => res.destroy(), 120);
       else helloHandler(req, res);
     },
     { maxConnections: 1 },
@@ -210,9 +210,9 @@ test('pm.max_requests pattern: FIN right after END_REQUEST, request unanswered: 
     (req, res) => {
       if (req.conn.index > 0) helloHandler(req, res);
       else if (req.seq === 1) {
+        // The next request is already written (pipelined) when the FIN comes.
         res.reply('A: 1', 'first');
-        // The next request is already written when the FIN comes.
-        setTimeout(() => res.destroy(), 5);
+        res.destroy();
       }
       // seq 2 on the first connection: never read by the exiting child.
     },
@@ -262,7 +262,7 @@ test('pipelining: a request pipelined on a connection that closes is retried if 
     srv.setHandler(helloHandler);
     assertOk(await a);
     // Closed well after the answer: not a recycling child (see the pm.max_requests test).
-    await sleep(60);
+    await sleep(120);
     hold.held[0]!.res.destroy();
     const rb = await b;
     if (ok) {

@@ -345,6 +345,27 @@ test('decoder: pause stops callbacks mid-chunk, resume delivers the rest in orde
   assert.ok(d.atRecordBoundary);
 });
 
+test('decoder: pause() and resume() from inside a callback keep the order', () => {
+  const buf = fixture('php-fpm-response.bin');
+  const whole = decodeChunks([buf]);
+  const out: Buffer[] = [];
+  const d: RecordDecoder = new RecordDecoder({
+    onStdout: (_id, data) => {
+      out.push(Buffer.from(data));
+      d.pause();
+      d.resume(); // re-entrant: must not process newer input before the rest of this chunk
+    },
+    onStderr: () => {},
+    onEndRequest: () => {},
+  });
+  d.pause();
+  for (let o = 0; o < buf.length; o += 1000) d.push(buf.subarray(o, o + 1000));
+  assert.equal(out.length, 0, 'nothing while paused');
+  d.resume();
+  assert.ok(Buffer.concat(out).equals(Buffer.concat(whole.stdout.get(1)!)));
+  assert.ok(d.atRecordBoundary);
+});
+
 test('decoder: a wrong version byte or a short END_REQUEST is a RecordDecodeError', () => {
   const bad = encodeRecord(RecordType.STDOUT, 1, Buffer.from('x'));
   bad[0] = 2;

@@ -101,8 +101,9 @@ export function run(up: Upstream, req: UpstreamRequest, hooks: SinkHooks = {}): 
       finished = true;
       r.body = Buffer.concat(chunks);
       r.ms = Date.now() - t0;
-      // Later calls would be contract violations: catch them for a moment.
-      setTimeout(() => resolve(r), 5);
+      // Later calls would be contract violations: catch them for a moment. The immediates
+      // let the pool's deferred release of the connection (two turns) happen first.
+      setTimeout(() => setImmediate(() => setImmediate(() => resolve(r))), 5);
     };
     const sink: ResponseSink = {
       onResponseStart(ctl, status, headers, reason) {
