@@ -87,7 +87,7 @@ export async function startM2gw(group: ProcessGroup, o: M2gwOptions): Promise<M2
   const proc = group.spawn('m2gw', process.execPath, [...nodeArgs, M2GW_BIN, 'start', '--config', configFile, ...(o.single ? ['--single'] : [])], {
     logFile: path.join(o.dir, 'stdout.log'),
   });
-  const deadline = Date.now() + 45_000;
+  const deadline = Date.now() + (Number(process.env.M2GW_BENCH_START_S) || 45) * 1000;
   for (;;) {
     if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
       throw new Error(`m2gw exited (${String(proc.child.exitCode ?? proc.child.signalCode)})\n${proc.tail()}\n${readTail(logFile)}`);

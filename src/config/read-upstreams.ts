@@ -43,7 +43,32 @@ export function readUpstreams(root: TableReader): UpstreamsRead {
     const u = readUpstream(t, name);
     if (u !== null && NAME.test(name)) entries.push([name, u]);
   }
+  warnSharedFpmPools(section, entries);
   return { upstreams: Object.fromEntries(entries), names };
+}
+
+/**
+ * Every kept-alive FastCGI connection pins a PHP-FPM child, so upstreams that share one
+ * pool (same address) together hold up to the sum of their max_connections children.
+ */
+function warnSharedFpmPools(section: TableReader, entries: ReadonlyArray<[string, UpstreamConfig]>): void {
+  const byAddress = new Map<string, Array<[string, number]>>();
+  for (const [name, u] of entries) {
+    if (u.type !== 'fastcgi') continue;
+    const list = byAddress.get(u.address) ?? [];
+    list.push([name, u.maxConnections]);
+    byAddress.set(u.address, list);
+  }
+  for (const [address, list] of byAddress) {
+    if (list.length < 2) continue;
+    const sum = list.reduce((n, [, c]) => n + c, 0);
+    const [last] = list[list.length - 1]!;
+    section.warn(
+      last,
+      `upstreams ${list.map(([n]) => n).join(', ')} share the PHP-FPM pool at ${address}: ` +
+        `together they keep up to ${sum} connections, each pinning a child; keep ${sum} ≤ pm.max_children`,
+    );
+  }
 }
 
 function readUpstream(t: TableReader, name: string): UpstreamConfig | null {

@@ -397,8 +397,7 @@ export class Supervisor {
   async shutdown(signal: string): Promise<void> {
     if (this.state === 'stopping') {
       this.log.warn('second signal: exiting now', { signal });
-      for (const w of this.workers.values()) w.kill();
-      return this.exit(1);
+      return this.forceExit();
     }
     this.state = 'stopping';
     const timeout = this.config.gateway.drainTimeoutMs;
@@ -413,8 +412,7 @@ export class Supervisor {
     setTimeout(() => {
       if (this.workers.size === 0) return;
       this.log.error('workers did not exit in time: killing them', { workers: this.workers.size });
-      for (const w of this.workers.values()) w.kill();
-      void this.finish(1);
+      void this.forceExit();
     }, timeout + EXIT_GRACE_MS).unref();
     if (this.workers.size === 0) await this.finish(0);
   }
@@ -422,8 +420,15 @@ export class Supervisor {
   private async fatal(message: string): Promise<void> {
     this.log.error(`fatal: ${message}`);
     this.state = 'stopping';
+    await this.forceExit();
+  }
+
+  /** Kill the workers, close their clients' connections (so nobody hangs), exit 1. */
+  private async forceExit(): Promise<void> {
+    if (this.finishing) return this.exit(1);
     for (const w of this.workers.values()) {
       w.expectedExit = true;
+      this.replies.close(this.dispatcher.remove(w.id));
       w.kill();
     }
     await this.finish(1);
@@ -440,7 +445,11 @@ export class Supervisor {
     this.exit(code);
   }
 
+  private exiting = false;
+
   private exit(code: number): void {
+    if (this.exiting) process.exit(code);
+    this.exiting = true;
     if (this.pidFile) removePidFile(this.pidFile);
     this.log.on('finish', () => process.exit(code));
     this.log.end();

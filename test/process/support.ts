@@ -186,7 +186,7 @@ export class Daemon {
   }
 
   async waitForLog(pred: (l: LogRecord) => boolean, timeoutMs = 5_000, what = 'log line'): Promise<LogRecord> {
-    return waitFor(
+    const found = await waitFor(
       () => {
         if (this.exitCode !== undefined && !this.logs.some(pred)) {
           throw new Error(`m2gw exited (${this.exitCode}) before ${what}:\n${this.dump()}`);
@@ -197,6 +197,7 @@ export class Daemon {
       10,
       what,
     );
+    return found!;
   }
 
   logsSince(n: number): LogRecord[] {

@@ -78,8 +78,8 @@ export class CgiResponseParser {
     }
     this.done = true;
     this.buffered = EMPTY;
-    const head = parseHeadLines(buf.toString('latin1', 0, end.headEnd));
-    return { ...head, rest: end.bodyStart < buf.length ? buf.subarray(end.bodyStart) : EMPTY };
+    const head = parseHead(buf, end.headEnd);
+    return { status: head.status, reason: head.reason, headers: head.headers, rest: end.bodyStart < buf.length ? buf.subarray(end.bodyStart) : EMPTY };
   }
 }
 
@@ -108,32 +108,58 @@ export function findHeadEnd(buf: Buffer, from: number): { headEnd: number; bodyS
   }
 }
 
-/** Parses header lines (already without the blank line) into status and headers. */
-export function parseHeadLines(text: string): { status: number; reason: string | undefined; headers: HeaderList } {
+/** Raw header name → its lower-cased form, or null when it is not a token. Names repeat. */
+const names = new Map<string, string | null>();
+
+function headerName(raw: string): string | null {
+  let name = names.get(raw);
+  if (name === undefined) {
+    name = TOKEN.test(raw) ? raw.toLowerCase() : null;
+    if (names.size >= 1024) names.clear();
+    names.set(raw, name);
+  }
+  return name;
+}
+
+const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x09;
+
+/** Parses the header lines in buf[0, end) (the blank line excluded) into status and headers. */
+export function parseHead(buf: Buffer, end: number): { status: number; reason: string | undefined; headers: HeaderList } {
   const headers: HeaderList = [];
   let status = 0;
   let reason: string | undefined;
   let location = false;
-  if (text.length > 0) {
-    for (let line of text.split('\n')) {
-      if (line.endsWith('\r')) line = line.slice(0, -1);
-      if (line.length === 0) continue;
-      const colon = line.indexOf(':');
-      if (colon <= 0) throw new CgiHeaderError(`malformed CGI header line ${JSON.stringify(line.slice(0, 80))}`);
-      const name = line.slice(0, colon);
-      if (!TOKEN.test(name)) throw new CgiHeaderError(`invalid CGI header name ${JSON.stringify(name.slice(0, 80))}`);
-      const value = line.slice(colon + 1).trim();
-      const lower = name.toLowerCase();
-      if (lower === 'status') {
-        const m = /^([1-5]\d\d)(?:\s+(.*))?$/.exec(value);
-        if (m === null) throw new CgiHeaderError(`invalid CGI Status ${JSON.stringify(value.slice(0, 80))}`);
-        status = Number(m[1]);
-        reason = m[2] !== undefined && m[2] !== '' ? m[2] : undefined;
-        continue;
-      }
-      if (lower === 'location') location = true;
-      headers.push([lower, value]);
+  let i = 0;
+  while (i < end) {
+    let lf = buf.indexOf(LF, i);
+    if (lf === -1 || lf > end) lf = end;
+    let lineEnd = lf;
+    if (lineEnd > i && buf[lineEnd - 1] === CR) lineEnd--;
+    const lineStart = i;
+    i = lf + 1;
+    if (lineEnd === lineStart) continue;
+    let colon = buf.indexOf(0x3a, lineStart);
+    if (colon === -1 || colon >= lineEnd) colon = -1;
+    if (colon <= lineStart) {
+      throw new CgiHeaderError(`malformed CGI header line ${JSON.stringify(buf.toString('latin1', lineStart, Math.min(lineEnd, lineStart + 80)))}`);
     }
+    const raw = buf.toString('latin1', lineStart, colon);
+    const name = headerName(raw);
+    if (name === null) throw new CgiHeaderError(`invalid CGI header name ${JSON.stringify(raw.slice(0, 80))}`);
+    let vs = colon + 1;
+    let ve = lineEnd;
+    while (vs < ve && isSpace(buf[vs])) vs++;
+    while (ve > vs && isSpace(buf[ve - 1])) ve--;
+    const value = buf.toString('latin1', vs, ve);
+    if (name === 'status') {
+      const m = /^([1-5]\d\d)(?:\s+(.*))?$/.exec(value);
+      if (m === null) throw new CgiHeaderError(`invalid CGI Status ${JSON.stringify(value.slice(0, 80))}`);
+      status = Number(m[1]);
+      reason = m[2] !== undefined && m[2] !== '' ? m[2] : undefined;
+      continue;
+    }
+    if (name === 'location') location = true;
+    headers.push([name, value]);
   }
   if (status === 0) status = location ? 302 : 200;
   return { status, reason, headers };

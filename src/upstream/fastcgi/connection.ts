@@ -27,6 +27,9 @@ import type { StdinFileStream } from './stdin-file.js';
  */
 export const RECYCLE_WINDOW_MS = 50;
 
+/** How long a politely closed connection waits for PHP-FPM's FIN before it is destroyed. */
+const END_GRACE_MS = 2000;
+
 export interface ConnectionTimeouts {
   readonly connectTimeoutMs: number;
   readonly responseTimeoutMs: number;
@@ -225,10 +228,12 @@ export class FcgiConnection {
     this.socket.destroy();
   }
 
-  /** Closes politely once no job is left. */
+  /** Closes politely once no job is left (forcibly if PHP-FPM does not close its side soon). */
   end(): void {
     this.noReuse = true;
-    if (this.jobs.length === 0) this.socket.end();
+    if (this.jobs.length > 0 || this.isClosed || this.socket.writableEnded) return;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), END_GRACE_MS).unref();
   }
 
   // -------------------------------------------------------------------------------------------

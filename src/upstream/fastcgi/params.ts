@@ -53,6 +53,8 @@ export function mountPrefix(req: Pick<UpstreamRequest, 'path' | 'originalUri' | 
 
 /** Header names that become HTTP_* variables: letters, digits and '-' only (see below). */
 const HEADER_NAME = /^[A-Za-z0-9-]+$/;
+const DROPPED = new Set(['content-length', 'proxy', 'x-request-id', 'x-forwarded-proto', 'x-forwarded-host']);
+
 /** Header name → HTTP_* name (null: dropped). Names repeat from request to request. */
 const httpNames = new Map<string, string | null>();
 
@@ -103,8 +105,10 @@ export function buildParams(req: UpstreamRequest, script: ScriptTarget, ctx: Par
       if (contentType === undefined) contentType = value;
       continue;
     }
-    // Content-Length is ours to state (from the body we send); Proxy is httpoxy.
-    if (name === 'content-length' || name === 'proxy') continue;
+    // Content-Length is ours to state (from the body we send); Proxy is httpoxy; the request
+    // id is ours; X-Forwarded-Proto/-Host from a client would be spoofed (HTTPS and HTTP_HOST
+    // say the same, truthfully) — the HTTP upstream drops them too.
+    if (DROPPED.has(name)) continue;
     const key = httpParamName(name);
     if (key === null) continue;
     seen ??= new Map();
@@ -117,6 +121,7 @@ export function buildParams(req: UpstreamRequest, script: ScriptTarget, ctx: Par
       pair[1] += (name === 'cookie' ? '; ' : ', ') + value;
     }
   }
+  if (req.id !== '') params.push(['HTTP_X_REQUEST_ID', req.id]);
   if (contentType !== undefined) params.push(['CONTENT_TYPE', contentType]);
   if (body !== null) params.push(['CONTENT_LENGTH', String(body.kind === 'buffer' ? body.data.length : body.length)]);
 

@@ -2,8 +2,7 @@
  * Keep-alive connections to one PHP-FPM address: at most maxConnections, each carrying one
  * request at a time (or `pipeline` deep), a bounded FIFO wait queue with a deadline, and the
  * retry rule:
- * - nothing of the request was sent (connect failed): retried once, on a new connection when
- *   there is room;
+ * - nothing of the request was sent (connect failed): retried once, on a new connection;
  * - the request was written onto a reused or pipelined connection that then closed before any
  *   byte came back (PHP-FPM's pm.max_requests close, a reload, an idle-kill racing our write):
  *   retried once if the method is idempotent, or if PHP-FPM's FIN came within
@@ -194,7 +193,14 @@ export class FcgiPool implements ConnectionOwner {
   }
 
   private takeConnection(job: PoolJob): FcgiConnection | null {
-    if (job.preferFresh && this.conns.size < this.opts.maxConnections) return this.newConnection();
+    if (job.preferFresh) {
+      // A retry goes on a new connection: the idle ones may be about to close as well (PHP-FPM
+      // recycles children at pm.max_requests). At the limit, close an idle one to make room;
+      // the job then waits for that close.
+      if (this.conns.size < this.opts.maxConnections) return this.newConnection();
+      this.idle.shift()?.end();
+      return null;
+    }
     while (this.idle.length > 0) {
       const c = this.idle.pop()!;
       if (c.idle) return c;

@@ -135,3 +135,17 @@ test('the example gw.toml and mongrel2.conf agree on the handler endpoints', () 
   assert.match(conf, /chroot="\."/);
   assert.equal(handler.chroot, path.join(root, 'config'));
 });
+
+test('fastcgi upstreams sharing one PHP-FPM address are warned about together', () => {
+  const text = `[[handler]]\nsend_spec = "tcp://127.0.0.1:1"\nrecv_spec = "tcp://127.0.0.1:2"\n` +
+    `[upstream.a]\ntype = "fastcgi"\naddress = "127.0.0.1:9000"\ndocument_root = "/"\nmax_connections = 2\n` +
+    `[upstream.b]\ntype = "fastcgi"\naddress = "127.0.0.1:9000"\ndocument_root = "/"\nmax_connections = 3\n` +
+    `[[route]]\nprefix = "/a/"\nupstream = "a"\n[[route]]\nprefix = "/b/"\nupstream = "b"\n`;
+  const { config, problems } = parseConfigText(text, '/tmp/gw.toml');
+  assert.ok(config, 'a warning does not fail the load');
+  const shared = problems.filter((p) => p.message.includes('share the PHP-FPM pool'));
+  assert.equal(shared.length, 1);
+  assert.equal(shared[0]!.severity, 'warning');
+  assert.match(shared[0]!.message, /up to 5 connections/);
+  assert.equal(shared[0]!.key, 'upstream.b');
+});

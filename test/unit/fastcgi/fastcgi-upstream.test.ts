@@ -415,6 +415,17 @@ test('a bad CGI head is 502; the connection stays in step and is reused', async 
   assert.equal(srv.conns.length, 1);
 });
 
+test('PHP-FPM closing mid-body after the head: error in phase headers-sent', async (t) => {
+  const { up } = await setup(t, (_req, res) => {
+    res.stdout('Content-Type: text/plain\r\n\r\nhalf of the body');
+    setTimeout(() => res.destroy(), 20);
+  });
+  const r = await run(up, request('/x.php'));
+  assert.equal(r.started, true);
+  assert.equal(r.body.toString(), 'half of the body');
+  assertError(r, 'M2GW_UPSTREAM_RESET', 'headers-sent');
+});
+
 test('no output at all is 502', async (t) => {
   const { up } = await setup(t, (_req, res) => res.end());
   assertError(await run(up, request('/x.php')), 'M2GW_UPSTREAM_PROTOCOL');

@@ -100,6 +100,21 @@ test('params: request headers become HTTP_*; repeats joined with ", ", cookies w
   assert.equal(p.get('HTTP_X_FORWARDED_FOR'), '10.0.0.1');
 });
 
+test('params: HTTP_X_REQUEST_ID is the request id; client X-Forwarded-Proto/-Host are dropped', () => {
+  const p = params(
+    request({
+      headers: [
+        ['x-request-id', 'client-chosen'],
+        ['x-forwarded-proto', 'https'],
+        ['x-forwarded-host', 'evil.test'],
+      ],
+    }),
+  );
+  assert.equal(p.get('HTTP_X_REQUEST_ID'), 'req-1');
+  assert.equal(p.has('HTTP_X_FORWARDED_PROTO'), false);
+  assert.equal(p.has('HTTP_X_FORWARDED_HOST'), false);
+});
+
 test('params: httpoxy — a Proxy request header never becomes HTTP_PROXY', () => {
   const p = params(request({ headers: [['proxy', 'http://evil.test:1234']] }));
   assert.equal(p.has('HTTP_PROXY'), false);
@@ -116,7 +131,7 @@ test('params: header names with "_" or odd characters are dropped (no HTTP_* spo
     }),
   );
   assert.equal(p.get('HTTP_X_FORWARDED_FOR'), 'real');
-  assert.equal([...p.keys()].filter((k) => k.startsWith('HTTP_X_')).length, 1);
+  assert.deepEqual([...p.keys()].filter((k) => k.startsWith('HTTP_X_') && k !== 'HTTP_X_REQUEST_ID'), ['HTTP_X_FORWARDED_FOR']);
 });
 
 test('params: Content-Type and Content-Length become CONTENT_*, never HTTP_CONTENT_*', () => {
