@@ -13,7 +13,7 @@ import { FrameError, M2gwError, asM2gwError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { simpleResponse } from '../mongrel2/http-head.js';
 import { classify, headerFirst, parseRequest, uploadPathMatches, type Mongrel2Request } from '../mongrel2/request.js';
-import type { RequestBody, Upstream, UpstreamRequest } from '../upstream/upstream.js';
+import { RequestAbort, type RequestBody, type Upstream, type UpstreamRequest } from '../upstream/upstream.js';
 import { HandlerSocket } from '../zmq/handler-socket.js';
 import { ClientConnection, type FlushScheduler } from './client-connection.js';
 import { clientHeaders, readRequestLine, requestIdFor } from './request-builder.js';
@@ -50,7 +50,7 @@ interface Pending {
 interface Active {
   readonly id: string;
   readonly writer: ResponseWriter;
-  readonly abort: AbortController;
+  readonly abort: RequestAbort;
   readonly started: number;
   readonly method: string;
   readonly uri: string;
@@ -374,7 +374,7 @@ export class Gateway implements FlushScheduler {
     const line = readRequestLine(req);
     const id = requestIdFor(req.headers);
     const route = pending.refusal ? null : this.router.match(line.host, line.path);
-    const abort = new AbortController();
+    const abort = new RequestAbort();
     const started = performance.now();
     // eslint-disable-next-line prefer-const
     let active: Active;
@@ -417,7 +417,7 @@ export class Gateway implements FlushScheduler {
       serverPort: line.port ?? (line.scheme === 'https' ? 443 : 80),
       body,
       preserveHost: route.preserveHost,
-      signal: abort.signal,
+      signal: abort,
     };
     try {
       route.upstream.dispatch(upstreamReq, writer);

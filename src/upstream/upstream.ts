@@ -16,6 +16,45 @@ export type RequestBody =
   | { readonly kind: 'buffer'; readonly data: Buffer }
   | { readonly kind: 'file'; readonly path: string; readonly length: number };
 
+/**
+ * The part of AbortSignal upstreams use. The gateway passes a RequestAbort (below):
+ * creating an AbortController per request cost ~2 µs, a fifth of the gateway's own time.
+ * A real AbortSignal fits too (tests use one).
+ */
+export interface RequestSignal {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/** A minimal, allocation-light abort signal: listeners run once, in order. */
+export class RequestAbort implements RequestSignal {
+  aborted = false;
+  reason: unknown = undefined;
+  private listeners: Array<() => void> | null = null;
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (this.aborted) return;
+    (this.listeners ??= []).push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    if (!this.listeners) return;
+    const i = this.listeners.indexOf(listener);
+    if (i !== -1) this.listeners.splice(i, 1);
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const listeners = this.listeners;
+    this.listeners = null;
+    if (listeners) for (const l of listeners) l();
+  }
+}
+
 export interface UpstreamRequest {
   /** Request id (also sent as X-Request-Id). */
   readonly id: string;
@@ -50,7 +89,7 @@ export interface UpstreamRequest {
   /** Route option: keep the client's Host header when forwarding over HTTP. */
   readonly preserveHost: boolean;
   /** Aborted when the client disconnects or the gateway gives up on the request. */
-  readonly signal: AbortSignal;
+  readonly signal: RequestSignal;
 }
 
 /** Given to the sink with every callback: lets it stop and restart the upstream's flow. */
