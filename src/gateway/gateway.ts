@@ -73,6 +73,8 @@ interface HandlerRuntime {
   readonly index: number;
   readonly config: HandlerConfig;
   readonly socket: HandlerSocket;
+  /** DOWNLOAD_CREDITS seen on this handler (download.flow_control is on), or null. */
+  creditWindow: number | null;
 }
 
 export interface GatewayOptions {
@@ -111,6 +113,7 @@ export class Gateway implements FlushScheduler {
     this.handlers = opts.config.handlers.map((config, index) => ({
       index,
       config,
+      creditWindow: null,
       socket: new HandlerSocket({
         sendSpec: config.sendSpec,
         recvSpec: config.recvSpec,
@@ -260,10 +263,18 @@ export class Gateway implements FlushScheduler {
       };
       this.conns.set(key, state);
     }
-    const credits = headerFirst(req.headers, 'DOWNLOAD_CREDITS');
-    if (credits !== undefined && state.conn.window === null) {
-      const n = Number(credits);
-      if (Number.isFinite(n) && n > 0) state.conn.window = n;
+    if (state.conn.window === null) {
+      // Mongrel2 sends DOWNLOAD_CREDITS only with a connection's first request. A connection
+      // first seen mid-life (handed over from another worker) inherits what this handler's
+      // other connections showed: download.flow_control is a server-wide setting.
+      const credits = headerFirst(req.headers, 'DOWNLOAD_CREDITS');
+      const n = credits === undefined ? NaN : Number(credits);
+      if (Number.isFinite(n) && n > 0) {
+        state.conn.window = n;
+        handler.creditWindow = n;
+      } else if (handler.creditWindow !== null) {
+        state.conn.window = handler.creditWindow;
+      }
     }
     return state;
   }
