@@ -58,7 +58,7 @@ function pkgVersion(pkg: string): string {
 
 async function run(ctx: Ctx, t: Target): Promise<Measurement | null> {
   try {
-    const m = await measure(t, ctx.load, log);
+    const m = await measure(t, ctx.load, { maxWaitS: ctx.opts.quietWaitS, retries: ctx.opts.retries }, log);
     ctx.results.measurements.push(m);
     if (m.errors > 0) ctx.results.failures.push(`${t.scenario}/${t.variant}: ${m.errorDetail}`);
     return m;
@@ -70,34 +70,45 @@ async function run(ctx: Ctx, t: Target): Promise<Measurement | null> {
   }
 }
 
+/**
+ * A fresh Mongrel2 (with the trivial handler) and m2gw for one phase, both stopped after.
+ * Fresh, not a restarted m2gw on a running Mongrel2: Mongrel2 1.12 sometimes stops
+ * subscribing new handler PUB sockets after a handler left while requests kept arriving
+ * (see README), and m2gw then waits for the subscription for ever.
+ */
 async function withM2gw<T>(
   ctx: Ctx,
-  world: World,
+  flowControl: boolean,
   phase: string,
   extra: { accessLog?: boolean; workers?: number; single?: boolean; fastcgi?: { address: string; pipeline: number } },
-  fn: (gw: M2gwInstance) => Promise<T>,
+  fn: (world: World, gw: M2gwInstance) => Promise<T>,
 ): Promise<T> {
   const dir = path.join(ctx.tmp, `m2gw-${phase}`);
   const profDir = ctx.opts.cpuProf ? path.join(ctx.profDir, phase) : undefined;
-  const gw = await startWorldM2gw(ctx.group, world, {
-    dir,
-    appUrl: ctx.app.url,
-    probePath: extra.fastcgi ? '/gw/php/hello.php' : '/gw/hello',
-    ...(extra.accessLog ? { accessLog: true } : {}),
-    ...(extra.workers !== undefined ? { workers: extra.workers } : {}),
-    ...(extra.single ? { single: true } : {}),
-    ...(extra.fastcgi
-      ? { fastcgi: { address: extra.fastcgi.address, documentRoot: PHP_ROOT, maxConnections: ctx.opts.fpmChildren, pipeline: extra.fastcgi.pipeline } }
-      : {}),
-    ...(profDir ? { cpuProfDir: profDir } : {}),
-  });
+  const world = await startWorld(ctx.group, ctx.app, flowControl, TRIVIAL_CHUNK);
   try {
-    return await fn(gw);
-  } finally {
-    await gw.stop();
-    if (profDir && fs.existsSync(profDir)) {
-      for (const f of fs.readdirSync(profDir)) ctx.results.profiles.push({ phase, file: path.join(profDir, f) });
+    const gw = await startWorldM2gw(ctx.group, world, {
+      dir,
+      appUrl: ctx.app.url,
+      probePath: extra.fastcgi ? '/gw/php/hello.php' : '/gw/hello',
+      ...(extra.accessLog ? { accessLog: true } : {}),
+      ...(extra.workers !== undefined ? { workers: extra.workers } : {}),
+      ...(extra.single ? { single: true } : {}),
+      ...(extra.fastcgi
+        ? { fastcgi: { address: extra.fastcgi.address, documentRoot: PHP_ROOT, maxConnections: ctx.opts.fpmChildren, pipeline: extra.fastcgi.pipeline } }
+        : {}),
+      ...(profDir ? { cpuProfDir: profDir } : {}),
+    });
+    try {
+      return await fn(world, gw);
+    } finally {
+      await gw.stop();
+      if (profDir && fs.existsSync(profDir)) {
+        for (const f of fs.readdirSync(profDir)) ctx.results.profiles.push({ phase, file: path.join(profDir, f) });
+      }
     }
+  } finally {
+    await world.stop();
   }
 }
 
@@ -109,16 +120,16 @@ async function httpScenarios(ctx: Ctx, world: World, gw: M2gwInstance, nginxPort
     { scenario: '1mib', leaf: '1m', bytes: MIB, contains: undefined },
   ] as const;
   for (const c of cases) {
-    if (!want(c.scenario)) continue;
+    if (suffix === '' && !want(c.scenario)) continue;
     const scenario = c.scenario + suffix;
     const m2 = world.m2.pid;
     const common = { scenario, bytes: c.bytes, ...(c.contains ? { contains: c.contains } : {}) };
     log(`${scenario}:`);
     // Rounds interleave the variants, so a slow drift of the machine hits them alike.
     for (let round = 0; round < ctx.opts.repeat; round++) {
-      await run(ctx, { ...common, variant: 'm2gw', url: `${world.base}/gw/${c.leaf}`, processes: { mongrel2: m2, m2gw: gw.pid, app: ctx.app.pid } });
+      await run(ctx, { ...common, variant: 'm2gw', url: `${world.base}/gw/${c.leaf}`, processes: { mongrel2: m2, m2gw: gw.pid, app: ctx.app.pid }, diagnose: gw.diagnose });
       if (variants === 'all') await run(ctx, { ...common, variant: 'mongrel2-proxy', url: `${world.base}/proxy/${c.leaf}`, processes: { mongrel2: m2, app: ctx.app.pid } });
-      await run(ctx, { ...common, variant: 'trivial-handler', url: `${world.base}/trivial/${c.leaf}`, processes: { mongrel2: m2, trivial: world.trivialPid } });
+      await run(ctx, { ...common, variant: 'trivial-handler', url: `${world.base}/trivial/${c.leaf}`, processes: { mongrel2: m2, trivial: world.trivialPid }, diagnose: world.diagnose });
       if (variants === 'all' && nginxPort !== null && nginxPid !== null) {
         await run(ctx, { ...common, variant: 'nginx-proxy', url: `http://127.0.0.1:${nginxPort}/${c.leaf}`, processes: { nginx: nginxPid, app: ctx.app.pid } });
       }
@@ -128,22 +139,19 @@ async function httpScenarios(ctx: Ctx, world: World, gw: M2gwInstance, nginxPort
 
 async function flowControlOnPhases(ctx: Ctx): Promise<void> {
   const s = ctx.opts.scenarios;
-  const needed = ['hello', '1mib', 'accesslog', 'workers', 'memory'].some((x) => s.has(x as Scenario));
-  if (!needed) return;
-  const world = await startWorld(ctx.group, ctx.app, true, TRIVIAL_CHUNK);
-  try {
-    if (s.has('hello') || s.has('1mib')) {
-      const nginx = ctx.has.nginx ? await startNginx(ctx.group, { kind: 'proxy', appPort: ctx.app.port }, ctx.opts.nginxWorkers) : null;
-      try {
-        await withM2gw(ctx, world, 'http', {}, (gw) => httpScenarios(ctx, world, gw, nginx?.port ?? null, nginx?.pid ?? null, '', 'all'));
-      } finally {
-        await nginx?.stop();
-      }
+  if (s.has('hello') || s.has('1mib')) {
+    const nginx = ctx.has.nginx ? await startNginx(ctx.group, { kind: 'proxy', appPort: ctx.app.port }, ctx.opts.nginxWorkers) : null;
+    try {
+      await withM2gw(ctx, true, 'http', {}, (world, gw) => httpScenarios(ctx, world, gw, nginx?.port ?? null, nginx?.pid ?? null, '', 'all'));
+    } finally {
+      await nginx?.stop();
     }
-    if (s.has('accesslog')) {
-      log('hello with the access log on:');
-      await withM2gw(ctx, world, 'accesslog', { accessLog: true }, async (gw) => {
-        for (let round = 0; round < ctx.opts.repeat; round++) await run(ctx, {
+  }
+  if (s.has('accesslog')) {
+    log('hello with the access log on:');
+    await withM2gw(ctx, true, 'accesslog', { accessLog: true }, async (world, gw) => {
+      for (let round = 0; round < ctx.opts.repeat; round++) {
+        await run(ctx, {
           scenario: 'hello',
           variant: 'm2gw+access-log',
           url: `${world.base}/gw/hello`,
@@ -151,35 +159,36 @@ async function flowControlOnPhases(ctx: Ctx): Promise<void> {
           contains: 'Hello',
           processes: { mongrel2: world.m2.pid, m2gw: gw.pid, app: ctx.app.pid },
           note: 'log level info, access_log = true, to a file',
-        });
-      });
-    }
-    if (s.has('workers')) {
-      for (const layout of ctx.opts.workers) {
-        const variant = layoutVariant(layout);
-        log(`${variant} (${layout === 'single' ? 'm2gw start --single' : `[gateway] workers = ${layout}`}):`);
-        const extra = layout === 'single' ? { single: true } : { workers: layout };
-        await withM2gw(ctx, world, variant, extra, async (gw) => {
-          const note = `${processTree(gw.pid).length} m2gw process(es)`;
-          for (const [scenario, leaf, bytes] of [['hello', 'hello', HELLO_BYTES], ['1mib', '1m', MIB]] as const) {
-            if (!s.has(scenario)) continue;
-            for (let round = 0; round < ctx.opts.repeat; round++) await run(ctx, { scenario, variant, url: `${world.base}/gw/${leaf}`, bytes, processes: { mongrel2: world.m2.pid, m2gw: gw.pid, app: ctx.app.pid }, note });
-          }
+          diagnose: gw.diagnose,
         });
       }
+    });
+  }
+  if (s.has('workers')) {
+    for (const layout of ctx.opts.workers) {
+      const variant = layoutVariant(layout);
+      log(`${variant} (${layout === 'single' ? 'm2gw start --single' : `[gateway] workers = ${layout}`}):`);
+      const extra = layout === 'single' ? { single: true } : { workers: layout };
+      await withM2gw(ctx, true, variant, extra, async (world, gw) => {
+        const note = `${processTree(gw.pid).length} m2gw process(es)`;
+        for (const [scenario, leaf, bytes] of [['hello', 'hello', HELLO_BYTES], ['1mib', '1m', MIB]] as const) {
+          if (!s.has(scenario)) continue;
+          for (let round = 0; round < ctx.opts.repeat; round++) {
+            await run(ctx, { scenario, variant, url: `${world.base}/gw/${leaf}`, bytes, processes: { mongrel2: world.m2.pid, m2gw: gw.pid, app: ctx.app.pid }, note, diagnose: gw.diagnose });
+          }
+        }
+      });
     }
-    if (s.has('memory')) {
-      if (!ctx.has.curl) ctx.results.notes.push('memory: skipped, curl not installed');
-      else await memoryPhase(ctx, world);
-    }
-  } finally {
-    await world.stop();
+  }
+  if (s.has('memory')) {
+    if (!ctx.has.curl) ctx.results.notes.push('memory: skipped, curl not installed');
+    else await memoryPhase(ctx);
   }
 }
 
-async function memoryPhase(ctx: Ctx, world: World): Promise<void> {
+async function memoryPhase(ctx: Ctx): Promise<void> {
   log('memory (m2gw RSS, sampled every 100 ms):');
-  await withM2gw(ctx, world, 'memory', {}, async (gw) => {
+  await withM2gw(ctx, true, 'memory', {}, async (world, gw) => {
     const target = { m2gwPid: gw.pid, mongrel2Pid: world.m2.pid, mongrel2Dir: world.m2.dir, base: `${world.base}/gw`, tmpDir: ctx.tmp };
     // Untimed first: the baseline should be a gateway that has already streamed both ways.
     for (const direction of ['download', 'upload'] as const) await memoryRun(target, direction, 32 * MIB);
@@ -203,17 +212,15 @@ async function phpPhase(ctx: Ctx): Promise<void> {
   }
   const fpm = await startPhpFpm({ maxChildren: ctx.opts.fpmChildren, pm: 'static', listen: 'tcp' });
   ctx.group.defer('php-fpm', () => fpm.stop());
-  const world = await startWorld(ctx.group, ctx.app, true, TRIVIAL_CHUNK);
   try {
     log('php (hello.php, PHP-FPM pm=static):');
-    for (let round = 0; round < ctx.opts.repeat; round++) await phpRound(ctx, world, fpm);
+    for (let round = 0; round < ctx.opts.repeat; round++) await phpRound(ctx, fpm);
   } finally {
-    await world.stop();
     await ctx.group.release('php-fpm');
   }
 }
 
-async function phpRound(ctx: Ctx, world: World, fpm: PhpFpm): Promise<void> {
+async function phpRound(ctx: Ctx, fpm: PhpFpm): Promise<void> {
   const common = { scenario: 'php', bytes: HELLO_BYTES, contains: 'Hello' };
   if (ctx.has.nginx) {
     for (const keepConn of [false, true]) {
@@ -233,12 +240,13 @@ async function phpRound(ctx: Ctx, world: World, fpm: PhpFpm): Promise<void> {
   }
   for (const pipeline of ctx.opts.pipelines) {
     // A fresh m2gw per depth: its kept connections pin PHP-FPM children until it exits.
-    await withM2gw(ctx, world, `php-pipeline-${pipeline}`, { fastcgi: { address: fpm.address, pipeline } }, async (gw) => {
+    await withM2gw(ctx, true, `php-pipeline-${pipeline}`, { fastcgi: { address: fpm.address, pipeline } }, async (world, gw) => {
       await run(ctx, {
         ...common,
         variant: `m2gw-pipeline-${pipeline}`,
         url: `${world.base}/gw/php/hello.php`,
         processes: { mongrel2: world.m2.pid, m2gw: gw.pid, 'php-fpm': fpm.pid },
+        diagnose: gw.diagnose,
         note: `max_connections = ${ctx.opts.fpmChildren}, pipeline = ${pipeline}`,
       });
     });
@@ -247,12 +255,7 @@ async function phpRound(ctx: Ctx, world: World, fpm: PhpFpm): Promise<void> {
 
 async function noFlowPhase(ctx: Ctx): Promise<void> {
   if (!ctx.opts.scenarios.has('noflow')) return;
-  const world = await startWorld(ctx.group, ctx.app, false, TRIVIAL_CHUNK);
-  try {
-    await withM2gw(ctx, world, 'noflow', {}, (gw) => httpScenarios(ctx, world, gw, null, null, '-noflow', 'handlers'));
-  } finally {
-    await world.stop();
-  }
+  await withM2gw(ctx, false, 'noflow', {}, (world, gw) => httpScenarios(ctx, world, gw, null, null, '-noflow', 'handlers'));
 }
 
 function layoutVariant(layout: number | 'single'): string {

@@ -126,7 +126,9 @@ function onMessage(msg: Buffer): void {
   }
 
   let conn = conns.get(key);
-  if (!conn) {
+  // DOWNLOAD_CREDITS comes only with a connection's first request: a new connection that
+  // reuses the id of one whose disconnect we missed starts from a clean window.
+  if (!conn || credits !== null) {
     conn = { sender, id, pending: [], window: credits, unacked: 0 };
     conns.set(key, conn);
   }

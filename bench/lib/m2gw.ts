@@ -9,6 +9,7 @@ import path from 'node:path';
 import { M2GW_BIN } from './paths.js';
 import type { HandlerSpec } from './mongrel2.js';
 import { httpGet } from './http-check.js';
+import { processTree } from './proc-stats.js';
 import { sleep, type ProcessGroup } from './procs.js';
 
 export interface M2gwOptions {
@@ -34,6 +35,8 @@ export interface M2gwInstance {
   readonly pid: number;
   readonly configFile: string;
   readonly logFile: string;
+  /** Process states and the log tail, for an error message. */
+  diagnose(): string;
   stop(): Promise<void>;
 }
 
@@ -101,6 +104,10 @@ export async function startM2gw(group: ProcessGroup, o: M2gwOptions): Promise<M2
     pid: proc.pid,
     configFile,
     logFile,
+    diagnose: () => {
+      const alive = proc.child.exitCode === null && proc.child.signalCode === null;
+      return `m2gw ${alive ? `running (${processTree(proc.pid).length} processes)` : `exited (${String(proc.child.exitCode ?? proc.child.signalCode)})`}; log: ${readTail(logFile).slice(-1500)}`;
+    },
     // A profile is only written on a clean exit, which the drain gives.
     stop: () => proc.stop('SIGTERM', 10_000),
   };

@@ -10,6 +10,10 @@ export interface Options {
   readonly warmupS: number;
   readonly threads: number;
   readonly repeat: number;
+  /** Wait up to this long for the machine to be quiet before each run (0: never wait). */
+  readonly quietWaitS: number;
+  /** Measure a disturbed run again up to this many times. */
+  readonly retries: number;
   readonly connections: number;
   readonly scenarios: ReadonlySet<Scenario>;
   readonly nginxWorkers: string;
@@ -30,6 +34,11 @@ export const USAGE = `Usage: bench/run.sh [flags]      (or: node dist/bench/run.
   --connections N       wrk -c (default 50)
   --threads N           wrk -t (default 2)
   --repeat N            measure every variant N times, interleaved; report the median (default 1)
+  --quiet-wait S        before each run wait up to S s for other processes to use < 5 % CPU
+                        (default 10; 0 = never wait)
+  --retries N           measure a run again when other processes used >= 5 % CPU during it,
+                        keep the least disturbed (default 1; no retry when the machine
+                        stayed busy through the whole wait)
   --only LIST           comma list of: ${SCENARIOS.join(', ')}
   --skip LIST           the same, to leave out
   --nginx-workers W     nginx worker_processes: auto (default) or a number
@@ -75,6 +84,8 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
       connections: { type: 'string' },
       threads: { type: 'string' },
       repeat: { type: 'string' },
+      'quiet-wait': { type: 'string' },
+      retries: { type: 'string' },
       only: { type: 'string' },
       skip: { type: 'string' },
       'nginx-workers': { type: 'string' },
@@ -107,6 +118,8 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
     warmupS: values.warmup === '0' ? 0 : positive(values.warmup, 1, '--warmup'),
     threads: positive(values.threads, 2, '--threads'),
     repeat: Math.round(positive(values.repeat, 1, '--repeat')),
+    quietWaitS: values['quiet-wait'] === '0' ? 0 : positive(values['quiet-wait'], 10, '--quiet-wait'),
+    retries: values.retries === '0' ? 0 : Math.round(positive(values.retries, 1, '--retries')),
     connections: positive(values.connections, 50, '--connections'),
     scenarios,
     nginxWorkers,

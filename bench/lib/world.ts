@@ -7,7 +7,7 @@ import path from 'node:path';
 import { startMongrel2, type Mongrel2 } from './mongrel2.js';
 import { startM2gw, type M2gwInstance, type M2gwOptions } from './m2gw.js';
 import { BENCH_DIST } from './paths.js';
-import { waitForLine, type ProcessGroup } from './procs.js';
+import { waitForLine, type Managed, type ProcessGroup } from './procs.js';
 
 export interface App {
   readonly port: number;
@@ -33,6 +33,8 @@ export interface World {
   /** http://127.0.0.1:<mongrel2 port> */
   readonly base: string;
   readonly trivialPid: number;
+  /** Why a route may have stopped answering: process states and log tails. */
+  diagnose(): string;
   stop(): Promise<void>;
 }
 
@@ -64,6 +66,10 @@ export async function startWorld(group: ProcessGroup, app: App, flowControl: boo
     m2,
     base: `http://127.0.0.1:${m2.port}`,
     trivialPid: trivial.pid,
+    diagnose: () => {
+      const state = (m: Managed): string => (m.child.exitCode !== null || m.child.signalCode !== null ? `exited (${String(m.child.exitCode ?? m.child.signalCode)})` : 'running');
+      return `trivial handler ${state(trivial)}${trivial.tail() ? `, output: ${trivial.tail().slice(-1000)}` : ''}`;
+    },
     stop: async () => {
       await trivial.stop();
       await m2.stop();

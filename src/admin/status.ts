@@ -42,6 +42,8 @@ export interface StatusReport {
   readonly connections: number;
   readonly handlers: readonly HandlerReport[];
   readonly workers: readonly WorkerReport[];
+  /** A pre-forked worker waiting to replace a dead one or start a new generation fast. */
+  readonly sparePid: number | null;
   /** Per upstream, summed over the current generation's workers. */
   readonly upstreams: readonly UpstreamHealth[];
 }
@@ -123,6 +125,7 @@ export function formatStatus(r: StatusReport): string {
       `  ${pad(w.id, 4)} ${pad(w.pid, 8)} ${pad(w.generation, 4)} ${pad(w.state, 9)} ${pad(formatDuration(w.uptimeSeconds), 13)} ${pad(w.inFlight ?? '?', 10)} ${w.connections}`,
     );
   }
+  if (r.sparePid !== null) lines.push(`  (spare worker pid ${r.sparePid}, ready to replace one)`);
   lines.push('');
   lines.push('upstreams:');
   for (const u of r.upstreams) {

@@ -63,6 +63,11 @@ export class ClientConnection {
     return this.outBytes;
   }
 
+  /** Bytes sent that Mongrel2 has not yet reported written (0 without flow control). */
+  get unackedBytes(): number {
+    return this.unacked;
+  }
+
   get closing(): boolean {
     return this.closeQueued;
   }

@@ -84,6 +84,12 @@ export interface GatewayOptions {
   readonly hooks?: GatewayHooks;
   /** Worker mode: messages arrive through handleMessage() from a dispatcher; no PULL sockets. */
   readonly publishOnly?: boolean;
+  /**
+   * Per handler, the DOWNLOAD_CREDITS window already known (a worker of a new generation
+   * is handed kept-alive connections whose first request, the only one carrying it, it
+   * never saw). null: not known.
+   */
+  readonly creditWindows?: ReadonlyArray<number | null>;
 }
 
 export class Gateway implements FlushScheduler {
@@ -113,7 +119,7 @@ export class Gateway implements FlushScheduler {
     this.handlers = opts.config.handlers.map((config, index) => ({
       index,
       config,
-      creditWindow: null,
+      creditWindow: opts.creditWindows?.[index] ?? null,
       socket: new HandlerSocket({
         sendSpec: config.sendSpec,
         recvSpec: config.recvSpec,
@@ -145,6 +151,9 @@ export class Gateway implements FlushScheduler {
         s.uploadPath !== null ||
         (s.refusedUploads !== null && s.refusedUploads.size > 0) ||
         s.conn.queuedBytes > 0 ||
+        // Handing over a connection Mongrel2 still owes credits for would let the new owner
+        // start from a full window and overrun Mongrel2's queue limit.
+        (s.conn.window !== null && s.conn.unackedBytes > 0) ||
         (s.conn.closing && !s.conn.finished) ||
         this.uploadChecks.has(s)
       ) {

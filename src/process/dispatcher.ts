@@ -18,7 +18,7 @@
  *
  * Pure: no sockets, no timers. The supervisor wires it to workers and Mongrel2.
  */
-import { classify, parseRequest, peekRoutingKey } from '../mongrel2/request.js';
+import { classify, headerFirst, parseRequest, peekRoutingKey } from '../mongrel2/request.js';
 import { connKey } from './messages.js';
 
 export interface DispatchTarget {
@@ -68,6 +68,7 @@ export class Dispatcher {
   private readonly parkedKeys = new Set<string>();
   private readonly maxParked: number;
   private readonly senders = new Map<number, string>();
+  private readonly windows = new Map<number, number>();
 
   constructor(private readonly events: DispatchEvents, opts: DispatcherOptions = {}) {
     this.maxParked = opts.maxParked ?? 10_000;
@@ -130,6 +131,15 @@ export class Dispatcher {
     return this.owners.size;
   }
 
+  /**
+   * DOWNLOAD_CREDITS per handler, as seen on connections' first requests (null: not
+   * seen; download.flow_control is off or no request came yet). New workers get it:
+   * a connection handed to them carries it no more.
+   */
+  creditWindows(handlers: number): Array<number | null> {
+    return Array.from({ length: handlers }, (_, i) => this.windows.get(i) ?? null);
+  }
+
   /** The sender token last seen on a handler (for replies the supervisor makes itself). */
   senderOf(handlerIndex: number): string | null {
     return this.senders.get(handlerIndex) ?? null;
@@ -153,7 +163,8 @@ export class Dispatcher {
     if (owner) {
       this.send(owner.slot, handlerIndex, msg);
       owner.lastSeq = owner.slot.sent;
-      if (control && isDisconnect(msg)) this.unown(key, owner);
+      // Most control messages are credits (one per write with flow control): parse only candidates.
+      if (control && msg.indexOf(DISCONNECT, p) !== -1 && isDisconnect(msg)) this.unown(key, owner);
       return;
     }
     if (this.parkedKeys.has(key)) {
@@ -162,6 +173,7 @@ export class Dispatcher {
     }
     // Credits or a disconnect for a connection nobody holds: nothing is waiting for it.
     if (control) return;
+    if (!this.windows.has(handlerIndex)) this.learnWindow(handlerIndex, msg);
     const slot = this.pick();
     if (slot) {
       this.send(slot, handlerIndex, msg);
@@ -202,6 +214,18 @@ export class Dispatcher {
     return slot.owned.size;
   }
 
+  private learnWindow(handlerIndex: number, msg: Buffer): void {
+    // Header names from clients are lower-cased by Mongrel2: only Mongrel2 writes this one.
+    if (msg.indexOf(CREDITS_KEY) === -1) return;
+    try {
+      const v = headerFirst(parseRequest(msg).headers, 'DOWNLOAD_CREDITS');
+      const n = v === undefined ? NaN : Number(v);
+      if (Number.isSafeInteger(n) && n > 0) this.windows.set(handlerIndex, n);
+    } catch {
+      // the worker will report the bad frame
+    }
+  }
+
   private send(slot: Slot, handlerIndex: number, msg: Buffer): void {
     slot.sent++;
     slot.target.forward(handlerIndex, msg);
@@ -239,6 +263,9 @@ export class Dispatcher {
     for (const p of parked) this.dispatch(p.handlerIndex, p.msg);
   }
 }
+
+const DISCONNECT = Buffer.from('disconnect');
+const CREDITS_KEY = Buffer.from('DOWNLOAD_CREDITS');
 
 function isDisconnect(msg: Buffer): boolean {
   try {

@@ -10,7 +10,15 @@ export type QueryKind = 'status' | 'metrics';
 
 /** Supervisor → worker. */
 export type ToWorker =
-  | { readonly t: 'init'; readonly id: number; readonly generation: number; readonly file: string; readonly text: string }
+  | {
+      readonly t: 'init';
+      readonly id: number;
+      readonly generation: number;
+      readonly file: string;
+      readonly text: string;
+      /** Per handler: the DOWNLOAD_CREDITS window the supervisor has seen, or null. */
+      readonly creditWindows: ReadonlyArray<number | null>;
+    }
   | { readonly t: 'query'; readonly qid: number; readonly what: QueryKind }
   | { readonly t: 'retire' }
   | { readonly t: 'reopen-logs' };
@@ -28,6 +36,8 @@ export interface WorkerStatus {
 
 /** Worker → supervisor. */
 export type FromWorker =
+  /** Code loaded; waiting for init (a spare). */
+  | { readonly t: 'loaded' }
   | { readonly t: 'ready' }
   | { readonly t: 'failed'; readonly error: string }
   | { readonly t: 'reply'; readonly qid: number; readonly data: unknown }
@@ -38,7 +48,7 @@ export type FromWorker =
   /** Counters and histograms at exit, so totals survive the worker. */
   | { readonly t: 'final-metrics'; readonly metrics: unknown };
 
-const WORKER_TAGS = new Set(['ready', 'failed', 'reply', 'closed', 'busy', 'final-metrics']);
+const WORKER_TAGS = new Set(['loaded', 'ready', 'failed', 'reply', 'closed', 'busy', 'final-metrics']);
 const SUPERVISOR_TAGS = new Set(['init', 'query', 'retire', 'reopen-logs']);
 
 function tagOf(v: unknown): string | null {

@@ -49,6 +49,7 @@ export class SupervisorStatus implements AdminProvider {
         subscribed: sup.sockets[i]?.isSubscribed ?? false,
       })),
       workers,
+      sparePid: sup.pool.spare?.pid ?? null,
       upstreams: this.upstreams(answers),
     };
   }

@@ -10,13 +10,10 @@
  *            drain_timeout, exit 0. A second signal exits at once (1).
  *   SIGUSR1  reopen log files here and in every worker.
  *
- * A worker that dies is replaced with exponential backoff (100 ms doubling to
- * 10 s); the connections it owned are closed. Five deaths within 30 s end the
- * daemon with exit 1 (so systemd's Restart=on-failure takes over).
+ * A worker that dies is replaced (restart-policy.ts); the connections it owned are
+ * closed so their clients do not hang. A crash loop ends the daemon with exit 1.
  */
-import fs from 'node:fs';
 import os from 'node:os';
-import { formatProblems, parseConfigText } from '../config/load.js';
 import type { Config, HandlerConfig } from '../config/schema.js';
 import { createLogger, reopenLogFiles, type Logger } from '../log.js';
 import { SupervisorMetrics } from '../metrics/supervisor-metrics.js';
@@ -25,16 +22,14 @@ import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
 import type { ReloadResult } from '../admin/status.js';
 import { Dispatcher } from './dispatcher.js';
 import { removePidFile, writePidFile } from './pid-file.js';
+import { readReloadConfig } from './reload-config.js';
+import { RestartPolicy } from './restart-policy.js';
 import { sdNotify } from './sd-notify.js';
 import { SupervisorReplies } from './supervisor-replies.js';
 import { SupervisorStatus } from './supervisor-status.js';
-import { WorkerHandle, type WorkerEvents } from './worker-handle.js';
+import type { WorkerHandle } from './worker-handle.js';
+import { WorkerPool, type PoolEvents } from './worker-pool.js';
 
-const READY_TIMEOUT_MS = 45_000;
-const CRASH_WINDOW_MS = 30_000;
-const CRASH_LIMIT = 5;
-const RESTART_MIN_MS = 100;
-const RESTART_MAX_MS = 10_000;
 /** After drain_timeout, how long workers get to exit before they are killed. */
 const EXIT_GRACE_MS = 5_000;
 
@@ -49,17 +44,12 @@ export async function runSupervisor(file: string, text: string, config: Config):
   await new Supervisor(file, text, config).start();
 }
 
-interface ReadyWaiter {
-  resolve(): void;
-  reject(err: Error): void;
-}
-
 export class Supervisor {
   state: SupervisorState = 'starting';
   config: Config;
   generation = 0;
   readonly startedAt = Date.now();
-  readonly workers = new Map<number, WorkerHandle>();
+  readonly pool: WorkerPool;
   readonly dispatcher: Dispatcher;
   readonly sockets: HandlerSocket[];
   readonly metrics: SupervisorMetrics;
@@ -71,11 +61,12 @@ export class Supervisor {
   private readonly handlers: readonly HandlerConfig[];
   private readonly replies: SupervisorReplies;
   private admin: AdminServer | null = null;
-  private nextWorkerId = 1;
-  private readonly readyWaiters = new Map<number, ReadyWaiter>();
-  private crashes: number[] = [];
-  private restartDelay = RESTART_MIN_MS;
+  private readonly restarts = new RestartPolicy();
   private reloadQueued = false;
+  private finishing = false;
+  private exiting = false;
+  /** The STOPPING=1 notification: sent before exiting. */
+  private notified: Promise<void> = Promise.resolve();
   private congested = 0;
   private readonly pidFile: string | null;
 
@@ -92,7 +83,9 @@ export class Supervisor {
     this.dispatcher = new Dispatcher({
       refuse: (h, sender, connId) => {
         this.replies.unavailable(h, sender, connId);
-        this.metrics.own.requestDone({ route: '-', upstream: '-', status: 503, durationMs: 0, errorCode: 'M2GW_SHUTTING_DOWN' });
+        // Shutting down, or too many messages waiting for a worker to come back.
+        const errorCode = this.state === 'stopping' ? 'M2GW_SHUTTING_DOWN' : 'M2GW_SATURATED';
+        this.metrics.own.requestDone({ route: '-', upstream: '-', status: 503, durationMs: 0, errorCode });
       },
       badFrame: (h, msg, err) => {
         this.metrics.own.hooks.onBadFrame?.();
@@ -105,13 +98,18 @@ export class Supervisor {
     this.replies = new SupervisorReplies(this.handlers, this.sockets, (h) => this.dispatcher.senderOf(h));
     this.metrics = new SupervisorMetrics({
       workers: () => {
-        const counts: Record<string, number> = { starting: 0, active: 0, retiring: 0, stopping: 0 };
+        const counts: Record<string, number> = { starting: 0, active: 0, retiring: 0, stopping: 0, spare: this.pool.spare ? 1 : 0 };
         for (const w of this.workers.values()) counts[w.state] = (counts[w.state] ?? 0) + 1;
         delete counts.exited;
         return counts;
       },
       parked: () => this.dispatcher.parkedCount,
     });
+    this.pool = new WorkerPool(file, this.poolEvents(), () => this.dispatcher.creditWindows(this.handlers.length));
+  }
+
+  get workers(): ReadonlyMap<number, WorkerHandle> {
+    return this.pool.workers;
   }
 
   async start(): Promise<void> {
@@ -122,9 +120,14 @@ export class Supervisor {
     this.log.info('starting', { config: this.file, workers: n });
     try {
       this.generation = 1;
-      const workers = await this.startGeneration(1, this.text, n);
+      const starting = this.pool.startGeneration(1, this.text, n);
+      // The spare starts with the others: memory use is settled once m2gw says ready.
+      const spare = this.pool.forkSpare();
+      const workers = await starting;
       for (const w of workers) this.dispatcher.add(w, true);
+      await Promise.race([spare.loaded, new Promise((r) => setTimeout(r, 10_000).unref())]);
     } catch (err) {
+      if (this.state === 'stopping') return;
       return this.fatal(`workers did not start: ${String(err)}`);
     }
     try {
@@ -152,6 +155,7 @@ export class Supervisor {
     process.on('SIGUSR1', () => {
       reopenLogFiles(this.log);
       for (const w of this.workers.values()) w.reopenLogs();
+      this.log.info('log files reopened', { workers: this.workers.size });
     });
   }
 
@@ -167,111 +171,59 @@ export class Supervisor {
 
   // ---- workers ---------------------------------------------------------------
 
-  private readonly events: WorkerEvents = {
-    onReady: (w) => {
-      const waiter = this.readyWaiters.get(w.id);
-      if (waiter) {
-        this.readyWaiters.delete(w.id);
-        waiter.resolve();
-        return;
-      }
-      // A replacement for a worker that died.
-      this.log.info('worker replaced', { worker: w.id, pid: w.pid, generation: w.generation });
-      const current = w.generation === this.generation && this.state !== 'stopping';
-      if (current) this.dispatcher.add(w, true);
-      else w.stop(this.config.gateway.drainTimeoutMs);
-    },
-    onFailed: (w, error) => {
-      this.log.error('worker failed to start', { worker: w.id, error });
-    },
-    onExit: (w, code, signal) => this.onWorkerExit(w, code, signal),
-    onClosed: (w, entries) => {
-      this.dispatcher.applyClosed(w.id, entries);
-      if (w.state === 'retiring') this.maybeFinishRetiring(w);
-    },
-    onBusy: (w, keys, seen) => {
-      if (w.state !== 'retiring') return;
-      this.dispatcher.applyBusy(w.id, keys, seen);
-      this.maybeFinishRetiring(w);
-    },
-    onFinalMetrics: (_w, json) => void this.metrics.addRetired(json),
-    onCongested: (_w, congested) => {
-      this.congested += congested ? 1 : -1;
-      if (congested && this.congested === 1) for (const s of this.sockets) s.pause();
-      if (!congested && this.congested === 0) for (const s of this.sockets) s.resume();
-    },
-  };
-
-  private spawn(generation: number, text: string): WorkerHandle {
-    const w = new WorkerHandle({ id: this.nextWorkerId++, generation, file: this.file, text }, this.events);
-    this.workers.set(w.id, w);
-    return w;
+  private poolEvents(): PoolEvents {
+    return {
+      onReplacementReady: (w) => {
+        this.log.info('worker replaced', { worker: w.id, pid: w.pid, generation: w.generation });
+        if (w.generation === this.generation && this.state !== 'stopping') this.dispatcher.add(w, true);
+        else w.stop(this.config.gateway.drainTimeoutMs);
+      },
+      onFailed: (w, error) => this.log.error('worker failed to start', { worker: w.id, error }),
+      onExit: (w, code, signal, starting) => this.onWorkerExit(w, code, signal, starting),
+      onSpareExit: (w, code, signal) => this.log.warn('spare worker exited', { worker: w.id, pid: w.pid, code, signal }),
+      onClosed: (w, entries) => {
+        this.dispatcher.applyClosed(w.id, entries);
+        this.maybeFinishRetiring(w);
+      },
+      onBusy: (w, keys, seen) => {
+        if (w.state !== 'retiring') return;
+        this.dispatcher.applyBusy(w.id, keys, seen);
+        this.maybeFinishRetiring(w);
+      },
+      onFinalMetrics: (_w, json) => void this.metrics.addRetired(json),
+      onCongested: (_w, congested) => {
+        this.congested += congested ? 1 : -1;
+        if (congested && this.congested === 1) for (const s of this.sockets) s.pause();
+        if (!congested && this.congested === 0) for (const s of this.sockets) s.resume();
+      },
+    };
   }
 
-  /** Fork n workers; resolves when all are ready, rejects (killing them) if one fails. */
-  private async startGeneration(generation: number, text: string, n: number): Promise<WorkerHandle[]> {
-    const workers: WorkerHandle[] = [];
-    const ready: Promise<void>[] = [];
-    for (let i = 0; i < n; i++) {
-      const w = this.spawn(generation, text);
-      workers.push(w);
-      ready.push(new Promise<void>((resolve, reject) => this.readyWaiters.set(w.id, { resolve, reject })));
-    }
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_r, reject) => {
-      timer = setTimeout(() => reject(new Error(`workers not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
-    });
-    try {
-      await Promise.race([Promise.all(ready), timeout]);
-      return workers;
-    } catch (err) {
-      for (const w of workers) {
-        this.readyWaiters.delete(w.id);
-        w.expectedExit = true;
-        w.kill();
-      }
-      throw err;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  private onWorkerExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
-    this.workers.delete(w.id);
+  private onWorkerExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null, starting: boolean): void {
     const keys = this.dispatcher.remove(w.id);
     const closed = keys.length > 0 ? this.replies.close(keys) : 0;
-    const waiter = this.readyWaiters.get(w.id);
-    if (waiter) {
-      this.readyWaiters.delete(w.id);
-      waiter.reject(new Error(`worker ${w.id} exited before it was ready (code ${code}, signal ${signal})`));
-    }
+    const info = { worker: w.id, pid: w.pid, generation: w.generation, code, signal, connections_closed: closed };
     if (w.expectedExit) {
-      this.log.info('worker exited', { worker: w.id, pid: w.pid, generation: w.generation, code, signal, connections_closed: closed });
+      this.log.info('worker exited', info);
     } else {
-      this.log.error('worker died', { worker: w.id, pid: w.pid, generation: w.generation, code, signal, connections_closed: closed });
-      if (!waiter && this.state !== 'stopping' && w.generation === this.generation) this.replaceCrashed();
+      this.log.error('worker died', info);
+      // One that died while its generation was starting fails that start instead.
+      if (!starting && this.state !== 'stopping' && w.generation === this.generation) this.replaceCrashed();
     }
     if (this.state === 'stopping' && this.workers.size === 0) void this.finish(0);
   }
 
   private replaceCrashed(): void {
-    const now = Date.now();
-    const last = this.crashes.at(-1);
-    if (last !== undefined && now - last > CRASH_WINDOW_MS) this.restartDelay = RESTART_MIN_MS;
-    this.crashes = this.crashes.filter((t) => now - t < CRASH_WINDOW_MS);
-    this.crashes.push(now);
-    if (this.crashes.length >= CRASH_LIMIT) {
-      void this.fatal(`crash loop: ${this.crashes.length} worker deaths within ${CRASH_WINDOW_MS / 1000} s`);
+    const delay = this.restarts.crashed(Date.now());
+    if (delay === null) {
+      void this.fatal(`crash loop: ${this.restarts.limit} worker deaths within ${this.restarts.windowMs / 1000} s`);
       return;
     }
-    const delay = this.restartDelay;
-    this.restartDelay = Math.min(RESTART_MAX_MS, this.restartDelay * 2);
     this.restartCount++;
     this.metrics.workerRestarted();
     const generation = this.generation;
     setTimeout(() => {
-      if (this.state === 'stopping' || generation !== this.generation) return;
-      this.spawn(generation, this.text);
+      if (this.state !== 'stopping' && generation === this.generation) this.pool.spawn(generation, this.text);
     }, delay);
   }
 
@@ -309,30 +261,18 @@ export class Supervisor {
 
   private async reloadOnce(): Promise<void> {
     this.log.info('reloading', { config: this.file });
-    let text: string;
-    try {
-      text = fs.readFileSync(this.file, 'utf8');
-    } catch (err) {
-      return this.reloadDone('invalid', `cannot read ${this.file}: ${String(err)}; keeping the running config`);
+    const input = readReloadConfig(this.file, this.handlers);
+    if (!input.ok) {
+      for (const problem of input.problems) this.log.error('config problem', { problem });
+      return this.reloadDone('invalid', input.message);
     }
-    const { config, problems } = parseConfigText(text, this.file);
-    for (const line of formatProblems(this.file, problems).split('\n').filter(Boolean)) {
-      if (config) this.log.warn('config warning', { problem: line });
-      else this.log.error('config problem', { problem: line });
-    }
-    if (!config) {
-      const errors = problems.filter((p) => p.severity !== 'warning');
-      return this.reloadDone('invalid', `${errors.length} problem(s) in ${this.file} (see the log); keeping the running config`);
-    }
-    const changed = handlerChange(this.handlers, config.handlers);
-    if (changed) {
-      return this.reloadDone('invalid', `${changed}: [[handler]] changes need a restart; keeping the running config`);
-    }
+    for (const problem of input.warnings) this.log.warn('config warning', { problem });
+    const { config, text } = input;
     const n = workerCount(config);
     const generation = this.generation + 1;
     let fresh: WorkerHandle[];
     try {
-      fresh = await this.startGeneration(generation, text, n);
+      fresh = await this.pool.startGeneration(generation, text, n);
     } catch (err) {
       return this.reloadDone('failed', `new workers did not start (${String(err)}); keeping the running ones`);
     }
@@ -346,7 +286,7 @@ export class Supervisor {
     const prevAdmin = this.config.admin?.listen ?? null;
     this.config = config;
     this.text = text;
-    this.restartDelay = RESTART_MIN_MS;
+    this.restarts.reset();
     for (const w of fresh) this.dispatcher.add(w, true);
     for (const w of old) this.retire(w);
     this.applyLogConfig(config);
@@ -400,9 +340,10 @@ export class Supervisor {
       return this.forceExit();
     }
     this.state = 'stopping';
+    this.pool.close();
     const timeout = this.config.gateway.drainTimeoutMs;
     this.log.info('draining', { signal, workers: this.workers.size, timeout_ms: timeout });
-    void sdNotify({ STOPPING: '1' }, (e) => this.log.warn(e));
+    this.notified = sdNotify({ STOPPING: '1' }, (e) => this.log.warn(e));
     this.dispatcher.refuseNew();
     for (const w of this.workers.values()) {
       w.expectedExit = true;
@@ -426,6 +367,7 @@ export class Supervisor {
   /** Kill the workers, close their clients' connections (so nobody hangs), exit 1. */
   private async forceExit(): Promise<void> {
     if (this.finishing) return this.exit(1);
+    this.pool.close();
     for (const w of this.workers.values()) {
       w.expectedExit = true;
       this.replies.close(this.dispatcher.remove(w.id));
@@ -434,18 +376,16 @@ export class Supervisor {
     await this.finish(1);
   }
 
-  private finishing = false;
-
   private async finish(code: number): Promise<void> {
     if (this.finishing) return;
     this.finishing = true;
+    this.pool.close();
     await Promise.all(this.sockets.map((s) => s.close().catch(() => undefined)));
     await this.admin?.close().catch(() => undefined);
+    await this.notified;
     this.log.info('stopped', { code });
     this.exit(code);
   }
-
-  private exiting = false;
 
   private exit(code: number): void {
     if (this.exiting) process.exit(code);
@@ -455,19 +395,6 @@ export class Supervisor {
     this.log.end();
     setTimeout(() => process.exit(code), 500).unref();
   }
-}
-
-/** Why the new handlers cannot be applied by a reload, or null. */
-function handlerChange(old: readonly HandlerConfig[], next: readonly HandlerConfig[]): string | null {
-  if (old.length !== next.length) return `the number of [[handler]] sections changed (${old.length} → ${next.length})`;
-  for (let i = 0; i < old.length; i++) {
-    const a = old[i]!;
-    const b = next[i]!;
-    for (const [k, toml] of [['sendSpec', 'send_spec'], ['recvSpec', 'recv_spec'], ['recvIdent', 'recv_ident']] as const) {
-      if (a[k] !== b[k]) return `handler ${i + 1}: ${toml} changed (${JSON.stringify(a[k])} → ${JSON.stringify(b[k])})`;
-    }
-  }
-  return null;
 }
 
 function monotonicUsec(): bigint {

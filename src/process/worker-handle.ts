@@ -9,13 +9,14 @@ import { ChannelWriter } from './channel.js';
 import type { DispatchTarget } from './dispatcher.js';
 import { isFromWorker, type FromWorker, type QueryKind, type ToWorker } from './messages.js';
 
-export type WorkerState = 'starting' | 'active' | 'retiring' | 'stopping' | 'exited';
+/** 'spare': forked with its modules loaded, waiting for a config (see Supervisor.takeWorker). */
+export type WorkerState = 'spare' | 'starting' | 'active' | 'retiring' | 'stopping' | 'exited';
 
 export interface WorkerSpec {
-  readonly id: number;
   readonly generation: number;
   readonly file: string;
   readonly text: string;
+  readonly creditWindows: ReadonlyArray<number | null>;
 }
 
 export interface WorkerEvents {
@@ -36,12 +37,15 @@ const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url))
 
 export class WorkerHandle implements DispatchTarget {
   readonly id: number;
-  readonly generation: number;
-  readonly startedAt = Date.now();
-  state: WorkerState = 'starting';
+  generation = 0;
+  startedAt = Date.now();
+  state: WorkerState = 'spare';
   /** Set when the supervisor asked it to stop or retire (an exit is then expected). */
   expectedExit = false;
   readonly exited: Promise<void>;
+  /** Resolves once the process has loaded its code (true), or died first (false). */
+  readonly loaded: Promise<boolean>;
+  private resolveLoaded: (ok: boolean) => void = () => undefined;
   private readonly child: ChildProcess;
   private readonly channel: ChannelWriter;
   private readonly socket: Socket;
@@ -50,13 +54,13 @@ export class WorkerHandle implements DispatchTarget {
   private readonly queries = new Map<number, (data: unknown) => void>();
   private congested = false;
 
-  constructor(spec: WorkerSpec, events: WorkerEvents, entry: string = WORKER_ENTRY) {
-    this.id = spec.id;
-    this.generation = spec.generation;
+  /** Forks the process; it loads its code and waits for assign(). */
+  constructor(id: number, events: WorkerEvents, entry: string = WORKER_ENTRY) {
+    this.id = id;
     this.events = events;
     this.child = fork(entry, [], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc', 'pipe'],
-      env: { ...process.env, M2GW_WORKER_ID: String(spec.id) },
+      env: { ...process.env, M2GW_WORKER_ID: String(id) },
     });
     const socket = this.child.stdio[4];
     if (!socket || !('setNoDelay' in socket)) throw new Error('worker data channel missing');
@@ -68,9 +72,11 @@ export class WorkerHandle implements DispatchTarget {
       if (isFromWorker(m)) this.onMessage(m);
     });
     this.child.on('error', () => undefined);
+    this.loaded = new Promise((resolve) => (this.resolveLoaded = resolve));
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         this.state = 'exited';
+        this.resolveLoaded(false);
         this.socket.destroy();
         for (const resolveQuery of this.queries.values()) resolveQuery(null);
         this.queries.clear();
@@ -82,7 +88,15 @@ export class WorkerHandle implements DispatchTarget {
         resolve();
       });
     });
-    this.send({ t: 'init', id: spec.id, generation: spec.generation, file: spec.file, text: spec.text });
+  }
+
+  /** Give the worker its config: it connects to Mongrel2 and reports ready. */
+  assign(spec: WorkerSpec): void {
+    if (this.state !== 'spare') throw new Error(`worker ${this.id} assigned twice`);
+    this.generation = spec.generation;
+    this.startedAt = Date.now();
+    this.state = 'starting';
+    this.send({ t: 'init', id: this.id, ...spec });
   }
 
   get pid(): number {
@@ -151,6 +165,9 @@ export class WorkerHandle implements DispatchTarget {
 
   private onMessage(m: FromWorker): void {
     switch (m.t) {
+      case 'loaded':
+        this.resolveLoaded(true);
+        return;
       case 'ready':
         if (this.state === 'starting') this.state = 'active';
         this.events.onReady(this);

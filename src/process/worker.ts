@@ -26,27 +26,30 @@ type Init = Extract<ToWorker, { t: 'init' }>;
 
 export async function runWorker(): Promise<void> {
   process.on('SIGINT', () => undefined);
+  send({ t: 'loaded' });
   const init = await waitForInit();
   const { config, problems } = parseConfigText(init.text, init.file);
   if (!config) {
-    send({ t: 'failed', error: `config invalid: ${problems.map((p) => `${p.key}: ${p.message}`).join('; ')}` });
-    process.exit(1);
+    send({ t: 'failed', error: `config invalid: ${problems.map((p) => `${p.key}: ${p.message}`).join('; ')}` }, () => process.exit(1));
+    return;
   }
   const worker = new Worker(init, config);
   await worker.start();
 }
 
+/** A spare worker waits here, code loaded, until the supervisor needs it (or goes away). */
 function waitForInit(): Promise<Init> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no init message from the supervisor')), 10_000);
+  return new Promise((resolve) => {
+    const onDisconnect = (): void => process.exit(0);
     const onMessage = (m: unknown): void => {
       if (isToWorker(m) && m.t === 'init') {
-        clearTimeout(timer);
         process.off('message', onMessage);
+        process.off('disconnect', onDisconnect);
         resolve(m);
       }
     };
     process.on('message', onMessage);
+    process.on('disconnect', onDisconnect);
   });
 }
 
@@ -90,6 +93,7 @@ class Worker {
       logger: this.log,
       upstreams: this.upstreams,
       publishOnly: true,
+      creditWindows: init.creditWindows,
       hooks: {
         onRequestDone: (info) => {
           mh.onRequestDone?.(info);

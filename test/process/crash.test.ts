@@ -24,35 +24,57 @@ describe('worker crash', () => {
     daemons.push(daemon);
 
     const load = startLoad(world.m2.url, 4, '/echo/load');
-    await waitFor(async () => (await daemon.status()).workers.every((w) => w.connections > 0), 5_000, 20, 'both workers hold connections');
-    const before = await daemon.status();
-    const victim = before.workers[0]!;
-    const survivor = before.workers[1]!;
-    // Clients of the victim may fail (their connection is closed); nobody else may.
-    const held = victim.connections;
-    const failedBefore = load.result.failed;
-    const t0 = Date.now();
-    process.kill(victim.pid, 'SIGKILL');
-
-    const after = (await waitFor(
-      async () => {
-        const s = await daemon.status();
-        return s.workers.length === 2 && s.workers.every((w) => w.state === 'active' && w.pid !== victim.pid) ? s : null;
-      },
-      3_000,
-      20,
-      'a replacement worker',
-    ))!;
-    const replacedMs = Date.now() - t0;
-    assert.ok(replacedMs < 1_000, `replaced after ${replacedMs} ms`);
-    assert.ok(after.workers.some((w) => w.pid === survivor.pid), 'the other worker untouched');
-    assert.equal(after.workerRestarts, 1);
-
-    await sleep(300);
-    const failedAtReplacement = load.result.failed;
-    const okAtReplacement = load.result.ok;
-    await sleep(1_000);
-    const result = await load.stop();
+    let failedBefore = 0;
+    let failedAtReplacement = 0;
+    let okAtReplacement = 0;
+    let held = 0;
+    try {
+      await waitFor(
+        async () => {
+          const s = await daemon.status();
+          return s.workers.every((w) => w.connections > 0) && s.sparePid !== null;
+        },
+        5_000,
+        20,
+        'both workers hold connections, and the spare is up',
+      );
+      const before = await daemon.status();
+      const victim = before.workers[0]!;
+      const survivor = before.workers[1]!;
+      // Clients of the victim may fail (their connection is closed); nobody else may.
+      held = victim.connections;
+      failedBefore = load.result.failed;
+      const t0 = Date.now();
+      process.kill(victim.pid, 'SIGKILL');
+      // "Replaced" = the new worker is ready and takes connections: the supervisor logs that moment.
+      const replaced = await daemon.waitForLog((l) => l.message === 'worker replaced', 3_000, 'worker replaced');
+      const replacedMs = Date.parse(String(replaced.timestamp)) - t0;
+      assert.ok(replacedMs < 1_000, `replaced after ${replacedMs} ms`);
+      const after = (await waitFor(
+        async () => {
+          const s = await daemon.status();
+          return s.workers.length === 2 && s.workers.every((w) => w.state === 'active' && w.pid !== victim.pid) ? s : null;
+        },
+        3_000,
+        10,
+        'status shows the replacement',
+      ))!;
+      assert.ok(after.workers.some((w) => w.pid === replaced.pid), 'status lists the replacement');
+      assert.equal(replaced.pid, before.sparePid, 'the spare took over');
+      assert.ok(after.workers.some((w) => w.pid === survivor.pid), 'the other worker untouched');
+      assert.equal(after.workerRestarts, 1);
+      const died = daemon.logs.find((l) => l.message === 'worker died');
+      assert.ok(died, daemon.dump());
+      assert.equal(died.signal, 'SIGKILL');
+      assert.equal(died.pid, victim.pid);
+      await sleep(300);
+      failedAtReplacement = load.result.failed;
+      okAtReplacement = load.result.ok;
+      await sleep(1_000);
+    } finally {
+      await load.stop();
+    }
+    const result = load.result;
     assert.ok(failedAtReplacement - failedBefore <= held, `${failedAtReplacement - failedBefore} failures, victim held ${held} connection(s): ${result.errors.join('; ')}`);
     assert.equal(result.failed, failedAtReplacement, `failures after the replacement: ${result.errors.join('; ')}`);
     assert.ok(result.ok - okAtReplacement > 50, 'load kept going after the replacement');
@@ -63,10 +85,6 @@ describe('worker crash', () => {
     }
     const m = parsePrometheus((await daemon.admin('/metrics')).body);
     assert.equal(metricValue(m.samples, 'm2gw_worker_restarts_total'), 1);
-    const died = daemon.logs.find((l) => l.message === 'worker died');
-    assert.ok(died, daemon.dump());
-    assert.equal(died.signal, 'SIGKILL');
-    assert.equal(died.pid, victim.pid);
   });
 
   test('a crash loop ends the daemon with exit code 1', async () => {

@@ -6,7 +6,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
+import http from 'node:http';
 import { request } from '../harness/http-client.js';
+import { patternBytes } from '../harness/upstream-http.js';
 import { sleep, waitFor } from '../harness/wait.js';
 import { Daemon, gwToml, startLoad, startWorld, type World } from './support.js';
 
@@ -37,18 +39,22 @@ describe('reload (SIGHUP)', () => {
   test('10 reloads in a row under load: no request fails, each route change takes effect', async () => {
     assert.equal(await probe('before'), 'a');
     const load = startLoad(world.m2.url, 4, '/echo/load');
-    await sleep(300);
-    for (let i = 1; i <= 10; i++) {
-      const want = i % 2 === 1 ? 'b' : 'a';
-      await fsp.writeFile(world.configFile, gwToml(world, { workers: 2, probe: want }));
-      const mark = daemon.logs.length;
-      daemon.signal('SIGHUP');
-      await daemon.waitForLog((l) => daemon.logs.indexOf(l) >= mark && l.message.startsWith('reloaded:'), 10_000, `reload ${i}`);
-      assert.equal(await probe(`after-${i}`), want, `route after reload ${i}`);
-      await sleep(150);
+    try {
+      await sleep(300);
+      for (let i = 1; i <= 10; i++) {
+        const want = i % 2 === 1 ? 'b' : 'a';
+        await fsp.writeFile(world.configFile, gwToml(world, { workers: 2, probe: want }));
+        const mark = daemon.logs.length;
+        daemon.signal('SIGHUP');
+        await daemon.waitForLog((l) => daemon.logs.indexOf(l) >= mark && l.message.startsWith('reloaded:'), 10_000, `reload ${i}`);
+        assert.equal(await probe(`after-${i}`), want, `route after reload ${i}`);
+        await sleep(150);
+      }
+      await sleep(300);
+    } finally {
+      await load.stop();
     }
-    await sleep(300);
-    const result = await load.stop();
+    const result = load.result;
     assert.deepEqual(result.errors, [], `failed requests: ${JSON.stringify(result.statuses)}`);
     assert.equal(result.failed, 0);
     assert.ok(result.ok > 200, `load actually ran (${result.ok} requests)`);
@@ -97,5 +103,41 @@ describe('reload (SIGHUP)', () => {
     );
     assert.equal(after.lastReload?.result, 'invalid');
     await fsp.writeFile(world.configFile, good);
+  });
+});
+
+describe('reload: a kept-alive connection handed to the new generation', () => {
+  let world: World;
+  let daemon: Daemon;
+
+  before(async () => {
+    world = await startWorld();
+    daemon = await Daemon.start(world, gwToml(world, { workers: 1 }));
+  });
+
+  after(async () => {
+    await daemon?.kill();
+    await world?.stop();
+  });
+
+  test('a large download on it after the reload still follows Mongrel2 flow control', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const first = await request(`${world.m2.url}/bytes/1048576`, { agent });
+      assert.equal(first.status, 200);
+      assert.equal(first.body.length, 1048576);
+      const mark = daemon.logs.length;
+      daemon.signal('SIGHUP');
+      await daemon.waitForLog((l) => daemon.logs.indexOf(l) >= mark && l.message.startsWith('reloaded:'), 10_000, 'reload');
+      await waitFor(async () => (await daemon.status()).workers.every((w) => w.generation === 2), 5_000, 20, 'old generation gone');
+      // The connection moved: the new worker never saw its first request (the only one with DOWNLOAD_CREDITS).
+      const second = await request(`${world.m2.url}/bytes/1048576`, { agent });
+      assert.equal(second.status, 200);
+      assert.equal(second.body.length, 1048576);
+      assert.ok(second.reusedSocket && second.localPort === first.localPort, 'same client connection');
+      assert.ok(second.body.equals(patternBytes(1048576)));
+    } finally {
+      agent.destroy();
+    }
   });
 });

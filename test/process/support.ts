@@ -54,6 +54,8 @@ export interface ConfigOptions {
   /** Extra TOML appended (more routes). */
   extra?: string;
   accessLog?: boolean;
+  /** [log] file; the daemon then writes nothing to stdout. */
+  logFile?: string;
 }
 
 export async function startWorld(): Promise<World> {
@@ -94,6 +96,7 @@ listen = "127.0.0.1:${w.adminPort}"
 [log]
 level = "info"
 access_log = ${o.accessLog ?? false}
+${o.logFile ? `file = "${o.logFile}"` : ''}
 
 [[handler]]
 send_spec = "${h.sendSpec}"
@@ -165,15 +168,31 @@ export class Daemon {
     this.text.push(line);
   }
 
-  /** Writes the config and starts `bin/m2gw start`; resolves once it logged "m2gw ready". */
-  static async start(world: World, toml: string, extraArgs: string[] = []): Promise<Daemon> {
+  /**
+   * Writes the config and starts `bin/m2gw start`; resolves once it logged "m2gw ready"
+   * (or, with `logFile`, once the readiness probe answers 200).
+   */
+  static async start(world: World, toml: string, opts: { logFile?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<Daemon> {
     await fsp.writeFile(world.configFile, toml);
-    const child = spawn(process.execPath, [m2gwBin, 'start', '--config', world.configFile, ...extraArgs], {
+    const child = spawn(process.execPath, [m2gwBin, 'start', '--config', world.configFile], {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
     });
     const d = new Daemon(world, child);
-    await d.waitForLog((l) => l.message.startsWith('m2gw ready'), 15_000, 'm2gw ready');
+    if (opts.logFile) {
+      await waitFor(
+        async () => {
+          if (d.exitCode !== undefined) throw new Error(`m2gw exited (${d.exitCode}):\n${d.dump()}`);
+          return (await d.admin('/readyz').catch(() => ({ status: 0 }))).status === 200;
+        },
+        15_000,
+        50,
+        'readyz 200',
+      );
+    } else {
+      await d.waitForLog((l) => l.message.startsWith('m2gw ready'), 15_000, 'm2gw ready');
+    }
     return d;
   }
 
@@ -270,6 +289,8 @@ export function startLoad(baseUrl: string, clients: number, pathname: string): {
             result.failed++;
             if (result.errors.length < 20) result.errors.push(r.error);
             if (r.status) result.statuses[r.status] = (result.statuses[r.status] ?? 0) + 1;
+            // A failing target answers at once: do not spin.
+            await new Promise((res) => setTimeout(res, 20));
           }
         }
         agent.destroy();

@@ -231,3 +231,14 @@ test('a message without a valid routing key is reported, not routed', () => {
   assert.equal(bad.length, 2);
   assert.equal(a.got.length, 0);
 });
+
+test('the flow-control window is learnt from a first request, for workers that will only see later ones', () => {
+  const { d } = setup();
+  const a = worker(1);
+  d.add(a, true);
+  d.dispatch(0, on(GET, 1)); // no DOWNLOAD_CREDITS (flow control off on that capture)
+  d.dispatch(0, on(CREDITS, 1)); // a control message's header does not count
+  assert.deepEqual(d.creditWindows(2), [null, null]);
+  d.dispatch(1, on(fixture('upload-stream-first.json-protocol.bin'), 2));
+  assert.deepEqual(d.creditWindows(2), [null, 102400]);
+});

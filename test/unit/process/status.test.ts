@@ -50,6 +50,7 @@ test('durations and the status text', () => {
     connections: 9,
     handlers: [{ sendSpec: 'tcp://127.0.0.1:9997', recvSpec: 'tcp://127.0.0.1:9996', pullConnected: true, subscribed: false }],
     workers: [{ id: 7, pid: 1234, generation: 3, state: 'active', uptimeSeconds: 10, connections: 9, inFlight: 5, connected: true }],
+    sparePid: 99,
     upstreams: [h([true, false], 5)],
   };
   const text = formatStatus(report);
@@ -59,4 +60,5 @@ test('durations and the status text', () => {
   assert.match(text, /^ {2}7 +1234 +3 +active +10s +5 +9$/m);
   assert.match(text, /app \(http\) healthy {2}in flight 5 {2}queued 1 {2}connections busy 5 idle 2 max 64/);
   assert.match(text, /http:\/\/b \(down\)/);
+  assert.match(text, /spare worker pid 99/);
 });

@@ -1,0 +1,140 @@
+/**
+ * The supervisor's worker processes: forking them, waiting for a generation to be
+ * ready, and one spare.
+ *
+ * The spare is a forked worker that has loaded its code (~200 ms of CPU for a Node
+ * worker, several times that on a loaded machine) and waits for a config. Replacing
+ * a dead worker or starting a new generation takes it first, so a replacement is
+ * serving within a few hundred milliseconds even under load. Cost: one idle process.
+ */
+import { WorkerHandle, type WorkerEvents } from './worker-handle.js';
+
+const READY_TIMEOUT_MS = 45_000;
+/** How long after a worker starts the next spare is forked (not at once: it would compete for CPU). */
+const SPARE_DELAY_MS = 1_000;
+
+export interface PoolEvents extends Omit<WorkerEvents, 'onReady' | 'onExit' | 'onFailed'> {
+  /** A worker that was not part of startGeneration() is ready (a replacement). */
+  onReplacementReady(w: WorkerHandle): void;
+  /** `starting`: it died before it was ready, as part of startGeneration(). */
+  onExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null, starting: boolean): void;
+  onFailed(w: WorkerHandle, error: string): void;
+  onSpareExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void;
+}
+
+interface ReadyWaiter {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+export class WorkerPool {
+  readonly workers = new Map<number, WorkerHandle>();
+  spare: WorkerHandle | null = null;
+  private nextId = 1;
+  private readonly waiters = new Map<number, ReadyWaiter>();
+  private spareTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private readonly handleEvents: WorkerEvents;
+
+  constructor(
+    private readonly file: string,
+    private readonly events: PoolEvents,
+    /** What new workers should know of the flow-control window (see Dispatcher.creditWindows). */
+    private readonly creditWindows: () => ReadonlyArray<number | null>,
+  ) {
+    this.handleEvents = {
+      ...events,
+      onReady: (w) => {
+        const waiter = this.waiters.get(w.id);
+        if (!waiter) return events.onReplacementReady(w);
+        this.waiters.delete(w.id);
+        waiter.resolve();
+      },
+      onExit: (w, code, signal) => this.onExit(w, code, signal),
+    };
+  }
+
+  /** A worker for `generation`: the spare if there is one, else a fresh fork. */
+  spawn(generation: number, text: string): WorkerHandle {
+    let w = this.spare;
+    this.spare = null;
+    if (!w || !w.alive) w = new WorkerHandle(this.nextId++, this.handleEvents);
+    w.assign({ generation, file: this.file, text, creditWindows: this.creditWindows() });
+    this.workers.set(w.id, w);
+    this.scheduleSpare();
+    return w;
+  }
+
+  /** Fork n workers; resolves when all are ready, rejects (killing them) if one fails. */
+  async startGeneration(generation: number, text: string, n: number): Promise<WorkerHandle[]> {
+    const workers: WorkerHandle[] = [];
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < n; i++) {
+      const w = this.spawn(generation, text);
+      workers.push(w);
+      ready.push(new Promise<void>((resolve, reject) => this.waiters.set(w.id, { resolve, reject })));
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_r, reject) => {
+      timer = setTimeout(() => reject(new Error(`workers not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([Promise.all(ready), timeout]);
+      return workers;
+    } catch (err) {
+      for (const w of workers) {
+        this.waiters.delete(w.id);
+        w.expectedExit = true;
+        w.kill();
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Fork the spare now (at startup, alongside the first workers). */
+  forkSpare(): WorkerHandle {
+    if (this.spareTimer) clearTimeout(this.spareTimer);
+    this.spareTimer = null;
+    this.spare ??= new WorkerHandle(this.nextId++, this.handleEvents);
+    return this.spare;
+  }
+
+  /** No more spares (stopping); kill the one there is. */
+  close(): void {
+    this.closed = true;
+    if (this.spareTimer) clearTimeout(this.spareTimer);
+    this.spareTimer = null;
+    if (this.spare) {
+      this.spare.expectedExit = true;
+      this.spare.kill();
+    }
+    this.spare = null;
+  }
+
+  private scheduleSpare(): void {
+    if (this.spareTimer || this.spare || this.closed) return;
+    this.spareTimer = setTimeout(() => {
+      this.spareTimer = null;
+      if (!this.spare && !this.closed) this.forkSpare();
+    }, SPARE_DELAY_MS);
+    this.spareTimer.unref();
+  }
+
+  private onExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
+    if (w.generation === 0) {
+      // Never given a config: a spare.
+      if (w === this.spare) this.spare = null;
+      if (!w.expectedExit) this.events.onSpareExit(w, code, signal);
+      return;
+    }
+    this.workers.delete(w.id);
+    const waiter = this.waiters.get(w.id);
+    if (waiter) {
+      this.waiters.delete(w.id);
+      waiter.reject(new Error(`worker ${w.id} exited before it was ready (code ${code}, signal ${signal})`));
+    }
+    this.events.onExit(w, code, signal, waiter !== undefined);
+  }
+}
