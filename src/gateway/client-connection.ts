@@ -162,10 +162,14 @@ export class ClientConnection {
 
   private flushMetered(window: number): void {
     this.forceFlush = false;
+    // Mongrel2 returns credits a few KiB at a time (one credits message per socket write).
+    // Sending whenever any room appears would turn a large body into thousands of small
+    // messages; waiting until half the window is free (or everything queued fits) keeps
+    // messages large while the other half is still being written to the client.
+    const threshold = Math.min(window / 2, 64 * 1024);
     while (this.outBytes > 0) {
       const room = window - this.unacked;
-      // Wait for credits rather than send slivers: a few KiB is not worth a message.
-      if (room <= 0 || (room < 8192 && room < this.outBytes)) return;
+      if (room <= 0 || (room < threshold && room < this.outBytes)) return;
       this.unacked += this.sendUpTo(room);
     }
   }

@@ -26,6 +26,9 @@ export interface HandlerSocketOptions {
 
 export type MessageListener = (msg: Buffer) => void;
 
+/** How long connect() waits for Mongrel2's subscription before pulling requests anyway. */
+const SUBSCRIBE_GRACE_MS = 2_000;
+
 export class HandlerSocket {
   readonly options: HandlerSocketOptions;
   private readonly pub: zmq.XPublisher;
@@ -36,6 +39,7 @@ export class HandlerSocket {
   private flushScheduled = false;
   private closed = false;
   private subscribed = false;
+  private everSubscribed = false;
   private subscribedWaiters: Array<() => void> = [];
   private resolveReceiveStopped: () => void = () => undefined;
   private paused = false;
@@ -47,7 +51,13 @@ export class HandlerSocket {
     this.pub = new zmq.XPublisher({ noDrop: true, sendHighWaterMark: 10_000, linger: 2_000 });
   }
 
-  /** Connect both sockets; resolves once Mongrel2 has subscribed (replies can flow). */
+  /**
+   * Connect both sockets. Resolves once Mongrel2 has subscribed, or after SUBSCRIBE_GRACE_MS
+   * without it: Mongrel2 1.12 that has requests queued for a handler with no PULL connected
+   * stops sending its subscription to new publishers until a PULL connects (seen when m2gw
+   * restarts under traffic), so waiting for the subscription before pulling can wait forever.
+   * Replies made before the first subscription are held here, not dropped.
+   */
   async connect(
     onMessage: MessageListener,
     onError: (err: unknown) => void,
@@ -56,7 +66,14 @@ export class HandlerSocket {
   ): Promise<void> {
     this.pub.connect(this.options.recvSpec);
     void this.watchSubscriptions();
-    await this.waitSubscribed(warnEveryMs, onWaiting);
+    const subscribed = this.waitSubscribed(warnEveryMs, onWaiting);
+    let graceTimer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      graceTimer = setTimeout(resolve, SUBSCRIBE_GRACE_MS);
+    });
+    await Promise.race([subscribed, grace]);
+    clearTimeout(graceTimer);
+    if (!this.subscribed) onWaiting(SUBSCRIBE_GRACE_MS);
     if (this.options.publishOnly) {
       this.resolveReceiveStopped();
       return;
@@ -138,6 +155,10 @@ export class HandlerSocket {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
+    // Before Mongrel2's first subscription an XPUB would drop the replies: hold them (see
+    // connect). After it, a lost subscription means that Mongrel2 is gone with its clients,
+    // and dropping replies to them is right: a restarted Mongrel2 reuses connection ids.
+    if (!this.everSubscribed) return;
     if (this.sending || this.queue.length === 0 || this.closed) return;
     const frames = this.queue;
     this.queue = [];
@@ -182,6 +203,10 @@ export class HandlerSocket {
 
   private markSubscribed(): void {
     this.subscribed = true;
+    if (!this.everSubscribed) {
+      this.everSubscribed = true;
+      if (this.queue.length > 0) setImmediate(this.flush);
+    }
     const waiters = this.subscribedWaiters;
     this.subscribedWaiters = [];
     for (const w of waiters) w();

@@ -159,3 +159,42 @@ describe('balanced upstream with a dead server', () => {
     }
   });
 });
+
+describe('Mongrel2 that withholds its subscription (seen on m2gw restarts under traffic)', () => {
+  test('the gateway pulls anyway, holds its replies, and delivers them once subscribed', { timeout: 15_000 }, async () => {
+    const [sendPort, recvPort] = [await freePort(), await freePort()];
+    const push = new zmq.Push();
+    const sub = new zmq.XSubscriber();
+    await push.bind(`tcp://127.0.0.1:${sendPort}`);
+    await sub.bind(`tcp://127.0.0.1:${recvPort}`);
+    const up = await startHttpUpstream((_req, res) => res.end('held'));
+    const { config } = parseConfigText(
+      `[log]\naccess_log = false\n[[handler]]\nsend_spec = "tcp://127.0.0.1:${sendPort}"\nrecv_spec = "tcp://127.0.0.1:${recvPort}"\n[upstream.app]\ntype = "http"\nurl = "${up.url}"\n[[route]]\nprefix = "/"\nupstream = "app"\n`,
+      '/tmp/gw.toml',
+    );
+    assert.ok(config);
+    // Queued before any handler is connected, as Mongrel2 does with early requests (a PUSH
+    // without peers holds the message until one connects).
+    const queued = push.send(fixture('get-query.json-protocol.bin'));
+    const t0 = Date.now();
+    const gateway = await startGateway(config, silentLogger());
+    await queued;
+    try {
+      assert.ok(Date.now() - t0 < 5000, 'start does not wait for the subscription forever');
+      assert.equal(gateway.connected, false);
+      // The request is answered upstream, but the reply must wait for the subscription.
+      await waitFor(() => up.requests.length === 1, 3000);
+      const replyP = sub.receive(); // zeromq.js allows one pending receive: keep this one
+      const early = await Promise.race([replyP.then(() => 'reply'), new Promise((r) => setTimeout(() => r('none'), 300))]);
+      assert.equal(early, 'none', 'nothing may leave before Mongrel2 subscribed');
+      await sub.send(Buffer.from([1]));
+      const [reply] = await replyP;
+      assert.match(parseReply(reply!).payload.toString('latin1'), /^HTTP\/1\.1 200[\s\S]*held$/);
+    } finally {
+      await gateway.drain(500);
+      push.close();
+      sub.close();
+      await up.close();
+    }
+  });
+});
