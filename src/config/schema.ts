@@ -125,7 +125,7 @@ export const DEFAULTS = {
     serveStatic: false,
     deny: [] as string[],
     maxConnections: 8,
-    pipeline: 1,
+    pipeline: 4,
     queueTimeoutMs: 5_000,
     queueSize: 1024,
     connectTimeoutMs: 5_000,

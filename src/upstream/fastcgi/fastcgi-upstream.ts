@@ -165,6 +165,7 @@ class Exchange implements PoolJob {
   silentRetryOk = false;
   cancelled = false;
   preferFresh = false;
+  startedAt = 0;
   readonly idempotent: boolean;
   readonly streamsBody: boolean;
   readonly ctl: ResponseController;

@@ -20,6 +20,9 @@ import { describeAddress } from './address.js';
 import type { CloseInfo, ConnectionJob, ConnectionOwner, ConnectionTimeouts } from './connection.js';
 import { FcgiConnection } from './connection.js';
 
+/** Pipeline only behind a request that was written less than this long ago. */
+const PIPELINE_BEHIND_MS = 10;
+
 export interface PoolJob extends ConnectionJob {
   readonly idempotent: boolean;
   /** The body streams from a file: only on an idle connection, never pipelined behind. */
@@ -34,6 +37,8 @@ export interface PoolJob extends ConnectionJob {
   cancelled: boolean;
   /** Retry on a new connection if the pool has room for one. */
   preferFresh: boolean;
+  /** When the job was written onto its connection (performance.now()), set by the pool. */
+  startedAt: number;
   /** The pool gives up on the job; called at most once, never after onEnd. */
   onFail(err: UpstreamError): void;
 }
@@ -208,10 +213,17 @@ export class FcgiPool implements ConnectionOwner {
     }
     if (this.conns.size < this.opts.maxConnections) return this.newConnection();
     if (this.opts.pipeline > 1 && !job.streamsBody) {
+      // Only behind a request that started moments ago: a script already running for a while
+      // is likely a slow one, and whatever is pipelined behind it waits for all of it, while
+      // the central queue would hand it the first connection that frees up.
+      const youngSince = performance.now() - PIPELINE_BEHIND_MS;
       let best: FcgiConnection | null = null;
       for (const c of this.conns) {
         const n = c.jobs.length;
-        if (n > 0 && n < this.opts.pipeline && c.acceptsPipelined && (best === null || n < best.jobs.length)) best = c;
+        if (n === 0 || n >= this.opts.pipeline || !c.acceptsPipelined) continue;
+        const head = c.jobs[0] as PoolJob;
+        if (head.startedAt < youngSince) continue;
+        if (best === null || n < best.jobs.length) best = c;
       }
       return best;
     }
@@ -226,6 +238,7 @@ export class FcgiPool implements ConnectionOwner {
 
   private startOn(conn: FcgiConnection, job: PoolJob): void {
     job.attempts++;
+    job.startedAt = performance.now();
     job.conn = conn;
     job.silentRetryOk = conn.served > 0 || conn.jobs.length > 0;
     conn.start(job);

@@ -142,7 +142,7 @@ test('a full config reads every key: durations in ms, sizes in bytes, relative p
         serveStatic: false,
         deny: [],
         maxConnections: 8,
-        pipeline: 1,
+        pipeline: 4,
         queueTimeoutMs: 5_000,
         queueSize: 1024,
         connectTimeoutMs: 5_000,
