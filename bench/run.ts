@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startPhpFpm, type PhpFpm } from '../test/harness/php-fpm.js';
+import { benchAbort } from './lib/abort.js';
 import type { M2gwInstance } from './lib/m2gw.js';
 import { measure, type LoadSettings, type Measurement, type Target } from './lib/measure.js';
 import { memoryRun } from './lib/memory.js';
@@ -16,7 +17,8 @@ import { PHP_ROOT, RESULTS_DIR } from './lib/paths.js';
 import { formatSummary, summarize } from './profile-summary.js';
 import { processTree } from './lib/proc-stats.js';
 import { ProcessGroup } from './lib/procs.js';
-import { aggregate, computeRatios, formatTable, memoryVerdicts, writeJson, type RatioSpec, type Results } from './lib/report.js';
+import { aggregate, computeRatios, formatTable, memoryVerdicts, writeJson, type Results } from './lib/report.js';
+import { flowControlNotes, layoutVariant, ratioSpecs } from './lib/ratios.js';
 import { startApp, startWorld, startWorldM2gw, type App, type World } from './lib/world.js';
 
 const HELLO_BYTES = 14;
@@ -80,7 +82,7 @@ async function withM2gw<T>(
   ctx: Ctx,
   flowControl: boolean,
   phase: string,
-  extra: { accessLog?: boolean; workers?: number; single?: boolean; fastcgi?: { address: string; pipeline: number } },
+  extra: { accessLog?: boolean; workers?: number | 'auto'; single?: boolean; fastcgi?: { address: string; pipeline: number } },
   fn: (world: World, gw: M2gwInstance) => Promise<T>,
 ): Promise<T> {
   const dir = path.join(ctx.tmp, `m2gw-${phase}`);
@@ -98,6 +100,7 @@ async function withM2gw<T>(
         ? { fastcgi: { address: extra.fastcgi.address, documentRoot: PHP_ROOT, maxConnections: ctx.opts.fpmChildren, pipeline: extra.fastcgi.pipeline } }
         : {}),
       ...(profDir ? { cpuProfDir: profDir } : {}),
+      ...(ctx.opts.m2gwNodeArgs.length > 0 ? { nodeArgs: ctx.opts.m2gwNodeArgs } : {}),
     });
     try {
       return await fn(world, gw);
@@ -171,8 +174,10 @@ async function flowControlOnPhases(ctx: Ctx): Promise<void> {
       const extra = layout === 'single' ? { single: true } : { workers: layout };
       await withM2gw(ctx, true, variant, extra, async (world, gw) => {
         const note = `${processTree(gw.pid).length} m2gw process(es)`;
+        // The workloads selected with --only, or both when it named neither.
+        const both = !s.has('hello') && !s.has('1mib');
         for (const [scenario, leaf, bytes] of [['hello', 'hello', HELLO_BYTES], ['1mib', '1m', MIB]] as const) {
-          if (!s.has(scenario)) continue;
+          if (!both && !s.has(scenario)) continue;
           for (let round = 0; round < ctx.opts.repeat; round++) {
             await run(ctx, { scenario, variant, url: `${world.base}/gw/${leaf}`, bytes, processes: { mongrel2: world.m2.pid, m2gw: gw.pid, app: ctx.app.pid }, note, diagnose: gw.diagnose });
           }
@@ -258,49 +263,6 @@ async function noFlowPhase(ctx: Ctx): Promise<void> {
   await withM2gw(ctx, false, 'noflow', {}, (world, gw) => httpScenarios(ctx, world, gw, null, null, '-noflow', 'handlers'));
 }
 
-function layoutVariant(layout: number | 'single'): string {
-  return layout === 'single' ? 'm2gw-single' : `m2gw-workers-${layout}`;
-}
-
-function ratioSpecs(opts: Options): RatioSpec[] {
-  const specs: RatioSpec[] = [
-    { scenario: 'hello', of: 'm2gw', to: 'mongrel2-proxy', target: 0.4, aim: 0.55 },
-    { scenario: 'hello', of: 'm2gw', to: 'trivial-handler' },
-    { scenario: 'hello', of: 'm2gw', to: 'nginx-proxy' },
-    { scenario: 'hello', of: 'm2gw+access-log', to: 'm2gw' },
-    { scenario: '1mib', of: 'm2gw', to: 'trivial-handler', target: 0.6 },
-    { scenario: '1mib', of: 'm2gw', to: 'mongrel2-proxy' },
-    { scenario: '1mib', of: 'm2gw', to: 'nginx-proxy' },
-    { scenario: 'hello-noflow', of: 'm2gw', to: 'trivial-handler' },
-    { scenario: '1mib-noflow', of: 'm2gw', to: 'trivial-handler', target: 0.6 },
-    { scenario: 'php', of: 'nginx-fastcgi-keepconn', to: 'nginx-fastcgi' },
-  ];
-  for (const p of opts.pipelines) {
-    specs.push({ scenario: 'php', of: `m2gw-pipeline-${p}`, to: 'nginx-fastcgi', target: 0.9 });
-    specs.push({ scenario: 'php', of: `m2gw-pipeline-${p}`, to: 'nginx-fastcgi-keepconn' });
-  }
-  for (const layout of opts.workers) {
-    specs.push({ scenario: 'hello', of: layoutVariant(layout), to: 'm2gw' });
-    specs.push({ scenario: 'hello', of: layoutVariant(layout), to: 'mongrel2-proxy' });
-    specs.push({ scenario: '1mib', of: layoutVariant(layout), to: 'm2gw' });
-    specs.push({ scenario: '1mib', of: layoutVariant(layout), to: 'trivial-handler' });
-  }
-  return specs;
-}
-
-/** Flow control on vs off, from the same run: scenario and scenario-noflow. */
-function flowControlNotes(r: Results): void {
-  for (const sc of ['hello', '1mib']) {
-    for (const v of ['m2gw', 'trivial-handler']) {
-      const on = r.summary.find((m) => m.scenario === sc && m.variant === v);
-      const off = r.summary.find((m) => m.scenario === `${sc}-noflow` && m.variant === v);
-      if (on && off && off.requestsPerSec > 0) {
-        r.notes.push(`${sc} ${v}: download.flow_control=1 gives ${(on.requestsPerSec / off.requestsPerSec).toFixed(2)}× the req/s of flow_control=0 (${on.requestsPerSec.toFixed(0)} vs ${off.requestsPerSec.toFixed(0)})`);
-      }
-    }
-  }
-}
-
 async function main(): Promise<number> {
   let opts: Options | 'help';
   try {
@@ -325,6 +287,7 @@ async function main(): Promise<number> {
     if (interrupted) process.exit(130);
     interrupted = true;
     process.stderr.write(`\n${sig}: stopping every process the bench started...\n`);
+    benchAbort.abort();
     void group.stopAll().finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);

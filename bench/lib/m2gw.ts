@@ -22,9 +22,11 @@ export interface M2gwOptions {
   readonly fastcgi?: { address: string; documentRoot: string; maxConnections: number; pipeline: number };
   readonly accessLog?: boolean;
   /** `[gateway] workers`; absent: the key is not written (default 1). */
-  readonly workers?: number;
+  readonly workers?: number | 'auto';
   /** `m2gw start --single`: one process, no supervisor. */
   readonly single?: boolean;
+  /** Extra node flags for m2gw (workers inherit them), e.g. ["--max-semi-space-size=32"]. */
+  readonly nodeArgs?: readonly string[];
   /** Directory for `node --cpu-prof` output; absent: no profiling. */
   readonly cpuProfDir?: string;
   /** URL (through Mongrel2) that must answer 200 before the gateway counts as ready. */
@@ -42,7 +44,7 @@ export interface M2gwInstance {
 
 export function m2gwToml(o: M2gwOptions, logFile: string): string {
   const lines: string[] = [];
-  if (o.workers !== undefined) lines.push('[gateway]', `workers = ${o.workers}`, '');
+  if (o.workers !== undefined) lines.push('[gateway]', `workers = ${o.workers === 'auto' ? '"auto"' : o.workers}`, '');
   lines.push(
     '[log]',
     `level = "${o.accessLog ? 'info' : 'warn'}"`,
@@ -86,7 +88,7 @@ export async function startM2gw(group: ProcessGroup, o: M2gwOptions): Promise<M2
   const configFile = path.join(o.dir, 'gw.toml');
   const logFile = path.join(o.dir, 'm2gw.log');
   fs.writeFileSync(configFile, m2gwToml(o, logFile));
-  const nodeArgs = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
+  const nodeArgs = [...(o.nodeArgs ?? []), ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
   const proc = group.spawn('m2gw', process.execPath, [...nodeArgs, M2GW_BIN, 'start', '--config', configFile, ...(o.single ? ['--single'] : [])], {
     logFile: path.join(o.dir, 'stdout.log'),
   });

@@ -89,15 +89,17 @@ export async function measure(t: Target, load: LoadSettings, quiet: QuietPolicy,
   return m;
 }
 
-/** Seconds waited until the machine's busy share (all processes) stayed under the threshold for 1 s. */
+const QUIET_SAMPLE_MS = 500;
+
+/** Seconds waited until the machine's busy share (all processes) stayed under the threshold for one sample. */
 async function waitQuiet(maxWaitS: number): Promise<number> {
   const started = Date.now();
   for (;;) {
     const meter = foreignCpuMeter();
-    await new Promise((r) => setTimeout(r, 1000));
-    const pct = (meter(0) / os.availableParallelism()) * 100;
+    await new Promise((r) => setTimeout(r, QUIET_SAMPLE_MS));
+    const pct = (meter(0) / ((QUIET_SAMPLE_MS / 1000) * os.availableParallelism())) * 100;
     const waited = (Date.now() - started) / 1000;
-    if (pct < OTHER_LOAD_WARN_PCT || waited >= maxWaitS) return round(waited - 1, 1);
+    if (pct < OTHER_LOAD_WARN_PCT || waited >= maxWaitS) return round(waited - QUIET_SAMPLE_MS / 1000, 1);
   }
 }
 

@@ -4,6 +4,7 @@
  * spools it to its temp file, m2gw streams that to the app, which counts and discards).
  */
 import { execFile } from 'node:child_process';
+import { benchAbort } from './abort.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { round } from './measure.js';
@@ -41,7 +42,7 @@ const MiB = 2 ** 20;
 
 function curl(args: readonly string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('curl', ['-sS', '--max-time', '600', ...args], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    execFile('curl', ['-sS', '--max-time', '600', ...args], { maxBuffer: 1 << 20, signal: benchAbort.signal }, (err, stdout, stderr) => {
       if (err) reject(new Error(`curl ${args.join(' ')}: ${err.message} ${stderr}`));
       else resolve(stdout);
     });

@@ -20,9 +20,11 @@ export interface Options {
   readonly pipelines: readonly number[];
   readonly fpmChildren: number;
   /** Extra m2gw process layouts for the workers scenario: 'single' (--single) or a worker count. */
-  readonly workers: ReadonlyArray<number | 'single'>;
+  readonly workers: ReadonlyArray<number | 'single' | 'auto'>;
   readonly memSizes: readonly number[];
   readonly cpuProf: boolean;
+  /** Extra node flags for every m2gw process. */
+  readonly m2gwNodeArgs: readonly string[];
   readonly json: boolean;
 }
 
@@ -45,10 +47,12 @@ export const USAGE = `Usage: bench/run.sh [flags]      (or: node dist/bench/run.
   --pipeline LIST       m2gw FastCGI pipeline depths to measure (default 1,2,4)
   --fpm-children N      PHP-FPM pm.max_children, pm=static (default 2)
   --workers LIST        m2gw layouts for the workers scenario, besides the default
-                        (supervisor + 1 worker): 'single' (m2gw start --single) and/or
-                        worker counts (default single,2)
+                        (supervisor + 1 worker): 'single' (m2gw start --single), worker
+                        counts and/or 'auto' (default single,2)
   --mem-sizes LIST      body sizes for the memory scenario (default 256MiB,1GiB)
   --cpu-prof            run m2gw under node --cpu-prof; profiles go beside the JSON
+  --m2gw-node-args=ARGS extra node flags for m2gw, space-separated; use the = form
+                        (--m2gw-node-args="--max-semi-space-size=32"); workers inherit them
   --no-json             do not write bench/results/<timestamp>.json
   -h, --help`;
 
@@ -94,6 +98,7 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
       workers: { type: 'string' },
       'mem-sizes': { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
+      'm2gw-node-args': { type: 'string' },
       'no-json': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -106,7 +111,7 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
     for (const x of xs) if (!known.has(x)) throw new Error(`unknown scenario "${x}" (known: ${SCENARIOS.join(', ')})`);
     return xs as Scenario[];
   };
-  const workers = list(values.workers, 'single,2').map((w) => (w === 'single' ? ('single' as const) : positive(w, 1, '--workers')));
+  const workers = list(values.workers, 'single,2').map((w) => (w === 'single' || w === 'auto' ? w : positive(w, 1, '--workers')));
   const only = check(list(values.only, SCENARIOS.join(',')));
   const skip = new Set(check(list(values.skip, '')));
   const scenarios = new Set(only.filter((s) => !skip.has(s)));
@@ -128,6 +133,7 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
     workers,
     memSizes: list(values['mem-sizes'], quick ? '64MiB,256MiB' : '256MiB,1GiB').map(parseSize),
     cpuProf: values['cpu-prof'] === true,
+    m2gwNodeArgs: (values['m2gw-node-args'] ?? '').split(/\s+/).filter((a) => a !== ''),
     json: values['no-json'] !== true,
   };
 }

@@ -1,5 +1,6 @@
 /** Runs wrk and reads its report (requests/s, latency percentiles, errors). */
 import { execFile } from 'node:child_process';
+import { benchAbort } from './abort.js';
 
 export interface WrkOptions {
   readonly url: string;
@@ -23,7 +24,7 @@ export interface WrkResult {
   readonly errorDetail: string;
 }
 
-export function runWrk(opts: WrkOptions, signal?: AbortSignal): Promise<WrkResult> {
+export function runWrk(opts: WrkOptions, signal: AbortSignal = benchAbort.signal): Promise<WrkResult> {
   const args = [
     `-t${opts.threads}`,
     `-c${opts.connections}`,
@@ -34,7 +35,7 @@ export function runWrk(opts: WrkOptions, signal?: AbortSignal): Promise<WrkResul
     opts.url,
   ];
   return new Promise((resolve, reject) => {
-    execFile('wrk', args, { maxBuffer: 1 << 20, ...(signal ? { signal } : {}) }, (err, stdout, stderr) => {
+    execFile('wrk', args, { maxBuffer: 1 << 20, signal }, (err, stdout, stderr) => {
       if (err) {
         reject(new Error(`wrk ${args.join(' ')} failed: ${err.message}\n${stderr}`));
         return;

@@ -96,6 +96,12 @@ export class ClientConnection {
     this.scheduler.schedule(this);
   }
 
+  /** A new client behind a reused conn id (its first request carries DOWNLOAD_CREDITS): start afresh. */
+  resetCredits(window: number): void {
+    this.window = window;
+    this.unacked = 0;
+  }
+
   /** Bytes Mongrel2 reports written to the client. */
   credit(bytes: number): void {
     this.unacked = Math.max(0, this.unacked - bytes);

@@ -272,11 +272,17 @@ export class Gateway implements FlushScheduler {
       };
       this.conns.set(key, state);
     }
+    const credits = headerFirst(req.headers, 'DOWNLOAD_CREDITS');
+    if (credits !== undefined && state.conn.window !== null && state.active === null && state.queue.length === 0) {
+      // Only a connection's first request carries it: this is a new client behind a reused
+      // id whose predecessor's disconnect we missed. Stale unacknowledged bytes would stall it.
+      const n = Number(credits);
+      if (Number.isFinite(n) && n > 0) state.conn.resetCredits(n);
+    }
     if (state.conn.window === null) {
       // Mongrel2 sends DOWNLOAD_CREDITS only with a connection's first request. A connection
       // first seen mid-life (handed over from another worker) inherits what this handler's
       // other connections showed: download.flow_control is a server-wide setting.
-      const credits = headerFirst(req.headers, 'DOWNLOAD_CREDITS');
       const n = credits === undefined ? NaN : Number(credits);
       if (Number.isFinite(n) && n > 0) {
         state.conn.window = n;
