@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 npm run --silent build
 npx eslint src test bench
-node --test --test-concurrency=2 dist/test/
+node --test --test-concurrency=2 --test-timeout=180000 dist/test/
