@@ -66,6 +66,7 @@ describe('tnetstring handler, forged upload headers', () => {
 
 describe('malformed ZeroMQ frames (a fake Mongrel2: the only way to send broken frames)', () => {
   test('each is logged and dropped; the next good request is answered; nothing crashes', { timeout: 20_000 }, async () => {
+    const good = fixture('get-query.json-protocol.bin');
     const [sendPort, recvPort] = [await freePort(), await freePort()];
     const push = new zmq.Push();
     // An XSUB that subscribes by message once the gateway connected, as Mongrel2's libzmq
@@ -83,7 +84,6 @@ describe('malformed ZeroMQ frames (a fake Mongrel2: the only way to send broken 
     let badFrames = 0;
     const gateway = await startGateway(config, silentLogger(), { onBadFrame: () => badFrames++ });
     try {
-      const good = fixture('get-query.json-protocol.bin');
       const garbage = [
         Buffer.alloc(0),
         Buffer.from('no spaces at all'),
@@ -162,6 +162,7 @@ describe('balanced upstream with a dead server', () => {
 
 describe('Mongrel2 that withholds its subscription (seen on m2gw restarts under traffic)', () => {
   test('the gateway pulls anyway, holds its replies, and delivers them once subscribed', { timeout: 15_000 }, async () => {
+    const request = fixture('get-query.json-protocol.bin');
     const [sendPort, recvPort] = [await freePort(), await freePort()];
     const push = new zmq.Push();
     const sub = new zmq.XSubscriber();
@@ -175,7 +176,7 @@ describe('Mongrel2 that withholds its subscription (seen on m2gw restarts under 
     assert.ok(config);
     // Queued before any handler is connected, as Mongrel2 does with early requests (a PUSH
     // without peers holds the message until one connects).
-    const queued = push.send(fixture('get-query.json-protocol.bin'));
+    const queued = push.send(request);
     const t0 = Date.now();
     const gateway = await startGateway(config, silentLogger());
     await queued;
