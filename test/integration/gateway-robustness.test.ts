@@ -15,6 +15,7 @@ import { allocHandlerSpecs, startMongrel2 } from '../harness/mongrel2.js';
 import { freePort } from '../harness/ports.js';
 import { waitFor } from '../harness/wait.js';
 import { parseConfigText } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
 import { startGateway } from '../../src/process/single.js';
 import { silentLogger } from '../../src/log.js';
 import { parseReply } from '../../src/mongrel2/reply.js';
@@ -64,23 +65,40 @@ describe('tnetstring handler, forged upload headers', () => {
   });
 });
 
+/**
+ * A fake Mongrel2 (the only way to send broken frames or withhold a subscription): a bound PUSH
+ * and an XSUB, which subscribes by message as Mongrel2's libzmq does (zeromq.js's own SUB, when
+ * it binds, never lets a connecting XPUB see its subscription), plus a one-route gateway config.
+ */
+async function fakeMongrel2(upstreamUrl: string): Promise<{ push: zmq.Push; sub: zmq.XSubscriber; config: Config; close(): void }> {
+  const [sendPort, recvPort] = [await freePort(), await freePort()];
+  const push = new zmq.Push();
+  const sub = new zmq.XSubscriber();
+  await push.bind(`tcp://127.0.0.1:${sendPort}`);
+  await sub.bind(`tcp://127.0.0.1:${recvPort}`);
+  const { config } = parseConfigText(
+    `[log]\naccess_log = false\n[[handler]]\nsend_spec = "tcp://127.0.0.1:${sendPort}"\nrecv_spec = "tcp://127.0.0.1:${recvPort}"\n` +
+      `[upstream.app]\ntype = "http"\nurl = "${upstreamUrl}"\n[[route]]\nprefix = "/"\nupstream = "app"\n`,
+    '/tmp/gw.toml',
+  );
+  assert.ok(config);
+  return {
+    push,
+    sub,
+    config,
+    close() {
+      push.close();
+      sub.close();
+    },
+  };
+}
+
 describe('malformed ZeroMQ frames (a fake Mongrel2: the only way to send broken frames)', () => {
   test('each is logged and dropped; the next good request is answered; nothing crashes', { timeout: 20_000 }, async () => {
     const good = fixture('get-query.json-protocol.bin');
-    const [sendPort, recvPort] = [await freePort(), await freePort()];
-    const push = new zmq.Push();
-    // An XSUB that subscribes by message once the gateway connected, as Mongrel2's libzmq
-    // does (zeromq.js's own SUB, when it binds, never lets a connecting XPUB see its subscription).
-    const sub = new zmq.XSubscriber();
-    await push.bind(`tcp://127.0.0.1:${sendPort}`);
-    await sub.bind(`tcp://127.0.0.1:${recvPort}`);
-    const subscribeTimer = setInterval(() => void sub.send(Buffer.from([1])).catch(() => undefined), 50);
     const up = await startHttpUpstream((_req, res) => res.end('answered'));
-    const { config } = parseConfigText(
-      `[log]\naccess_log = false\n[[handler]]\nsend_spec = "tcp://127.0.0.1:${sendPort}"\nrecv_spec = "tcp://127.0.0.1:${recvPort}"\n[upstream.app]\ntype = "http"\nurl = "${up.url}"\n[[route]]\nprefix = "/"\nupstream = "app"\n`,
-      '/tmp/gw.toml',
-    );
-    assert.ok(config);
+    const { push, sub, config, close } = await fakeMongrel2(up.url);
+    const subscribeTimer = setInterval(() => void sub.send(Buffer.from([1])).catch(() => undefined), 50);
     let badFrames = 0;
     const gateway = await startGateway(config, silentLogger(), { onBadFrame: () => badFrames++ });
     try {
@@ -102,8 +120,7 @@ describe('malformed ZeroMQ frames (a fake Mongrel2: the only way to send broken 
     } finally {
       clearInterval(subscribeTimer);
       await gateway.drain(500);
-      push.close();
-      sub.close();
+      close();
       await up.close();
     }
   });
@@ -163,17 +180,8 @@ describe('balanced upstream with a dead server', () => {
 describe('Mongrel2 that withholds its subscription (seen on m2gw restarts under traffic)', () => {
   test('the gateway pulls anyway, holds its replies, and delivers them once subscribed', { timeout: 15_000 }, async () => {
     const request = fixture('get-query.json-protocol.bin');
-    const [sendPort, recvPort] = [await freePort(), await freePort()];
-    const push = new zmq.Push();
-    const sub = new zmq.XSubscriber();
-    await push.bind(`tcp://127.0.0.1:${sendPort}`);
-    await sub.bind(`tcp://127.0.0.1:${recvPort}`);
     const up = await startHttpUpstream((_req, res) => res.end('held'));
-    const { config } = parseConfigText(
-      `[log]\naccess_log = false\n[[handler]]\nsend_spec = "tcp://127.0.0.1:${sendPort}"\nrecv_spec = "tcp://127.0.0.1:${recvPort}"\n[upstream.app]\ntype = "http"\nurl = "${up.url}"\n[[route]]\nprefix = "/"\nupstream = "app"\n`,
-      '/tmp/gw.toml',
-    );
-    assert.ok(config);
+    const { push, sub, config, close } = await fakeMongrel2(up.url);
     // Queued before any handler is connected, as Mongrel2 does with early requests (a PUSH
     // without peers holds the message until one connects).
     const queued = push.send(request);
@@ -193,8 +201,7 @@ describe('Mongrel2 that withholds its subscription (seen on m2gw restarts under 
       assert.match(parseReply(reply!).payload.toString('latin1'), /^HTTP\/1\.1 200[\s\S]*held$/);
     } finally {
       await gateway.drain(500);
-      push.close();
-      sub.close();
+      close();
       await up.close();
     }
   });

@@ -1,6 +1,7 @@
 /**
- * Locates the shared fixtures. CI runs the repo from another clone location with shared/ beside
- * it, so the path is found from this file (src or dist alike) rather than hard-coded.
+ * Locates the Mongrel2 fixtures: raw messages captured from a real Mongrel2 1.12.2, copied from
+ * shared/mongrel2/fixtures into test/fixtures/mongrel2 so a clone needs nothing beside it. The
+ * repo root is found from this file (src or dist alike) rather than hard-coded.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -17,7 +18,7 @@ function findRepoRoot(): string {
 }
 
 export const repoRoot: string = findRepoRoot();
-export const mongrel2FixturesDir: string = path.resolve(repoRoot, '../shared/mongrel2/fixtures');
+export const mongrel2FixturesDir: string = path.join(repoRoot, 'test/fixtures/mongrel2');
 
 /** Raw bytes of one Mongrel2 fixture, e.g. fixture('get-query.json-protocol.bin'). */
 export function fixture(name: string): Buffer {
