@@ -68,7 +68,7 @@ export function isToWorker(v: unknown): v is ToWorker {
   return t !== null && SUPERVISOR_TAGS.has(t);
 }
 
-/** Key of one Mongrel2 connection, shared by the dispatcher and the gateway. */
+/** Key of one Mongrel2 connection, shared by ConnectionOwners and the gateway. */
 export function connKey(handlerIndex: number, connId: string): string {
   return `${handlerIndex}:${connId}`;
 }

@@ -1,5 +1,5 @@
 /**
- * The worker's half of connection ownership (see dispatcher.ts): tells the
+ * The worker's half of connection ownership (see connection-owners.ts): tells the
  * supervisor which connections it has let go of.
  *   - always: connections it closed itself (Mongrel2 will reuse the id), tagged with
  *     the count of data messages seen at that moment;

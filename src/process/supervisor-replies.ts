@@ -30,7 +30,7 @@ export class SupervisorReplies {
     socket.send(encodeClose(who, [connId]));
   }
 
-  /** Close connections given as dispatcher keys ("handler:connId"). Returns how many. */
+  /** Close connections given as connection keys ("handler:connId"). Returns how many. */
   close(keys: readonly string[]): number {
     const byHandler = new Map<number, string[]>();
     for (const key of keys) {

@@ -26,7 +26,7 @@ export class SupervisorStatus implements AdminProvider {
       generation: w.generation,
       state: w.state,
       uptimeSeconds: Math.round((Date.now() - w.startedAt) / 1000),
-      connections: sup.dispatcher.ownedBy(w.id),
+      connections: sup.owners.ownedBy(w.id),
       inFlight: s?.inFlight ?? null,
       connected: s?.connected ?? null,
     }));
@@ -41,7 +41,7 @@ export class SupervisorStatus implements AdminProvider {
       lastReload: sup.lastReload,
       workerRestarts: sup.restartCount,
       inFlight: answers.reduce((n, a) => n + (a.s?.inFlight ?? 0), 0),
-      connections: sup.dispatcher.connectionCount,
+      connections: sup.owners.connectionCount,
       handlers: sup.config.handlers.map((h, i) => ({
         sendSpec: h.sendSpec,
         recvSpec: h.recvSpec,

@@ -1,6 +1,6 @@
 /**
  * The process `m2gw start` runs: owns the Mongrel2 PULL sockets, routes every
- * message to the worker that owns its connection (dispatcher.ts), and keeps the
+ * message to the worker that owns its connection (connection-owners.ts), and keeps the
  * workers alive.
  *
  *   SIGHUP   reload: validate the file; start a new generation of workers; new
@@ -20,7 +20,7 @@ import { SupervisorMetrics } from '../metrics/supervisor-metrics.js';
 import { HandlerSocket } from '../zmq/handler-socket.js';
 import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
 import type { ReloadResult } from '../admin/status.js';
-import { Dispatcher } from './dispatcher.js';
+import { ConnectionOwners } from './connection-owners.js';
 import { removePidFile, writePidFile } from './pid-file.js';
 import { readReloadConfig } from './reload-config.js';
 import { RestartPolicy } from './restart-policy.js';
@@ -50,7 +50,7 @@ export class Supervisor {
   generation = 0;
   readonly startedAt = Date.now();
   readonly pool: WorkerPool;
-  readonly dispatcher: Dispatcher;
+  readonly owners: ConnectionOwners;
   readonly sockets: HandlerSocket[];
   readonly metrics: SupervisorMetrics;
   reloadCount = 0;
@@ -80,7 +80,7 @@ export class Supervisor {
     this.handlers = config.handlers;
     this.pidFile = config.gateway.pidFile;
     this.log = createLogger(config.log, { pid: process.pid, role: 'supervisor' });
-    this.dispatcher = new Dispatcher({
+    this.owners = new ConnectionOwners({
       refuse: (h, sender, connId) => {
         this.replies.unavailable(h, sender, connId);
         // Shutting down, or too many messages waiting for a worker to come back.
@@ -95,7 +95,7 @@ export class Supervisor {
     this.sockets = config.handlers.map(
       (h) => new HandlerSocket({ sendSpec: h.sendSpec, recvSpec: h.recvSpec, recvIdent: h.recvIdent }),
     );
-    this.replies = new SupervisorReplies(this.handlers, this.sockets, (h) => this.dispatcher.senderOf(h));
+    this.replies = new SupervisorReplies(this.handlers, this.sockets, (h) => this.owners.senderOf(h));
     this.metrics = new SupervisorMetrics({
       workers: () => {
         const counts: Record<string, number> = { starting: 0, active: 0, retiring: 0, stopping: 0, spare: this.pool.spare ? 1 : 0 };
@@ -103,9 +103,9 @@ export class Supervisor {
         delete counts.exited;
         return counts;
       },
-      parked: () => this.dispatcher.parkedCount,
+      parked: () => this.owners.parkedCount,
     });
-    this.pool = new WorkerPool(file, this.poolEvents(), () => this.dispatcher.creditWindows(this.handlers.length));
+    this.pool = new WorkerPool(file, this.poolEvents(), () => this.owners.creditWindows(this.handlers.length));
   }
 
   get workers(): ReadonlyMap<number, WorkerHandle> {
@@ -124,7 +124,7 @@ export class Supervisor {
       // The spare starts with the others: memory use is settled once m2gw says ready.
       const spare = this.pool.forkSpare();
       const workers = await starting;
-      for (const w of workers) this.dispatcher.add(w, true);
+      for (const w of workers) this.owners.add(w, true);
       await Promise.race([spare.loaded, new Promise((r) => setTimeout(r, 10_000).unref())]);
     } catch (err) {
       if (this.state === 'stopping') return;
@@ -134,7 +134,7 @@ export class Supervisor {
       await Promise.all(
         this.sockets.map((s, i) =>
           s.connect(
-            (msg) => this.dispatcher.dispatch(i, msg),
+            (msg) => this.owners.deliver(i, msg),
             (err) => this.log.error('handler socket failed', { handler: this.handlers[i]!.sendSpec, error: String(err) }),
           ),
         ),
@@ -175,19 +175,19 @@ export class Supervisor {
     return {
       onReplacementReady: (w) => {
         this.log.info('worker replaced', { worker: w.id, pid: w.pid, generation: w.generation });
-        if (w.generation === this.generation && this.state !== 'stopping') this.dispatcher.add(w, true);
+        if (w.generation === this.generation && this.state !== 'stopping') this.owners.add(w, true);
         else w.stop(this.config.gateway.drainTimeoutMs);
       },
       onFailed: (w, error) => this.log.error('worker failed to start', { worker: w.id, error }),
       onExit: (w, code, signal, starting) => this.onWorkerExit(w, code, signal, starting),
       onSpareExit: (w, code, signal) => this.log.warn('spare worker exited', { worker: w.id, pid: w.pid, code, signal }),
       onClosed: (w, entries) => {
-        this.dispatcher.applyClosed(w.id, entries);
+        this.owners.applyClosed(w.id, entries);
         this.maybeFinishRetiring(w);
       },
       onBusy: (w, keys, seen) => {
         if (w.state !== 'retiring') return;
-        this.dispatcher.applyBusy(w.id, keys, seen);
+        this.owners.applyBusy(w.id, keys, seen);
         this.maybeFinishRetiring(w);
       },
       onFinalMetrics: (_w, json) => void this.metrics.addRetired(json),
@@ -200,7 +200,7 @@ export class Supervisor {
   }
 
   private onWorkerExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null, starting: boolean): void {
-    const keys = this.dispatcher.remove(w.id);
+    const keys = this.owners.remove(w.id);
     const closed = keys.length > 0 ? this.replies.close(keys) : 0;
     const info = { worker: w.id, pid: w.pid, generation: w.generation, code, signal, connections_closed: closed };
     if (w.expectedExit) {
@@ -229,7 +229,7 @@ export class Supervisor {
 
   /** A retiring worker that owns nothing more drains (nothing should be left) and exits. */
   private maybeFinishRetiring(w: WorkerHandle): void {
-    if (w.state === 'retiring' && this.dispatcher.ownedBy(w.id) === 0) w.stop(this.config.gateway.drainTimeoutMs);
+    if (w.state === 'retiring' && this.owners.ownedBy(w.id) === 0) w.stop(this.config.gateway.drainTimeoutMs);
   }
 
   // ---- reload ----------------------------------------------------------------
@@ -287,7 +287,7 @@ export class Supervisor {
     this.config = config;
     this.text = text;
     this.restarts.reset();
-    for (const w of fresh) this.dispatcher.add(w, true);
+    for (const w of fresh) this.owners.add(w, true);
     for (const w of old) this.retire(w);
     this.applyLogConfig(config);
     if ((config.admin?.listen ?? null) !== prevAdmin) {
@@ -307,7 +307,7 @@ export class Supervisor {
   }
 
   private retire(w: WorkerHandle): void {
-    this.dispatcher.setAccepting(w.id, false);
+    this.owners.setAccepting(w.id, false);
     if (w.state === 'starting') {
       // A replacement that is not up yet holds nothing.
       w.expectedExit = true;
@@ -320,7 +320,7 @@ export class Supervisor {
     const deadline = this.config.gateway.drainTimeoutMs;
     setTimeout(() => {
       if (w.alive && w.state === 'retiring') {
-        this.log.warn('retiring worker still busy after drain_timeout: draining it', { worker: w.id, connections: this.dispatcher.ownedBy(w.id) });
+        this.log.warn('retiring worker still busy after drain_timeout: draining it', { worker: w.id, connections: this.owners.ownedBy(w.id) });
         w.stop(deadline);
       }
     }, deadline).unref();
@@ -344,7 +344,7 @@ export class Supervisor {
     const timeout = this.config.gateway.drainTimeoutMs;
     this.log.info('draining', { signal, workers: this.workers.size, timeout_ms: timeout });
     this.notified = sdNotify({ STOPPING: '1' }, (e) => this.log.warn(e));
-    this.dispatcher.refuseNew();
+    this.owners.refuseNew();
     for (const w of this.workers.values()) {
       w.expectedExit = true;
       if (w.state === 'starting') w.kill();
@@ -370,7 +370,7 @@ export class Supervisor {
     this.pool.close();
     for (const w of this.workers.values()) {
       w.expectedExit = true;
-      this.replies.close(this.dispatcher.remove(w.id));
+      this.replies.close(this.owners.remove(w.id));
       w.kill();
     }
     await this.finish(1);

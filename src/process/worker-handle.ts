@@ -6,7 +6,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { ChannelWriter } from './channel.js';
-import type { DispatchTarget } from './dispatcher.js';
+import type { MessageTarget } from './connection-owners.js';
 import { isFromWorker, type FromWorker, type QueryKind, type ToWorker } from './messages.js';
 
 /** 'spare': forked with its modules loaded, waiting for a config (see Supervisor.takeWorker). */
@@ -35,7 +35,7 @@ const CONGESTED_BYTES = 8 * 1024 * 1024;
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 
-export class WorkerHandle implements DispatchTarget {
+export class WorkerHandle implements MessageTarget {
   readonly id: number;
   generation = 0;
   startedAt = Date.now();
@@ -107,8 +107,8 @@ export class WorkerHandle implements DispatchTarget {
     return this.state !== 'exited';
   }
 
-  /** DispatchTarget: one Mongrel2 message, in order. */
-  forward(handlerIndex: number, msg: Buffer): void {
+  /** MessageTarget: one Mongrel2 message, in order. */
+  deliver(handlerIndex: number, msg: Buffer): void {
     this.channel.message(handlerIndex, msg);
     if (!this.congested && this.channel.backlog > CONGESTED_BYTES) {
       this.congested = true;

@@ -39,7 +39,7 @@ export class WorkerPool {
   constructor(
     private readonly file: string,
     private readonly events: PoolEvents,
-    /** What new workers should know of the flow-control window (see Dispatcher.creditWindows). */
+    /** What new workers should know of the flow-control window (see ConnectionOwners.creditWindows). */
     private readonly creditWindows: () => ReadonlyArray<number | null>,
   ) {
     this.handleEvents = {

@@ -382,7 +382,7 @@ test('PHP-FPM ignores FCGI_ABORT_REQUEST while a script runs (why an abort close
   const t0 = Date.now();
   sock.write(
     encodeRequestHead({
-      requestId: 1,
+      recordId: 1,
       keepConn: true,
       stdin: null,
       params: [

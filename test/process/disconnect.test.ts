@@ -2,7 +2,7 @@
  * With two workers, a client disconnect must reach the worker that owns the
  * connection and abort its upstream request. (With each worker pulling from
  * Mongrel2 itself, PUSH round-robin would deliver about half the disconnects to the
- * wrong worker; the dispatcher unit test shows the routing rule itself.)
+ * wrong worker; the connection-owners unit test shows the routing rule itself.)
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,7 +1,7 @@
 /**
  * One FastCGI connection to PHP-FPM (TCP or unix socket), kept alive with FCGI_KEEP_CONN.
  * Writes requests (a request's records in one write), decodes responses and routes them to
- * the job by request id, and keeps the timeouts: connect, first byte (response timeout),
+ * the job by record id, and keeps the timeouts: connect, first byte (response timeout),
  * silence between reads or writes (idle timeout), and an idle pooled connection's lifetime.
  *
  * PHP-FPM serves one request at a time per connection and reads the next one only when done,
@@ -43,7 +43,7 @@ export interface ConnectionJob {
   /** Body to send after `head`; null when `head` already ends STDIN. */
   readonly separateBody: RequestBody | null;
   /** Set by the connection. */
-  fcgiId: number;
+  recordId: number;
   /** Some record for this job arrived. */
   responseStarted: boolean;
   onStdout(data: Buffer): void;
@@ -153,9 +153,9 @@ export class FcgiConnection {
   /** Writes a request. The socket buffers it until connected. */
   start(job: ConnectionJob): void {
     const id = this.freeId();
-    job.fcgiId = id;
+    job.recordId = id;
     job.responseStarted = false;
-    if (id !== ((job.head[2]! << 8) | job.head[3]!)) setRequestId(job.head, id);
+    if (id !== ((job.head[2]! << 8) | job.head[3]!)) setRecordId(job.head, id);
     this.jobs.push(job);
     const body = job.separateBody;
     if (body === null) {
@@ -240,15 +240,15 @@ export class FcgiConnection {
 
   private freeId(): number {
     let id = 1;
-    while (this.jobs.some((j) => j.fcgiId === id)) id++;
+    while (this.jobs.some((j) => j.recordId === id)) id++;
     return id;
   }
 
   private jobFor(id: number): ConnectionJob | null {
     const head = this.jobs[0];
-    const job = head !== undefined && head.fcgiId === id ? head : this.jobs.find((j) => j.fcgiId === id);
+    const job = head !== undefined && head.recordId === id ? head : this.jobs.find((j) => j.recordId === id);
     if (job === undefined) {
-      this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `FastCGI record for unknown request id ${id}`, 'request-sent'));
+      this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `FastCGI record for unknown record id ${id}`, 'request-sent'));
       return null;
     }
     job.responseStarted = true;
@@ -273,9 +273,9 @@ export class FcgiConnection {
   }
 
   private endRequest(id: number, appStatus: number, protocolStatus: number): void {
-    const i = this.jobs.findIndex((j) => j.fcgiId === id);
+    const i = this.jobs.findIndex((j) => j.recordId === id);
     if (i === -1) {
-      this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `END_REQUEST for unknown request id ${id}`, 'request-sent'));
+      this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `END_REQUEST for unknown record id ${id}`, 'request-sent'));
       return;
     }
     const job = this.jobs[i]!;
@@ -371,8 +371,8 @@ export class FcgiConnection {
   }
 }
 
-/** Rewrites the request id in every record header of an encoded request. */
-export function setRequestId(buf: Buffer, id: number): void {
+/** Rewrites the record id in every record header of an encoded request. */
+export function setRecordId(buf: Buffer, id: number): void {
   let o = 0;
   while (o + 8 <= buf.length) {
     buf[o + 2] = (id >> 8) & 0xff;

@@ -125,7 +125,7 @@ class FastcgiUpstream implements Upstream {
     const inline = body === null ? null : body.kind === 'buffer' && body.data.length <= INLINE_BODY_MAX ? body.data : 'stream';
     let head: Buffer;
     try {
-      head = encodeRequestHead({ requestId: 1, params: buildParams(req, script, this.ctx), stdin: inline });
+      head = encodeRequestHead({ recordId: 1, params: buildParams(req, script, this.ctx), stdin: inline });
     } catch (err) {
       if (err instanceof ParamTooLargeError) {
         sink.onResponseError(new M2gwError('M2GW_BAD_REQUEST', err.message));
@@ -158,7 +158,7 @@ class FastcgiUpstream implements Upstream {
 
 /** One request through the pool: FastCGI output → CGI head → sink. */
 class Exchange implements PoolJob {
-  fcgiId = 0;
+  recordId = 0;
   responseStarted = false;
   attempts = 0;
   conn: FcgiConnection | null = null;

@@ -8,12 +8,12 @@ import { FCGI_VERSION_1, HEADER_LEN, RecordType } from './records.js';
 
 export interface RecordHandler {
   /** A piece of a STDOUT record's content (never empty). */
-  onStdout(requestId: number, data: Buffer): void;
+  onStdout(recordId: number, data: Buffer): void;
   /** A piece of a STDERR record's content (never empty). */
-  onStderr(requestId: number, data: Buffer): void;
-  onEndRequest(requestId: number, appStatus: number, protocolStatus: number): void;
+  onStderr(recordId: number, data: Buffer): void;
+  onEndRequest(recordId: number, appStatus: number, protocolStatus: number): void;
   /** Any other record (request-side types, GET_VALUES_RESULT, UNKNOWN_TYPE), whole. */
-  onRecord?(type: number, requestId: number, content: Buffer): void;
+  onRecord?(type: number, recordId: number, content: Buffer): void;
 }
 
 export class RecordDecodeError extends Error {
@@ -34,7 +34,7 @@ export class RecordDecoder {
   private readonly header = Buffer.alloc(HEADER_LEN);
   private headerFill = 0;
   private type = 0;
-  private requestId = 0;
+  private recordId = 0;
   private contentLeft = 0;
   private paddingLeft = 0;
   /** Whole-record content being collected (non-stream types). */
@@ -130,9 +130,9 @@ export class RecordDecoder {
             this.collectFill += n;
             if (this.contentLeft === 0) this.finishCollected();
           } else if (this.type === RecordType.STDOUT) {
-            this.handler.onStdout(this.requestId, piece);
+            this.handler.onStdout(this.recordId, piece);
           } else {
-            this.handler.onStderr(this.requestId, piece);
+            this.handler.onStderr(this.recordId, piece);
           }
           break;
         }
@@ -154,7 +154,7 @@ export class RecordDecoder {
       throw this.failed;
     }
     this.type = buf[o + 1]!;
-    this.requestId = (buf[o + 2]! << 8) | buf[o + 3]!;
+    this.recordId = (buf[o + 2]! << 8) | buf[o + 3]!;
     this.contentLeft = (buf[o + 4]! << 8) | buf[o + 5]!;
     this.paddingLeft = buf[o + 6]!;
     const streamed = this.type === RecordType.STDOUT || this.type === RecordType.STDERR;
@@ -178,9 +178,9 @@ export class RecordDecoder {
     this.collect = null;
     if (this.type === RecordType.END_REQUEST) {
       const appStatus = content.readUInt32BE(0);
-      this.handler.onEndRequest(this.requestId, appStatus, content[4]!);
+      this.handler.onEndRequest(this.recordId, appStatus, content[4]!);
     } else {
-      this.handler.onRecord?.(this.type, this.requestId, content);
+      this.handler.onRecord?.(this.type, this.recordId, content);
     }
   }
 }

@@ -8,6 +8,9 @@
  *   padding is dropped when it would push the total past that (padding is optional anyway).
  * - PHP-FPM parses every PARAMS record on its own, so a name-value pair never spans two
  *   records; a single pair longer than a record cannot be sent at all.
+ *
+ * The spec's header field requestId is called `recordId` here: in m2gw "request id" means
+ * the X-Request-Id a request is logged under, never this per-connection FastCGI number.
  */
 
 export const FCGI_VERSION_1 = 1;
@@ -44,7 +47,7 @@ export const ProtocolStatus = {
 export interface RecordHeader {
   version: number;
   type: number;
-  requestId: number;
+  recordId: number;
   contentLength: number;
   paddingLength: number;
 }
@@ -59,14 +62,14 @@ export function writeHeader(
   buf: Buffer,
   offset: number,
   type: number,
-  requestId: number,
+  recordId: number,
   contentLength: number,
   paddingLength: number,
 ): number {
   buf[offset] = FCGI_VERSION_1;
   buf[offset + 1] = type;
-  buf[offset + 2] = (requestId >> 8) & 0xff;
-  buf[offset + 3] = requestId & 0xff;
+  buf[offset + 2] = (recordId >> 8) & 0xff;
+  buf[offset + 3] = recordId & 0xff;
   buf[offset + 4] = (contentLength >> 8) & 0xff;
   buf[offset + 5] = contentLength & 0xff;
   buf[offset + 6] = paddingLength;
@@ -79,7 +82,7 @@ export function decodeHeader(buf: Buffer, offset = 0): RecordHeader {
   return {
     version: buf[offset]!,
     type: buf[offset + 1]!,
-    requestId: (buf[offset + 2]! << 8) | buf[offset + 3]!,
+    recordId: (buf[offset + 2]! << 8) | buf[offset + 3]!,
     contentLength: (buf[offset + 4]! << 8) | buf[offset + 5]!,
     paddingLength: buf[offset + 6]!,
   };
@@ -91,29 +94,29 @@ export function recordSize(contentLength: number): number {
 }
 
 /** Writes header + content + zeroed padding at `offset`; returns the offset after it. */
-export function writeRecord(buf: Buffer, offset: number, type: number, requestId: number, content: Buffer): number {
+export function writeRecord(buf: Buffer, offset: number, type: number, recordId: number, content: Buffer): number {
   if (content.length > MAX_CONTENT) throw new RangeError(`record content of ${content.length} bytes exceeds 65535`);
   const pad = paddingFor(content.length);
-  let o = writeHeader(buf, offset, type, requestId, content.length, pad);
+  let o = writeHeader(buf, offset, type, recordId, content.length, pad);
   o += content.copy(buf, o);
   if (pad > 0) buf.fill(0, o, o + pad);
   return o + pad;
 }
 
-export function encodeRecord(type: number, requestId: number, content: Buffer = Buffer.alloc(0)): Buffer {
+export function encodeRecord(type: number, recordId: number, content: Buffer = Buffer.alloc(0)): Buffer {
   const buf = Buffer.allocUnsafe(recordSize(content.length));
-  writeRecord(buf, 0, type, requestId, content);
+  writeRecord(buf, 0, type, recordId, content);
   return buf;
 }
 
-export function encodeBeginRequest(requestId: number, keepConn = true, role: number = Role.RESPONDER): Buffer {
+export function encodeBeginRequest(recordId: number, keepConn = true, role: number = Role.RESPONDER): Buffer {
   const buf = Buffer.alloc(16);
-  writeBeginRequest(buf, 0, requestId, keepConn, role);
+  writeBeginRequest(buf, 0, recordId, keepConn, role);
   return buf;
 }
 
-function writeBeginRequest(buf: Buffer, offset: number, requestId: number, keepConn: boolean, role: number): number {
-  const o = writeHeader(buf, offset, RecordType.BEGIN_REQUEST, requestId, 8, 0);
+function writeBeginRequest(buf: Buffer, offset: number, recordId: number, keepConn: boolean, role: number): number {
+  const o = writeHeader(buf, offset, RecordType.BEGIN_REQUEST, recordId, 8, 0);
   buf[o] = (role >> 8) & 0xff;
   buf[o + 1] = role & 0xff;
   buf[o + 2] = keepConn ? FLAG_KEEP_CONN : 0;
@@ -121,15 +124,15 @@ function writeBeginRequest(buf: Buffer, offset: number, requestId: number, keepC
   return o + 8;
 }
 
-export function encodeAbortRequest(requestId: number): Buffer {
-  return encodeRecord(RecordType.ABORT_REQUEST, requestId);
+export function encodeAbortRequest(recordId: number): Buffer {
+  return encodeRecord(RecordType.ABORT_REQUEST, recordId);
 }
 
-export function encodeEndRequest(requestId: number, appStatus: number, protocolStatus: number): Buffer {
+export function encodeEndRequest(recordId: number, appStatus: number, protocolStatus: number): Buffer {
   const body = Buffer.alloc(8);
   body.writeUInt32BE(appStatus >>> 0, 0);
   body[4] = protocolStatus;
-  return encodeRecord(RecordType.END_REQUEST, requestId, body);
+  return encodeRecord(RecordType.END_REQUEST, recordId, body);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -206,7 +209,7 @@ export function decodeNameValuePairs(buf: Buffer): Array<[string, string]> {
 // STDIN when the body is given here.
 
 export interface RequestHeadOptions {
-  requestId: number;
+  recordId: number;
   params: NameValuePairs;
   keepConn?: boolean;
   /**
@@ -240,7 +243,7 @@ function lengthChars(n: number): string {
  * Buffer.write per name and value costs more than the rest of the encoding.
  */
 export function encodeRequestHead(opts: RequestHeadOptions): Buffer {
-  const { requestId, params } = opts;
+  const { recordId, params } = opts;
   const stdin = opts.stdin;
   const records: string[] = [];
   let cur = '';
@@ -260,15 +263,15 @@ export function encodeRequestHead(opts: RequestHeadOptions): Buffer {
   if (stdin !== 'stream') size += stdinSize(stdin === null ? 0 : stdin.length);
 
   const buf = Buffer.allocUnsafe(size);
-  let o = writeBeginRequest(buf, 0, requestId, opts.keepConn ?? true, Role.RESPONDER);
+  let o = writeBeginRequest(buf, 0, recordId, opts.keepConn ?? true, Role.RESPONDER);
   for (const r of records) {
     const pad = paddingFor(r.length);
-    o = writeHeader(buf, o, RecordType.PARAMS, requestId, r.length, pad);
+    o = writeHeader(buf, o, RecordType.PARAMS, recordId, r.length, pad);
     o += buf.write(r, o, 'latin1');
     for (let k = 0; k < pad; k++) buf[o++] = 0;
   }
-  o = writeHeader(buf, o, RecordType.PARAMS, requestId, 0, 0);
-  if (stdin !== 'stream') o = writeStdin(buf, o, requestId, stdin);
+  o = writeHeader(buf, o, RecordType.PARAMS, recordId, 0, 0);
+  if (stdin !== 'stream') o = writeStdin(buf, o, recordId, stdin);
   if (o !== size) throw new Error(`internal: request head is ${o} bytes, expected ${size}`);
   return buf;
 }
@@ -280,37 +283,37 @@ export function stdinSize(bodyLength: number): number {
   return full * (HEADER_LEN + STDIN_CHUNK) + (rest > 0 ? recordSize(rest) : 0) + HEADER_LEN;
 }
 
-function writeStdin(buf: Buffer, o: number, requestId: number, body: Buffer | null): number {
+function writeStdin(buf: Buffer, o: number, recordId: number, body: Buffer | null): number {
   if (body !== null) {
     for (let start = 0; start < body.length; start += STDIN_CHUNK) {
-      o = writeRecord(buf, o, RecordType.STDIN, requestId, body.subarray(start, start + STDIN_CHUNK));
+      o = writeRecord(buf, o, RecordType.STDIN, recordId, body.subarray(start, start + STDIN_CHUNK));
     }
   }
-  return writeHeader(buf, o, RecordType.STDIN, requestId, 0, 0);
+  return writeHeader(buf, o, RecordType.STDIN, recordId, 0, 0);
 }
 
 /**
  * STDIN records for `body` as a list of buffers for a corked write: headers and padding are
  * small new buffers, the payload is referenced, not copied (for large in-memory bodies).
  */
-export function stdinRecords(requestId: number, body: Buffer, terminate: boolean): Buffer[] {
+export function stdinRecords(recordId: number, body: Buffer, terminate: boolean): Buffer[] {
   const out: Buffer[] = [];
   for (let start = 0; start < body.length; start += STDIN_CHUNK) {
     const chunk = body.subarray(start, start + STDIN_CHUNK);
     const pad = paddingFor(chunk.length);
     const header = Buffer.allocUnsafe(HEADER_LEN + pad);
-    writeHeader(header, 0, RecordType.STDIN, requestId, chunk.length, pad);
+    writeHeader(header, 0, RecordType.STDIN, recordId, chunk.length, pad);
     if (pad > 0) header.fill(0, HEADER_LEN);
     // The padding goes after the payload: split the little buffer in two.
     out.push(header.subarray(0, HEADER_LEN), chunk);
     if (pad > 0) out.push(header.subarray(HEADER_LEN));
   }
-  if (terminate) out.push(endOfStdin(requestId));
+  if (terminate) out.push(endOfStdin(recordId));
   return out;
 }
 
-export function endOfStdin(requestId: number): Buffer {
+export function endOfStdin(recordId: number): Buffer {
   const b = Buffer.allocUnsafe(HEADER_LEN);
-  writeHeader(b, 0, RecordType.STDIN, requestId, 0, 0);
+  writeHeader(b, 0, RecordType.STDIN, recordId, 0, 0);
   return b;
 }

@@ -20,13 +20,13 @@ export interface StdinFileStream {
 
 export function streamFileAsStdin(
   socket: net.Socket,
-  requestId: number,
+  recordId: number,
   path: string,
   length: number,
   events: StdinFileEvents,
 ): StdinFileStream {
   if (length === 0) {
-    socket.write(endOfStdin(requestId));
+    socket.write(endOfStdin(recordId));
     events.done();
     return { destroy() {} };
   }
@@ -42,7 +42,7 @@ export function streamFileAsStdin(
     sent += data.length;
     const pad = paddingFor(data.length);
     const header = Buffer.alloc(HEADER_LEN + pad);
-    writeHeader(header, 0, RecordType.STDIN, requestId, data.length, pad);
+    writeHeader(header, 0, RecordType.STDIN, recordId, data.length, pad);
     socket.cork();
     socket.write(header.subarray(0, HEADER_LEN));
     let ok = socket.write(data);
@@ -60,7 +60,7 @@ export function streamFileAsStdin(
       events.failed(new Error(`request body file has ${sent} of ${length} bytes`));
       return;
     }
-    socket.write(endOfStdin(requestId));
+    socket.write(endOfStdin(recordId));
     events.done();
   });
   rs.on('error', (err) => {

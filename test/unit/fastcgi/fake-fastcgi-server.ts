@@ -54,7 +54,7 @@ export interface FakeServer {
 
 export interface FakeOptions {
   /** When the handler runs: once the params are in, or once the whole body is (default). */
-  dispatchAt?: 'params' | 'stdin';
+  runAt?: 'params' | 'stdin';
   port?: number;
 }
 
@@ -106,7 +106,7 @@ export async function startFakeFastcgi(handler: FakeHandler, opts: FakeOptions =
         raw: write,
       };
     };
-    const dispatch = (id: number): void => {
+    const run = (id: number): void => {
       const p = pending.get(id)!;
       if (p.req !== null) return;
       conn.requests++;
@@ -130,7 +130,7 @@ export async function startFakeFastcgi(handler: FakeHandler, opts: FakeOptions =
               pending.get(id)!.params.push(...decodeNameValuePairs(content));
             } else {
               conn.log.push(`P${id}`);
-              if (opts.dispatchAt === 'params') dispatch(id);
+              if (opts.runAt === 'params') run(id);
             }
             return;
           case RecordType.STDIN:
@@ -139,7 +139,7 @@ export async function startFakeFastcgi(handler: FakeHandler, opts: FakeOptions =
               pending.get(id)!.stdin.push(content);
             } else {
               conn.log.push(`S${id}`);
-              dispatch(id);
+              run(id);
             }
             return;
           default:

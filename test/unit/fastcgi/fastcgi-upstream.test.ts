@@ -348,7 +348,7 @@ test('request body in memory, larger than one record: sent whole', async (t) => 
 test('END_REQUEST before the body was read: that connection is not reused', async (t) => {
   const file = path.join(root, 'early.bin');
   fs.writeFileSync(file, Buffer.alloc(8 * 1024 * 1024, 1));
-  const { srv, up } = await setup(t, (req, res) => res.reply('Status: 413', `early ${req.seq}`), {}, { dispatchAt: 'params' });
+  const { srv, up } = await setup(t, (req, res) => res.reply('Status: 413', `early ${req.seq}`), {}, { runAt: 'params' });
   const r = await run(up, request('/x.php', { method: 'POST', body: { kind: 'file', path: file, length: 8 * 1024 * 1024 } }));
   assertOk(r, 413);
   const next = await run(up, request('/x.php'));

@@ -46,20 +46,20 @@ async function recordPhpFpm(): Promise<void> {
   try {
     const response = await rawFastcgiExchange(
       fpm.address,
-      encodeRequestHead({ requestId: 1, params: params('record.php'), stdin: null, keepConn: false }),
+      encodeRequestHead({ recordId: 1, params: params('record.php'), stdin: null, keepConn: false }),
     );
     fs.writeFileSync(path.join(fastcgiFixturesDir, 'php-fpm-response.bin'), response);
 
     const notFound = await rawFastcgiExchange(
       fpm.address,
-      encodeRequestHead({ requestId: 1, params: params('/nonexistent-m2gw/x.php'), stdin: null, keepConn: false }),
+      encodeRequestHead({ recordId: 1, params: params('/nonexistent-m2gw/x.php'), stdin: null, keepConn: false }),
     );
     fs.writeFileSync(path.join(fastcgiFixturesDir, 'php-fpm-not-found.bin'), notFound);
 
     const pipelined = await rawFastcgiExchange(fpm.address, [
       Buffer.concat([
-        encodeRequestHead({ requestId: 1, params: params('hello.php'), stdin: null, keepConn: true }),
-        encodeRequestHead({ requestId: 2, params: params('status.php', 'code=404'), stdin: null, keepConn: false }),
+        encodeRequestHead({ recordId: 1, params: params('hello.php'), stdin: null, keepConn: true }),
+        encodeRequestHead({ recordId: 2, params: params('status.php', 'code=404'), stdin: null, keepConn: false }),
       ]),
     ]);
     fs.writeFileSync(path.join(fastcgiFixturesDir, 'php-fpm-pipelined.bin'), pipelined);

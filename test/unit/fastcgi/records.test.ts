@@ -24,7 +24,7 @@ import { repoRoot } from '../fixtures.js';
 
 const fixture = (name: string): Buffer => fs.readFileSync(path.join(repoRoot, 'test/fixtures/fastcgi', name));
 
-/** Everything a decoder reported, with stream content joined per request id. */
+/** Everything a decoder reported, with stream content joined per record id. */
 interface Collected {
   stdout: Map<number, Buffer[]>;
   stderr: Map<number, Buffer[]>;
@@ -85,7 +85,7 @@ test('record header: encode then decode, table', () => {
   for (const k of cases) {
     const rec = encodeRecord(k.type, k.id, Buffer.alloc(k.content, 0x61));
     const h = decodeHeader(rec);
-    assert.deepEqual(h, { version: 1, type: k.type, requestId: k.id, contentLength: k.content, paddingLength: paddingFor(k.content) });
+    assert.deepEqual(h, { version: 1, type: k.type, recordId: k.id, contentLength: k.content, paddingLength: paddingFor(k.content) });
     assert.equal(rec.length, 8 + k.content + h.paddingLength);
     assert.equal((8 + k.content + h.paddingLength) % 8 === 0 || 8 + k.content + h.paddingLength > MAX_CONTENT, true);
   }
@@ -152,7 +152,7 @@ function records(buf: Buffer): Array<{ type: number; id: number; content: Buffer
     const h = decodeHeader(buf, o);
     assert.equal(h.version, 1);
     assert.ok(h.contentLength + h.paddingLength <= MAX_CONTENT, 'content + padding fits PHP-FPM’s 65535 limit');
-    out.push({ type: h.type, id: h.requestId, content: buf.subarray(o + 8, o + 8 + h.contentLength), padding: h.paddingLength });
+    out.push({ type: h.type, id: h.recordId, content: buf.subarray(o + 8, o + 8 + h.contentLength), padding: h.paddingLength });
     o += 8 + h.contentLength + h.paddingLength;
   }
   assert.equal(o, buf.length);
@@ -160,7 +160,7 @@ function records(buf: Buffer): Array<{ type: number; id: number; content: Buffer
 }
 
 test('request head: BEGIN, PARAMS, empty PARAMS, STDIN, empty STDIN', () => {
-  const head = encodeRequestHead({ requestId: 1, params: [['A', '1']], stdin: Buffer.from('body') });
+  const head = encodeRequestHead({ recordId: 1, params: [['A', '1']], stdin: Buffer.from('body') });
   const recs = records(head);
   assert.deepEqual(
     recs.map((r) => [r.type, r.content.length]),
@@ -173,34 +173,34 @@ test('request head: BEGIN, PARAMS, empty PARAMS, STDIN, empty STDIN', () => {
     ],
   );
   assert.equal(recs[3]!.content.toString(), 'body');
-  const noBody = records(encodeRequestHead({ requestId: 9, params: [], stdin: null }));
+  const noBody = records(encodeRequestHead({ recordId: 9, params: [], stdin: null }));
   assert.deepEqual(noBody.map((r) => [r.type, r.id, r.content.length]), [
     [RecordType.BEGIN_REQUEST, 9, 8],
     [RecordType.PARAMS, 9, 0],
     [RecordType.STDIN, 9, 0],
   ]);
-  const streamed = records(encodeRequestHead({ requestId: 2, params: [['A', '1']], stdin: 'stream' }));
+  const streamed = records(encodeRequestHead({ recordId: 2, params: [['A', '1']], stdin: 'stream' }));
   assert.equal(streamed[streamed.length - 1]!.type, RecordType.PARAMS, 'stream: STDIN left to the caller');
 });
 
 test('request head: a name-value pair never spans two PARAMS records (PHP-FPM parses each alone)', () => {
   const params: Array<[string, string]> = [];
   for (let i = 0; i < 7; i++) params.push([`P${i}`, String(i).repeat(20_000 + i * 1000)]);
-  const recs = records(encodeRequestHead({ requestId: 1, params, stdin: null })).filter((r) => r.type === RecordType.PARAMS);
+  const recs = records(encodeRequestHead({ recordId: 1, params, stdin: null })).filter((r) => r.type === RecordType.PARAMS);
   assert.ok(recs.length > 2, 'several PARAMS records');
   const decoded = recs.flatMap((r) => decodeNameValuePairs(r.content));
   assert.deepEqual(decoded, params);
 });
 
 test('request head: one param too large for a record is refused', () => {
-  assert.throws(() => encodeRequestHead({ requestId: 1, params: [['HTTP_COOKIE', 'c'.repeat(70_000)]], stdin: null }), ParamTooLargeError);
+  assert.throws(() => encodeRequestHead({ recordId: 1, params: [['HTTP_COOKIE', 'c'.repeat(70_000)]], stdin: null }), ParamTooLargeError);
 });
 
 test('STDIN is split into records of at most 65528 bytes, ending with an empty record', () => {
   for (const size of [0, 1, STDIN_CHUNK - 1, STDIN_CHUNK, STDIN_CHUNK + 1, 200_001]) {
     const body = Buffer.alloc(size);
     for (let i = 0; i < size; i++) body[i] = (i * 7) & 0xff;
-    const inline = records(encodeRequestHead({ requestId: 3, params: [], stdin: body })).filter((r) => r.type === RecordType.STDIN);
+    const inline = records(encodeRequestHead({ recordId: 3, params: [], stdin: body })).filter((r) => r.type === RecordType.STDIN);
     const separate = records(Buffer.concat(stdinRecords(3, body, true)));
     for (const recs of [inline, separate]) {
       assert.ok(recs.every((r) => r.content.length <= STDIN_CHUNK && r.id === 3));
@@ -231,7 +231,7 @@ test('decodes PHP-FPM’s own 404 (Primary script unknown)', () => {
   assert.deepEqual(c.ends, [{ id: 1, appStatus: 0, protocolStatus: 0 }]);
 });
 
-test('decodes two pipelined responses from PHP-FPM, in order, by request id', () => {
+test('decodes two pipelined responses from PHP-FPM, in order, by record id', () => {
   const c = decodeChunks([fixture('php-fpm-pipelined.bin')]);
   assert.match(joined(c.stdout, 1), /\r\n\r\nHello, world!$/);
   assert.match(joined(c.stdout, 2), /^Status: 404 Not Found\r\n[^]*status body$/);

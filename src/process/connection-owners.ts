@@ -21,13 +21,13 @@
 import { classify, headerFirst, parseRequest, peekRoutingKey } from '../mongrel2/request.js';
 import { connKey } from './messages.js';
 
-export interface DispatchTarget {
+export interface MessageTarget {
   readonly id: number;
   /** Deliver one message, in order with every earlier one. */
-  forward(handlerIndex: number, msg: Buffer): void;
+  deliver(handlerIndex: number, msg: Buffer): void;
 }
 
-export interface DispatchEvents {
+export interface OwnershipEvents {
   /** Nobody can take this connection (shutting down): answer 503 and close it. */
   refuse(handlerIndex: number, sender: string, connId: string): void;
   /** The message has no valid sender/conn id: it cannot be routed. */
@@ -35,7 +35,7 @@ export interface DispatchEvents {
 }
 
 interface Slot {
-  readonly target: DispatchTarget;
+  readonly target: MessageTarget;
   /** Data messages forwarded so far: the sequence number of the latest one. */
   sent: number;
   readonly owned: Set<string>;
@@ -53,12 +53,12 @@ interface Parked {
   readonly msg: Buffer;
 }
 
-export interface DispatcherOptions {
+export interface ConnectionOwnersOptions {
   /** Messages held while no worker can take new connections (a worker restarting); beyond: 503. */
   readonly maxParked?: number;
 }
 
-export class Dispatcher {
+export class ConnectionOwners {
   private readonly slots = new Map<number, Slot>();
   private readonly owners = new Map<string, Owner>();
   private accepting: Slot[] = [];
@@ -70,12 +70,12 @@ export class Dispatcher {
   private readonly senders = new Map<number, string>();
   private readonly windows = new Map<number, number>();
 
-  constructor(private readonly events: DispatchEvents, opts: DispatcherOptions = {}) {
+  constructor(private readonly events: OwnershipEvents, opts: ConnectionOwnersOptions = {}) {
     this.maxParked = opts.maxParked ?? 10_000;
   }
 
   /** Register a worker. Accepting workers take new connections. */
-  add(target: DispatchTarget, accepting: boolean): void {
+  add(target: MessageTarget, accepting: boolean): void {
     if (this.slots.has(target.id)) throw new Error(`worker ${target.id} added twice`);
     this.slots.set(target.id, { target, sent: 0, owned: new Set(), accepting: false });
     if (accepting) this.setAccepting(target.id, true);
@@ -145,7 +145,7 @@ export class Dispatcher {
     return this.senders.get(handlerIndex) ?? null;
   }
 
-  dispatch(handlerIndex: number, msg: Buffer): void {
+  deliver(handlerIndex: number, msg: Buffer): void {
     let sender: string;
     let connId: string;
     try {
@@ -228,7 +228,7 @@ export class Dispatcher {
 
   private send(slot: Slot, handlerIndex: number, msg: Buffer): void {
     slot.sent++;
-    slot.target.forward(handlerIndex, msg);
+    slot.target.deliver(handlerIndex, msg);
   }
 
   private unown(key: string, owner: Owner): void {
@@ -260,7 +260,7 @@ export class Dispatcher {
     const parked = this.parked;
     this.parked = [];
     this.parkedKeys.clear();
-    for (const p of parked) this.dispatch(p.handlerIndex, p.msg);
+    for (const p of parked) this.deliver(p.handlerIndex, p.msg);
   }
 }
 

@@ -1,10 +1,10 @@
 /**
- * Connection ownership in the supervisor's dispatcher, over real Mongrel2 messages
+ * Connection ownership in the supervisor (ConnectionOwners), over real Mongrel2 messages
  * (shared fixtures with their connection id rewritten).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Dispatcher, type DispatchTarget } from '../../../src/process/dispatcher.js';
+import { ConnectionOwners, type MessageTarget } from '../../../src/process/connection-owners.js';
 import { fixture } from '../fixtures.js';
 
 const GET = fixture('get-query.json-protocol.bin');
@@ -22,19 +22,19 @@ function on(msg: Buffer, connId: number): Buffer {
   return Buffer.concat([msg.subarray(0, sp1 + 1), Buffer.from(String(connId)), msg.subarray(sp2)]);
 }
 
-interface Recorder extends DispatchTarget {
+interface Recorder extends MessageTarget {
   readonly got: Array<{ handlerIndex: number; msg: Buffer }>;
 }
 
 function worker(id: number): Recorder {
   const got: Recorder['got'] = [];
-  return { id, got, forward: (handlerIndex, msg) => got.push({ handlerIndex, msg }) };
+  return { id, got, deliver: (handlerIndex, msg) => got.push({ handlerIndex, msg }) };
 }
 
 function setup(opts: { maxParked?: number } = {}) {
   const refused: Array<[number, string, string]> = [];
   const bad: unknown[] = [];
-  const d = new Dispatcher(
+  const d = new ConnectionOwners(
     {
       refuse: (h, sender, connId) => refused.push([h, sender, connId]),
       badFrame: (_h, _msg, err) => bad.push(err),
@@ -50,7 +50,7 @@ test('new connections go to the worker with the fewest connections', () => {
   const b = worker(2);
   d.add(a, true);
   d.add(b, true);
-  for (let id = 1; id <= 6; id++) d.dispatch(0, on(GET, id));
+  for (let id = 1; id <= 6; id++) d.deliver(0, on(GET, id));
   assert.equal(a.got.length, 3);
   assert.equal(b.got.length, 3);
   assert.equal(d.ownedBy(1), 3);
@@ -63,21 +63,21 @@ test('every later message of a connection reaches its owner, even when the other
   const b = worker(2);
   d.add(a, true);
   d.add(b, true);
-  d.dispatch(0, on(GET, 7)); // → a (tie, first)
-  d.dispatch(0, on(GET, 8)); // → b
-  d.dispatch(0, on(GET, 9)); // → a (tie again, rotation)
+  d.deliver(0, on(GET, 7)); // → a (tie, first)
+  d.deliver(0, on(GET, 8)); // → b
+  d.deliver(0, on(GET, 9)); // → a (tie again, rotation)
   assert.equal(d.ownerOf(0, '7'), 1);
   assert.equal(d.ownerOf(0, '9'), 1);
   // a owns 2, b owns 1: a new connection would go to b. Connection 7's messages must not.
-  d.dispatch(0, on(GET, 7));
-  d.dispatch(0, on(CREDITS, 7));
-  d.dispatch(0, on(DISCONNECT, 7));
+  d.deliver(0, on(GET, 7));
+  d.deliver(0, on(CREDITS, 7));
+  d.deliver(0, on(DISCONNECT, 7));
   const aIds = a.got.map((m) => m.msg.toString('latin1').split(' ')[1]);
   assert.deepEqual(aIds, ['7', '9', '7', '7', '7']);
   assert.equal(b.got.length, 1);
   // The disconnect ended the ownership: id 7 reused by a new client goes to the least busy worker.
   assert.equal(d.ownerOf(0, '7'), null);
-  d.dispatch(0, on(GET, 7));
+  d.deliver(0, on(GET, 7));
   assert.equal(d.ownerOf(0, '7'), 2, 'b had fewer connections');
 });
 
@@ -85,8 +85,8 @@ test('a tnetstring disconnect also ends the ownership', () => {
   const { d } = setup();
   const a = worker(1);
   d.add(a, true);
-  d.dispatch(0, on(GET_TNET, 3));
-  d.dispatch(0, on(DISCONNECT_TNET, 3));
+  d.deliver(0, on(GET_TNET, 3));
+  d.deliver(0, on(DISCONNECT_TNET, 3));
   assert.equal(a.got.length, 2);
   assert.equal(d.ownerOf(0, '3'), null);
 });
@@ -97,11 +97,11 @@ test('the same conn id on two handlers is two connections', () => {
   const b = worker(2);
   d.add(a, true);
   d.add(b, true);
-  d.dispatch(0, on(GET, 5));
-  d.dispatch(1, on(GET, 5));
+  d.deliver(0, on(GET, 5));
+  d.deliver(1, on(GET, 5));
   assert.equal(d.ownerOf(0, '5'), 1);
   assert.equal(d.ownerOf(1, '5'), 2);
-  d.dispatch(1, on(DISCONNECT, 5));
+  d.deliver(1, on(DISCONNECT, 5));
   assert.deepEqual(
     b.got.map((m) => m.handlerIndex),
     [1, 1],
@@ -113,8 +113,8 @@ test('credits and disconnects for a connection nobody owns are dropped', () => {
   const { d, refused } = setup();
   const a = worker(1);
   d.add(a, true);
-  d.dispatch(0, on(CREDITS, 11));
-  d.dispatch(0, on(DISCONNECT, 11));
+  d.deliver(0, on(CREDITS, 11));
+  d.deliver(0, on(DISCONNECT, 11));
   assert.equal(a.got.length, 0);
   assert.equal(d.connectionCount, 0);
   assert.equal(refused.length, 0);
@@ -126,10 +126,10 @@ test('upload start and done stay on one worker', () => {
   const b = worker(2);
   d.add(a, true);
   d.add(b, true);
-  d.dispatch(0, on(UPLOAD_START, 40));
-  d.dispatch(0, on(GET, 41));
-  d.dispatch(0, on(GET, 42)); // a now holds two, b one
-  d.dispatch(0, on(UPLOAD_DONE, 40));
+  d.deliver(0, on(UPLOAD_START, 40));
+  d.deliver(0, on(GET, 41));
+  d.deliver(0, on(GET, 42)); // a now holds two, b one
+  d.deliver(0, on(UPLOAD_DONE, 40));
   assert.equal(a.got.filter((m) => m.msg.toString('latin1').split(' ')[1] === '40').length, 2);
 });
 
@@ -137,9 +137,9 @@ test('a close report drops the ownership only if nothing newer was sent to that 
   const { d } = setup();
   const a = worker(1);
   d.add(a, true);
-  d.dispatch(0, on(GET, 1)); // seq 1
-  d.dispatch(0, on(GET, 2)); // seq 2
-  d.dispatch(0, on(GET, 1)); // seq 3: a new request on 1 (e.g. id reused after our close)
+  d.deliver(0, on(GET, 1)); // seq 1
+  d.deliver(0, on(GET, 2)); // seq 2
+  d.deliver(0, on(GET, 1)); // seq 3: a new request on 1 (e.g. id reused after our close)
   d.applyClosed(1, [['0:1', 2]]); // closed when it had seen 2 messages: stale
   assert.equal(d.ownerOf(0, '1'), 1, 'kept: the worker holds a newer message for it');
   d.applyClosed(1, [['0:1', 3]]);
@@ -152,18 +152,18 @@ test('retiring: idle connections move to the new generation, busy ones stay', ()
   const { d } = setup();
   const old = worker(1);
   d.add(old, true);
-  for (let id = 1; id <= 4; id++) d.dispatch(0, on(GET, id));
+  for (let id = 1; id <= 4; id++) d.deliver(0, on(GET, id));
   const fresh = worker(2);
   d.add(fresh, true);
   d.setAccepting(1, false);
-  d.dispatch(0, on(GET, 5)); // new connection: new generation
+  d.deliver(0, on(GET, 5)); // new connection: new generation
   assert.equal(d.ownerOf(0, '5'), 2);
-  d.dispatch(0, on(GET, 4)); // seq 5 on the old worker
+  d.deliver(0, on(GET, 4)); // seq 5 on the old worker
   // The old worker saw 4 messages; 1 and 2 busy; 3 idle; 4 got a message it has not seen.
   assert.equal(d.applyBusy(1, ['0:1', '0:2'], 4), 3);
   assert.equal(d.ownerOf(0, '3'), null);
   assert.equal(d.ownerOf(0, '4'), 1);
-  d.dispatch(0, on(GET, 3));
+  d.deliver(0, on(GET, 3));
   assert.equal(d.ownerOf(0, '3'), 2, 'moved connection lands on the new generation');
   assert.equal(d.applyBusy(1, [], 5), 0);
   assert.equal(d.ownedBy(1), 0);
@@ -175,19 +175,19 @@ test('a dead worker: its connections are returned for closing and forgotten', ()
   const b = worker(2);
   d.add(a, true);
   d.add(b, true);
-  for (let id = 1; id <= 4; id++) d.dispatch(0, on(GET, id));
+  for (let id = 1; id <= 4; id++) d.deliver(0, on(GET, id));
   const keys = d.remove(1).sort();
   assert.deepEqual(keys, ['0:1', '0:3']);
-  d.dispatch(0, on(GET, 1));
+  d.deliver(0, on(GET, 1));
   assert.equal(d.ownerOf(0, '1'), 2);
   assert.equal(d.senderOf(0), GET.toString('latin1').split(' ')[0]);
 });
 
 test('no accepting worker: new connections wait, in order, and are replayed when one is ready', () => {
   const { d, refused } = setup();
-  d.dispatch(0, on(GET, 1));
-  d.dispatch(0, on(GET, 2));
-  d.dispatch(0, on(DISCONNECT, 1)); // belongs to a waiting connection: waits too
+  d.deliver(0, on(GET, 1));
+  d.deliver(0, on(GET, 2));
+  d.deliver(0, on(DISCONNECT, 1)); // belongs to a waiting connection: waits too
   assert.equal(d.parkedCount, 3);
   const a = worker(1);
   d.add(a, true);
@@ -202,7 +202,7 @@ test('no accepting worker: new connections wait, in order, and are replayed when
 
 test('too many waiting messages: the excess is refused', () => {
   const { d, refused } = setup({ maxParked: 2 });
-  for (let id = 1; id <= 3; id++) d.dispatch(0, on(GET, id));
+  for (let id = 1; id <= 3; id++) d.deliver(0, on(GET, id));
   assert.equal(d.parkedCount, 2);
   assert.deepEqual(
     refused.map((r) => r[2]),
@@ -214,10 +214,10 @@ test('shutting down: new connections are refused, owned ones still reach their o
   const { d, refused } = setup();
   const a = worker(1);
   d.add(a, true);
-  d.dispatch(0, on(GET, 1));
+  d.deliver(0, on(GET, 1));
   d.refuseNew();
-  d.dispatch(0, on(GET, 1));
-  d.dispatch(0, on(GET, 2));
+  d.deliver(0, on(GET, 1));
+  d.deliver(0, on(GET, 2));
   assert.equal(a.got.length, 2);
   assert.deepEqual(refused, [[0, GET.toString('latin1').split(' ')[0], '2']]);
 });
@@ -226,8 +226,8 @@ test('a message without a valid routing key is reported, not routed', () => {
   const { d, bad } = setup();
   const a = worker(1);
   d.add(a, true);
-  d.dispatch(0, Buffer.from('no-spaces-at-all'));
-  d.dispatch(0, Buffer.from('sender x1 /path 2:{},0:,'));
+  d.deliver(0, Buffer.from('no-spaces-at-all'));
+  d.deliver(0, Buffer.from('sender x1 /path 2:{},0:,'));
   assert.equal(bad.length, 2);
   assert.equal(a.got.length, 0);
 });
@@ -236,9 +236,9 @@ test('the flow-control window is learnt from a first request, for workers that w
   const { d } = setup();
   const a = worker(1);
   d.add(a, true);
-  d.dispatch(0, on(GET, 1)); // no DOWNLOAD_CREDITS (flow control off on that capture)
-  d.dispatch(0, on(CREDITS, 1)); // a control message's header does not count
+  d.deliver(0, on(GET, 1)); // no DOWNLOAD_CREDITS (flow control off on that capture)
+  d.deliver(0, on(CREDITS, 1)); // a control message's header does not count
   assert.deepEqual(d.creditWindows(2), [null, null]);
-  d.dispatch(1, on(fixture('upload-stream-first.json-protocol.bin'), 2));
+  d.deliver(1, on(fixture('upload-stream-first.json-protocol.bin'), 2));
   assert.deepEqual(d.creditWindows(2), [null, 102400]);
 });
