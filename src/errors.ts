@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'M2GW_UPSTREAM_PROTOCOL'
   | 'M2GW_UPSTREAM_OVERLOADED'
   | 'M2GW_CLIENT_GONE'
+  | 'M2GW_WEBSOCKET_PROTOCOL'
   | 'M2GW_SHUTTING_DOWN'
   | 'M2GW_CONFIG'
   | 'M2GW_INTERNAL';
@@ -43,6 +44,8 @@ const STATUS: Record<ErrorCode, number> = {
   M2GW_UPSTREAM_OVERLOADED: 503,
   // 499 is nginx's "client closed request": never sent, only logged.
   M2GW_CLIENT_GONE: 499,
+  // Only raised once a WebSocket is open, where it becomes a close code, not a status.
+  M2GW_WEBSOCKET_PROTOCOL: 400,
   M2GW_SHUTTING_DOWN: 503,
   M2GW_CONFIG: 500,
   M2GW_INTERNAL: 500,
@@ -72,6 +75,16 @@ export class UpstreamError extends M2gwError {
   constructor(code: ErrorCode, message: string, phase: Phase, options?: { cause?: unknown }) {
     super(code, message, phase, options);
     this.name = 'UpstreamError';
+  }
+}
+
+/** A WebSocket peer broke RFC 6455; `closeCode` is what the connection is closed with. */
+export class WebSocketProtocolError extends M2gwError {
+  readonly closeCode: number;
+  constructor(closeCode: number, message: string) {
+    super('M2GW_WEBSOCKET_PROTOCOL', message, 'headers-sent');
+    this.name = 'WebSocketProtocolError';
+    this.closeCode = closeCode;
   }
 }
 
