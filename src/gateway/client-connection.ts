@@ -1,6 +1,6 @@
 /**
- * One browser connection as Mongrel2 numbers it (server, conn id): the ordered
- * queue of pipelined requests and the outbound byte queue toward Mongrel2.
+ * One browser connection as Mongrel2 numbers it (server, conn id): the outbound
+ * byte queue toward Mongrel2. (Its pipelined requests wait in pipeline.ts.)
  *
  * Mongrel2 drops a client when too much is queued for it: more than 16 messages
  * without `download.flow_control`, more than its DOWNLOAD_CREDITS (100 KiB) of
@@ -48,7 +48,7 @@ export class ClientConnection {
   private coalesceTimer: NodeJS.Timeout | null = null;
   private forceFlush = false;
   private readonly scheduler: FlushScheduler;
-  /** Called after the close message is sent: the gateway forgets the connection. */
+  /** Called after the close message is sent: the connection table forgets the connection. */
   onClosed: (() => void) | null = null;
 
   constructor(key: string, connId: string, socket: ReplySocket, replySender: string, scheduler: FlushScheduler) {

@@ -9,7 +9,7 @@ import { ChannelWriter } from './channel.js';
 import type { MessageTarget } from './connection-owners.js';
 import { isFromWorker, type FromWorker, type QueryKind, type ToWorker } from './messages.js';
 
-/** 'spare': forked with its modules loaded, waiting for a config (see Supervisor.takeWorker). */
+/** 'spare': forked with its modules loaded, waiting for a config (see WorkerPool.spawn). */
 export type WorkerState = 'spare' | 'starting' | 'active' | 'retiring' | 'stopping' | 'exited';
 
 export interface WorkerSpec {

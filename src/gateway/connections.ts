@@ -1,0 +1,190 @@
+/**
+ * The gateway's table of client connections, keyed "handler index:conn id" (conn ids
+ * are small per-server integers, so two Mongrel2 servers can use the same id at once),
+ * and the per-connection state the other gateway modules share.
+ *
+ * It owns three things and promises:
+ * - lookup and creation: `stateFor` returns the live state for a message's connection,
+ *   creating it on first sight and replacing one we already closed (Mongrel2 reuses ids);
+ * - credit windows: a connection gets its DOWNLOAD_CREDITS window from its first request,
+ *   or inherits the one its handler's other connections showed;
+ * - the flush scheduler: connections with output are flushed together, once per turn.
+ *
+ * Who writes which ConnState field: `queue` only the pipeline (pipeline.ts); `uploadPath`,
+ * `refusedUploads` and `uploadCheck` only uploads.ts; `active` only the gateway.
+ */
+import type { HandlerConfig } from '../config/schema.js';
+import type { M2gwError } from '../errors.js';
+import { headerFirst, type Mongrel2Request } from '../mongrel2/request.js';
+import type { RequestAbort } from '../upstream/upstream.js';
+import type { HandlerSocket } from '../zmq/handler-socket.js';
+import { ClientConnection, type FlushScheduler } from './client-connection.js';
+import type { ResponseWriter } from './response-writer.js';
+import type { Route } from './router.js';
+
+export interface HandlerRuntime {
+  readonly index: number;
+  readonly config: HandlerConfig;
+  readonly socket: HandlerSocket;
+  /** DOWNLOAD_CREDITS seen on this handler (download.flow_control is on), or null. */
+  creditWindow: number | null;
+}
+
+/** A request waiting its turn on its connection (or about to start). */
+export interface Pending {
+  readonly req: Mongrel2Request;
+  /** Host path of a completed async upload to stream as the body. */
+  readonly bodyFile: { path: string; length: number } | null;
+  /** Refused before reading the body (upload start): answer, then close. */
+  readonly refusal: M2gwError | null;
+}
+
+/** The request a connection is answering now. */
+export interface Active {
+  readonly id: string;
+  readonly writer: ResponseWriter;
+  readonly abort: RequestAbort;
+  readonly started: number;
+  readonly method: string;
+  readonly uri: string;
+  readonly route: Route | null;
+  readonly bodyFile: string | null;
+}
+
+export interface ConnState {
+  readonly conn: ClientConnection;
+  readonly handler: HandlerRuntime;
+  queue: Pending[];
+  active: Active | null;
+  /** Upload start seen; waiting for the done message. */
+  uploadPath: string | null;
+  /** Uploads we refused at start: their done message (if it comes) only means deleting the file. */
+  refusedUploads: Set<string> | null;
+  /** Its upload-done is being looked at (async): busy although nothing is active yet. */
+  uploadCheck: boolean;
+}
+
+export class ConnectionTable implements FlushScheduler {
+  private readonly conns = new Map<string, ConnState>();
+  private readonly dirty = new Set<ClientConnection>();
+  private flushPending = false;
+  /** Told when we sent the close message for a connection (GatewayHooks.onConnectionClosed). */
+  private readonly hooks: { onConnectionClosed?(handlerIndex: number, connId: string): void };
+
+  constructor(hooks: { onConnectionClosed?(handlerIndex: number, connId: string): void }) {
+    this.hooks = hooks;
+  }
+
+  get size(): number {
+    return this.conns.size;
+  }
+
+  get(key: string): ConnState | undefined {
+    return this.conns.get(key);
+  }
+
+  values(): IterableIterator<ConnState> {
+    return this.conns.values();
+  }
+
+  /** False once the connection was dropped (client gone) or replaced by a new client. */
+  isCurrent(state: ConnState): boolean {
+    return this.conns.get(state.conn.key) === state;
+  }
+
+  /** Forget the connection now (client disconnected); returns what was known of it. */
+  remove(key: string): ConnState | undefined {
+    const state = this.conns.get(key);
+    if (state) this.conns.delete(key);
+    return state;
+  }
+
+  /** After a request finished: forget a connection whose close went out while it was active. */
+  forgetIfClosed(state: ConnState): void {
+    if (state.active === null && state.conn.finished && this.conns.get(state.conn.key) === state) {
+      this.conns.delete(state.conn.key);
+    }
+  }
+
+  stateFor(handler: HandlerRuntime, req: Mongrel2Request, key: string): ConnState {
+    let state = this.conns.get(key);
+    if (state && state.conn.finished) {
+      // We closed that connection; Mongrel2 reuses ids, so this is a new client.
+      this.conns.delete(key);
+      state = undefined;
+    }
+    if (!state) {
+      const sender = handler.config.recvIdent !== '' ? handler.config.recvIdent : req.sender;
+      const conn = new ClientConnection(key, req.connId, handler.socket, sender, this);
+      state = { conn, handler, queue: [], active: null, uploadPath: null, refusedUploads: null, uploadCheck: false };
+      const created = state;
+      conn.onClosed = () => {
+        if (this.conns.get(key) === created && created.active === null) this.conns.delete(key);
+        this.hooks.onConnectionClosed?.(handler.index, req.connId);
+      };
+      this.conns.set(key, state);
+    }
+    const credits = headerFirst(req.headers, 'DOWNLOAD_CREDITS');
+    if (credits !== undefined && state.conn.window !== null && state.active === null && state.queue.length === 0) {
+      // Only a connection's first request carries it: this is a new client behind a reused
+      // id whose predecessor's disconnect we missed. Stale unacknowledged bytes would stall it.
+      const n = Number(credits);
+      if (Number.isFinite(n) && n > 0) state.conn.resetCredits(n);
+    }
+    if (state.conn.window === null) {
+      // Mongrel2 sends DOWNLOAD_CREDITS only with a connection's first request. A connection
+      // first seen mid-life (handed over from another worker) inherits what this handler's
+      // other connections showed: download.flow_control is a server-wide setting.
+      const n = credits === undefined ? NaN : Number(credits);
+      if (Number.isFinite(n) && n > 0) {
+        state.conn.window = n;
+        handler.creditWindow = n;
+      } else if (handler.creditWindow !== null) {
+        state.conn.window = handler.creditWindow;
+      }
+    }
+    return state;
+  }
+
+  /**
+   * Keys ("handler:connId") of connections that must stay with this process when a
+   * worker hands its connections to a new generation: a request active or queued,
+   * output or a close not yet sent, or an upload between its start and done messages.
+   */
+  busyConnections(): string[] {
+    const keys: string[] = [];
+    for (const [key, s] of this.conns) {
+      if (
+        s.active !== null ||
+        s.queue.length > 0 ||
+        s.uploadPath !== null ||
+        (s.refusedUploads !== null && s.refusedUploads.size > 0) ||
+        s.conn.queuedBytes > 0 ||
+        // Handing over a connection Mongrel2 still owes credits for would let the new owner
+        // start from a full window and overrun Mongrel2's queue limit.
+        (s.conn.window !== null && s.conn.unackedBytes > 0) ||
+        (s.conn.closing && !s.conn.finished) ||
+        s.uploadCheck
+      ) {
+        keys.push(key);
+      }
+    }
+    return keys;
+  }
+
+  /** FlushScheduler: collect connections with output, flush them all once per turn. */
+  schedule(conn: ClientConnection): void {
+    this.dirty.add(conn);
+    if (!this.flushPending) {
+      this.flushPending = true;
+      setImmediate(this.flushAll);
+    }
+  }
+
+  private readonly flushAll = (): void => {
+    this.flushPending = false;
+    const conns = [...this.dirty];
+    this.dirty.clear();
+    for (const c of conns) c.flush();
+  };
+}
