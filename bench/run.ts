@@ -15,10 +15,10 @@ import { startNginx } from './lib/nginx.js';
 import { parseOptions, USAGE, type Options, type Scenario } from './lib/options.js';
 import { PHP_ROOT, RESULTS_DIR } from './lib/paths.js';
 import { formatSummary, summarize } from './profile-summary.js';
-import { processTree } from './lib/proc-stats.js';
+import { idleRss, processTree } from './lib/proc-stats.js';
 import { ProcessGroup } from './lib/procs.js';
 import { aggregate, computeRatios, formatTable, memoryVerdicts, writeJson, type Results } from './lib/report.js';
-import { flowControlNotes, layoutVariant, ratioSpecs } from './lib/ratios.js';
+import { cpuNotes, flowControlNotes, layoutVariant, ratioSpecs } from './lib/ratios.js';
 import { startApp, startWorld, startWorldM2gw, type App, type World } from './lib/world.js';
 
 const HELLO_BYTES = 14;
@@ -82,7 +82,7 @@ async function withM2gw<T>(
   ctx: Ctx,
   flowControl: boolean,
   phase: string,
-  extra: { accessLog?: boolean; workers?: number | 'auto'; single?: boolean; fastcgi?: { address: string; pipeline: number } },
+  extra: { accessLog?: false; workers?: number | 'auto'; single?: boolean; fastcgi?: { address: string; pipeline: number } },
   fn: (world: World, gw: M2gwInstance) => Promise<T>,
 ): Promise<T> {
   const dir = path.join(ctx.tmp, `m2gw-${phase}`);
@@ -102,6 +102,14 @@ async function withM2gw<T>(
       ...(profDir ? { cpuProfDir: profDir } : {}),
       ...(ctx.opts.m2gwNodeArgs.length > 0 ? { nodeArgs: ctx.opts.m2gwNodeArgs } : {}),
     });
+    if (phase === 'http') {
+      // The idle default daemon, before any load: supervisor, worker, pre-forked spare.
+      await new Promise((r) => setTimeout(r, 2_000));
+      const procs = idleRss(gw.pid, 1);
+      ctx.results.idleRss.push(...procs);
+      const total = procs.reduce((a, p) => a + p.rssMiB, 0);
+      ctx.results.notes.push(`idle RSS of the default m2gw: ${procs.map((p) => `${p.role} ${p.rssMiB} MiB`).join(', ')}; total ${total.toFixed(1)} MiB (target ≤ 150)`);
+    }
     try {
       return await fn(world, gw);
     } finally {
@@ -130,7 +138,7 @@ async function httpScenarios(ctx: Ctx, world: World, gw: M2gwInstance, nginxPort
     log(`${scenario}:`);
     // Rounds interleave the variants, so a slow drift of the machine hits them alike.
     for (let round = 0; round < ctx.opts.repeat; round++) {
-      await run(ctx, { ...common, variant: 'm2gw', url: `${world.base}/gw/${c.leaf}`, processes: { mongrel2: m2, m2gw: gw.pid, app: ctx.app.pid }, diagnose: gw.diagnose });
+      await run(ctx, { ...common, variant: 'm2gw', url: `${world.base}/gw/${c.leaf}`, processes: { mongrel2: m2, m2gw: gw.pid, app: ctx.app.pid }, rootOnly: { 'm2gw.sup': gw.pid }, diagnose: gw.diagnose });
       if (variants === 'all') await run(ctx, { ...common, variant: 'mongrel2-proxy', url: `${world.base}/proxy/${c.leaf}`, processes: { mongrel2: m2, app: ctx.app.pid } });
       await run(ctx, { ...common, variant: 'trivial-handler', url: `${world.base}/trivial/${c.leaf}`, processes: { mongrel2: m2, trivial: world.trivialPid }, diagnose: world.diagnose });
       if (variants === 'all' && nginxPort !== null && nginxPid !== null) {
@@ -151,17 +159,20 @@ async function flowControlOnPhases(ctx: Ctx): Promise<void> {
     }
   }
   if (s.has('accesslog')) {
-    log('hello with the access log on:');
-    await withM2gw(ctx, true, 'accesslog', { accessLog: true }, async (world, gw) => {
+    // The headline m2gw rows run the default configuration (access log on, level info, to a
+    // file); this variant shows what the access log costs.
+    log('hello without the access log:');
+    await withM2gw(ctx, true, 'no-access-log', { accessLog: false }, async (world, gw) => {
       for (let round = 0; round < ctx.opts.repeat; round++) {
         await run(ctx, {
           scenario: 'hello',
-          variant: 'm2gw+access-log',
+          variant: 'm2gw-no-access-log',
           url: `${world.base}/gw/hello`,
           bytes: HELLO_BYTES,
           contains: 'Hello',
           processes: { mongrel2: world.m2.pid, m2gw: gw.pid, app: ctx.app.pid },
-          note: 'log level info, access_log = true, to a file',
+          rootOnly: { 'm2gw.sup': gw.pid },
+          note: 'log level warn, access_log = false',
           diagnose: gw.diagnose,
         });
       }
@@ -179,7 +190,8 @@ async function flowControlOnPhases(ctx: Ctx): Promise<void> {
         for (const [scenario, leaf, bytes] of [['hello', 'hello', HELLO_BYTES], ['1mib', '1m', MIB]] as const) {
           if (!both && !s.has(scenario)) continue;
           for (let round = 0; round < ctx.opts.repeat; round++) {
-            await run(ctx, { scenario, variant, url: `${world.base}/gw/${leaf}`, bytes, processes: { mongrel2: world.m2.pid, m2gw: gw.pid, app: ctx.app.pid }, note, diagnose: gw.diagnose });
+            const rootOnly = layout === 'single' ? {} : { rootOnly: { 'm2gw.sup': gw.pid } };
+            await run(ctx, { scenario, variant, url: `${world.base}/gw/${leaf}`, bytes, processes: { mongrel2: world.m2.pid, m2gw: gw.pid, app: ctx.app.pid }, ...rootOnly, note, diagnose: gw.diagnose });
           }
         }
       });
@@ -251,6 +263,7 @@ async function phpRound(ctx: Ctx, fpm: PhpFpm): Promise<void> {
         variant: `m2gw-pipeline-${pipeline}`,
         url: `${world.base}/gw/php/hello.php`,
         processes: { mongrel2: world.m2.pid, m2gw: gw.pid, 'php-fpm': fpm.pid },
+        rootOnly: { 'm2gw.sup': gw.pid },
         diagnose: gw.diagnose,
         note: `max_connections = ${ctx.opts.fpmChildren}, pipeline = ${pipeline}`,
       });
@@ -318,6 +331,7 @@ async function main(): Promise<number> {
     memory: [],
     memoryVerdicts: [],
     profiles: [],
+    idleRss: [],
     notes: [],
     failures: [],
   };
@@ -348,6 +362,7 @@ async function main(): Promise<number> {
   results.ratios = computeRatios(results.summary, ratioSpecs(opts));
   results.memoryVerdicts = memoryVerdicts(results.memory);
   flowControlNotes(results);
+  cpuNotes(results);
   log(formatTable(results));
   for (const p of results.profiles) {
     try {

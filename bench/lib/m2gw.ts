@@ -20,6 +20,7 @@ export interface M2gwOptions {
   readonly dir: string;
   readonly appUrl?: string;
   readonly fastcgi?: { address: string; documentRoot: string; maxConnections: number; pipeline: number };
+  /** The access log (level info, to a file), as a user gets it by default; false: level warn, no access log. */
   readonly accessLog?: boolean;
   /** `[gateway] workers`; absent: the key is not written (default 1). */
   readonly workers?: number | 'auto';
@@ -47,8 +48,8 @@ export function m2gwToml(o: M2gwOptions, logFile: string): string {
   if (o.workers !== undefined) lines.push('[gateway]', `workers = ${o.workers === 'auto' ? '"auto"' : o.workers}`, '');
   lines.push(
     '[log]',
-    `level = "${o.accessLog ? 'info' : 'warn'}"`,
-    `access_log = ${o.accessLog ? 'true' : 'false'}`,
+    `level = "${o.accessLog === false ? 'warn' : 'info'}"`,
+    `access_log = ${o.accessLog === false ? 'false' : 'true'}`,
     `file = ${JSON.stringify(logFile)}`,
     '',
     '[[handler]]',

@@ -48,6 +48,11 @@ export interface Target {
   readonly contains?: string;
   /** Process trees whose CPU is reported (name → root pid). */
   readonly processes: Readonly<Record<string, number>>;
+  /**
+   * Single processes (not trees) reported besides, e.g. m2gw's supervisor alone
+   * ("m2gw.sup"): the rest of the m2gw tree is its workers.
+   */
+  readonly rootOnly?: Readonly<Record<string, number>>;
   readonly note?: string;
   /** Extra facts for the error message when the route does not answer as expected. */
   readonly diagnose?: () => string;
@@ -106,13 +111,15 @@ async function waitQuiet(maxWaitS: number): Promise<number> {
 async function measureOnce(t: Target, load: LoadSettings): Promise<Measurement> {
   const base = { threads: load.threads, connections: load.connections, url: t.url };
   if (load.warmupS > 0) await runWrk({ ...base, durationS: load.warmupS });
-  const stop = cpuMeter(t.processes);
+  const stop = cpuMeter(t.processes, t.rootOnly ?? {});
   const foreign = foreignCpuMeter();
   const started = Date.now();
   const r = await runWrk({ ...base, durationS: load.durationS });
   const cpu = stop();
   const elapsedS = (Date.now() - started) / 1000;
-  const otherS = foreign(Object.values(cpu).reduce((a, b) => a + b, 0));
+  let measuredS = 0;
+  for (const name of Object.keys(t.processes)) measuredS += cpu[name] ?? 0;
+  const otherS = foreign(measuredS);
   const otherLoadPct = round((otherS / (elapsedS * os.availableParallelism())) * 100, 1);
   const perReq: Record<string, number> = {};
   for (const [k, v] of Object.entries(cpu)) perReq[k] = r.requests > 0 ? round((v / r.requests) * 1e6, 1) : 0;

@@ -83,8 +83,11 @@ export class RssSampler {
   }
 }
 
-/** CPU used by several named process trees between start() and the returned stop(). */
-export function cpuMeter(trees: Readonly<Record<string, number>>): () => Record<string, number> {
+/**
+ * CPU used by several named process trees between start() and the returned stop(), and by
+ * single processes (`roots`, their children not included) reported under their own names.
+ */
+export function cpuMeter(trees: Readonly<Record<string, number>>, roots: Readonly<Record<string, number>> = {}): () => Record<string, number> {
   const pidsOf = (root: number): number[] => processTree(root);
   const before: Record<string, number> = {};
   const members: Record<string, number[]> = {};
@@ -92,6 +95,8 @@ export function cpuMeter(trees: Readonly<Record<string, number>>): () => Record<
     members[name] = pidsOf(pid);
     before[name] = cpuSeconds(members[name]!);
   }
+  const rootsBefore: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(roots)) rootsBefore[name] = cpuSeconds([pid]);
   return () => {
     const used: Record<string, number> = {};
     for (const [name, pid] of Object.entries(trees)) {
@@ -101,6 +106,7 @@ export function cpuMeter(trees: Readonly<Record<string, number>>): () => Record<
       const fresh = now.filter((p) => !old.has(p));
       used[name] = Math.max(0, cpuSeconds(now.filter((p) => old.has(p))) - before[name]! + cpuSeconds(fresh));
     }
+    for (const [name, pid] of Object.entries(roots)) used[name] = Math.max(0, cpuSeconds([pid]) - rootsBefore[name]!);
     return used;
   };
 }
@@ -133,4 +139,21 @@ export function foreignCpuMeter(): (measuredTreesSeconds: number) => number {
     const self = (selfAndReapedTicks() - self0) / CLOCK_TICKS;
     return Math.max(0, busy - self - measured);
   };
+}
+
+/**
+ * RSS of each process of an m2gw started with a supervisor: the root, then its children
+ * in fork order (pid order): the first `workers` are the workers, the next the pre-forked
+ * spare (the supervisor forks the generation's workers before the spare).
+ */
+export function idleRss(rootPid: number, workers: number): Array<{ role: string; pid: number; rssMiB: number }> {
+  const children = processTree(rootPid)
+    .slice(1)
+    .filter((p) => readStat(p)?.ppid === rootPid)
+    .sort((a, b) => a - b);
+  const mib = (pid: number): number => Math.round((rssBytes(pid) / 2 ** 20) * 10) / 10;
+  return [
+    { role: 'supervisor', pid: rootPid, rssMiB: mib(rootPid) },
+    ...children.map((pid, i) => ({ role: i < workers ? 'worker' : 'spare', pid, rssMiB: mib(pid) })),
+  ];
 }

@@ -8,11 +8,11 @@ export function layoutVariant(layout: number | 'single' | 'auto'): string {
 
 export function ratioSpecs(opts: Options): RatioSpec[] {
   const specs: RatioSpec[] = [
-    { scenario: 'hello', of: 'm2gw', to: 'mongrel2-proxy', target: 0.4, aim: 0.55 },
-    { scenario: 'hello', of: 'm2gw', to: 'trivial-handler' },
+    { scenario: 'hello', of: 'm2gw', to: 'mongrel2-proxy', target: 0.5, aim: 0.6 },
+    { scenario: 'hello', of: 'm2gw', to: 'trivial-handler', target: 0.65 },
     { scenario: 'hello', of: 'm2gw', to: 'nginx-proxy' },
-    { scenario: 'hello', of: 'm2gw+access-log', to: 'm2gw' },
-    { scenario: '1mib', of: 'm2gw', to: 'trivial-handler', target: 0.6 },
+    { scenario: 'hello', of: 'm2gw-no-access-log', to: 'm2gw' },
+    { scenario: '1mib', of: 'm2gw', to: 'trivial-handler', target: 0.9 },
     { scenario: '1mib', of: 'm2gw', to: 'mongrel2-proxy' },
     { scenario: '1mib', of: 'm2gw', to: 'nginx-proxy' },
     { scenario: 'hello-noflow', of: 'm2gw', to: 'trivial-handler' },
@@ -20,16 +20,30 @@ export function ratioSpecs(opts: Options): RatioSpec[] {
     { scenario: 'php', of: 'nginx-fastcgi-keepconn', to: 'nginx-fastcgi' },
   ];
   for (const p of opts.pipelines) {
-    specs.push({ scenario: 'php', of: `m2gw-pipeline-${p}`, to: 'nginx-fastcgi', target: 0.9 });
+    specs.push({ scenario: 'php', of: `m2gw-pipeline-${p}`, to: 'nginx-fastcgi', target: 1.0, aim: 1.25 });
     specs.push({ scenario: 'php', of: `m2gw-pipeline-${p}`, to: 'nginx-fastcgi-keepconn' });
   }
   for (const layout of opts.workers) {
-    specs.push({ scenario: 'hello', of: layoutVariant(layout), to: 'm2gw' });
+    // Issue 7: two workers on two cores must not be slower than one.
+    specs.push({ scenario: 'hello', of: layoutVariant(layout), to: 'm2gw', ...(layout === 2 ? { target: 1.0 } : {}) });
     specs.push({ scenario: 'hello', of: layoutVariant(layout), to: 'mongrel2-proxy' });
     specs.push({ scenario: '1mib', of: layoutVariant(layout), to: 'm2gw' });
     specs.push({ scenario: '1mib', of: layoutVariant(layout), to: 'trivial-handler' });
   }
   return specs;
+}
+
+/** Issue 7's CPU targets for a hello request, in µs: m2gw summed over its processes, and its supervisor alone. */
+export const CPU_TARGETS_US = { m2gw: 35, 'm2gw.sup': 5 } as const;
+
+/** CPU per hello request of the default m2gw against CPU_TARGETS_US, as notes. */
+export function cpuNotes(r: Results): void {
+  const m = r.summary.find((x) => x.scenario === 'hello' && x.variant === 'm2gw');
+  if (!m) return;
+  for (const [name, target] of Object.entries(CPU_TARGETS_US)) {
+    const v = m.cpuUsPerRequest[name];
+    if (v !== undefined) r.notes.push(`hello m2gw CPU per request, ${name === 'm2gw' ? 'all m2gw processes' : 'supervisor alone'}: ${v} µs (target ≤ ${target})${v <= target ? '  ok' : '  ABOVE TARGET'}`);
+  }
 }
 
 /** Flow control on vs off, from the same run: scenario and scenario-noflow. */

@@ -47,6 +47,8 @@ export interface Results {
   readonly memory: MemoryRun[];
   memoryVerdicts: MemoryVerdict[];
   readonly profiles: Array<{ file: string; phase: string }>;
+  /** RSS of each m2gw process of the default layout, idle after start. */
+  readonly idleRss: Array<{ role: string; pid: number; rssMiB: number }>;
   readonly notes: string[];
   readonly failures: string[];
 }
