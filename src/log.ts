@@ -1,16 +1,162 @@
 /**
  * winston factory. Structured JSON (or a readable text line) to stdout or a file;
  * SIGUSR1 reopens the file (logrotate's copytruncate-free rotation).
+ *
+ * Cost matters here: with the access log on (the default) every request writes a line,
+ * and winston's stock pieces cost a worker about a quarter of its CPU per request
+ * (bench/README.md, "where the time goes"): logform's json() configures
+ * safe-stable-stringify anew for every line, and the File transport hands each line to
+ * a stream that writes it through the thread pool. So the JSON format here writes the
+ * same line (keys sorted, as logform's json() does) directly when every value is a
+ * plain string, number or boolean, and the file transport appends all lines of one
+ * event-loop turn with one write.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import winston from 'winston';
+import type TransportStream from 'winston-transport';
 import type { LogConfig } from './config/schema.js';
 
 export type Logger = winston.Logger;
 
+/** triple-beam's MESSAGE: the key under which a format leaves the finished line. */
+const MESSAGE = Symbol.for('message');
+
+type Info = winston.Logform.TransformableInfo & Record<string | symbol, unknown>;
+
+/** winston's transport base class (its typings name it `transport`; the runtime export is `Transport`). */
+const Transport = (winston as unknown as { Transport: typeof TransportStream }).Transport;
+
+/** logform's json(), for records with nested values: one instance, configured once. */
+const fullJson = winston.format.json();
+
+/**
+ * The line logform's timestamp() + json() would write. Flat records (the access line,
+ * most messages) are built here; anything nested, or a value JSON has no plain form for,
+ * goes to logform's json() so the output stays byte-identical.
+ */
+export function jsonLine(info: Info): string {
+  if (info.timestamp === undefined) info.timestamp = new Date().toISOString();
+  const keys = Object.keys(info).sort();
+  let out = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const v = info[key];
+    let text: string;
+    switch (typeof v) {
+      case 'string':
+        text = quote(v);
+        break;
+      case 'number':
+        text = Number.isFinite(v) ? String(v) : 'null';
+        break;
+      case 'boolean':
+        text = v ? 'true' : 'false';
+        break;
+      case 'undefined':
+        continue;
+      default:
+        if (v !== null) return (fullJson.transform(info, {}) as Info)[MESSAGE] as string;
+        text = 'null';
+    }
+    out += (out.length === 1 ? '' : ',') + quote(key) + ':' + text;
+  }
+  return out + '}';
+}
+
+/** What JSON.stringify needs to escape (controls, quote, backslash, lone surrogate halves). */
+// eslint-disable-next-line no-control-regex
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
+/** JSON.stringify(s) for a string, without its cost in the common case of nothing to escape. */
+function quote(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+}
+
+const jsonFormat = winston.format((info) => {
+  (info as Info)[MESSAGE] = jsonLine(info as Info);
+  return info;
+});
+
+/**
+ * Appends lines to a file: every line logged during one event-loop turn leaves in one
+ * write at the end of the turn. Synchronous on purpose: a regular file write lands in the
+ * page cache, so it is short; and a disk that stalls then slows the process down instead
+ * of letting lines pile up in memory without bound. Lines still queued when the process
+ * exits are written by the exit hook, so the last lines (the "stopped" record) survive
+ * process.exit().
+ */
+export class LineFileTransport extends Transport {
+  readonly filename: string;
+  private fd: number;
+  private pending = '';
+  private scheduled = false;
+  private shut = false;
+  private readonly onExit = (): void => this.flush();
+
+  constructor(filename: string) {
+    super();
+    this.filename = filename;
+    fs.mkdirSync(path.dirname(filename), { recursive: true });
+    this.fd = fs.openSync(filename, 'a');
+    process.on('exit', this.onExit);
+  }
+
+  override log(info: Info, next: () => void): void {
+    if (!this.shut) {
+      this.pending += (info[MESSAGE] as string) + '\n';
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.flushSoon);
+      }
+    }
+    next();
+  }
+
+  /** Open the file again under its name (it was moved away): later lines go to the new file. */
+  reopen(): void {
+    if (this.shut) return;
+    this.flush();
+    fs.closeSync(this.fd);
+    this.fd = fs.openSync(this.filename, 'a');
+  }
+
+  override close(): void {
+    if (this.shut) return;
+    this.flush();
+    this.shut = true;
+    process.off('exit', this.onExit);
+    fs.closeSync(this.fd);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.close();
+    cb();
+  }
+
+  private readonly flushSoon = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
+
+  private flush(): void {
+    if (this.pending === '' || this.shut) return;
+    const data = Buffer.from(this.pending, 'utf8');
+    this.pending = '';
+    let off = 0;
+    try {
+      while (off < data.length) off += fs.writeSync(this.fd, data, off, data.length - off);
+    } catch (err) {
+      // Nowhere better to say it: the log file itself is what failed.
+      process.stderr.write(`m2gw: cannot write log file ${this.filename}: ${String(err)}\n`);
+    }
+  }
+}
+
 export function createLogger(cfg: Pick<LogConfig, 'level' | 'format' | 'file'>, meta: Record<string, unknown> = {}): Logger {
   const format =
     cfg.format === 'json'
-      ? winston.format.combine(winston.format.timestamp(), winston.format.json())
+      ? jsonFormat()
       : winston.format.combine(
           winston.format.timestamp(),
           winston.format.printf(({ timestamp, level, message, ...rest }) => {
@@ -18,22 +164,14 @@ export function createLogger(cfg: Pick<LogConfig, 'level' | 'format' | 'file'>, 
             return `${String(timestamp)} ${level} ${String(message)}${extra}`;
           }),
         );
-  const transport = cfg.file
-    ? new winston.transports.File({ filename: cfg.file })
-    : new winston.transports.Console();
+  const transport = cfg.file ? new LineFileTransport(cfg.file) : new winston.transports.Console();
   return winston.createLogger({ level: cfg.level, format, transports: [transport], defaultMeta: meta });
 }
 
-/** Reopen file transports: remove and re-add them so the file is opened anew. */
+/** Reopen file transports (after logrotate moved the file away). */
 export function reopenLogFiles(logger: Logger): void {
-  for (const t of [...logger.transports]) {
-    if (t instanceof winston.transports.File) {
-      const filename = t.filename;
-      const dirname = t.dirname;
-      logger.remove(t);
-      t.close?.();
-      logger.add(new winston.transports.File({ filename: `${dirname}/${filename}` }));
-    }
+  for (const t of logger.transports) {
+    if (t instanceof LineFileTransport) t.reopen();
   }
 }
 

@@ -1,0 +1,68 @@
+/**
+ * The JSON log line must stay byte-identical to winston's timestamp() + json() (log
+ * readers parse it), and the batched file transport must lose no line and keep order.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import winston from 'winston';
+import { LineFileTransport, createLogger, jsonLine, reopenLogFiles } from '../../../src/log.js';
+
+const MESSAGE = Symbol.for('message');
+const reference = winston.format.combine(winston.format.timestamp(), winston.format.json());
+
+function referenceLine(info: Record<string, unknown>): string {
+  return (reference.transform({ ...info } as winston.Logform.TransformableInfo, {}) as unknown as Record<symbol, string>)[MESSAGE]!;
+}
+
+describe('jsonLine', () => {
+  const records: Array<Record<string, unknown>> = [
+    { level: 'info', message: 'access', type: 'access', request_id: 'a-1', method: 'GET', path: '/gw/hello', status: 200, bytes: 14, duration_ms: 1.25, upstream: 'app', conn: '0:5', pid: 7 },
+    { level: 'info', message: 'm', path: '/x?"\\\u0001\u001f\u00ff\ud800é', n: NaN, inf: -Infinity, t: true, f: false, u: undefined, z: null },
+    { level: 'warn', message: 'x', e: new Error('boo'), big: 2n },
+    { level: 'warn', message: 'x', nested: { b: 1, a: [1, 'x'] } },
+    { level: 'info', message: 'm', 'ü key': 'v', '\u0000k': 'v', Zed: 1, apple: 2, '"q"': 3 },
+    { level: 'info', message: 'm', d: new Date(0) },
+    { level: 'info', message: 'given timestamp', timestamp: 'then' },
+  ];
+  for (const [i, r] of records.entries()) {
+    test(`same line as winston's json() (${i})`, () => {
+      const timestamp = (r.timestamp as string | undefined) ?? new Date().toISOString();
+      assert.equal(jsonLine({ ...r, timestamp } as never), referenceLine({ ...r, timestamp }));
+    });
+  }
+  test('adds the timestamp when there is none', () => {
+    const rec = JSON.parse(jsonLine({ level: 'info', message: 'm' } as never)) as { timestamp: string };
+    assert.ok(!Number.isNaN(Date.parse(rec.timestamp)));
+  });
+});
+
+describe('LineFileTransport', () => {
+  test('every line, in order, one write per turn; reopen moves later lines to the new file', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'm2gw-log-'));
+    try {
+      const file = path.join(dir, 'sub', 'm2gw.log');
+      const log = createLogger({ level: 'info', format: 'json', file }, { pid: 1 });
+      for (let i = 0; i < 100; i++) log.info('line', { i });
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      const first = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { i: number }).i);
+      assert.deepEqual(first, Array.from({ length: 100 }, (_, i) => i));
+      fs.renameSync(file, `${file}.1`);
+      log.info('before reopen', { i: 100 });
+      reopenLogFiles(log);
+      log.info('after reopen', { i: 101 });
+      const t = log.transports[0];
+      assert.ok(t instanceof LineFileTransport);
+      t.close();
+      assert.match(fs.readFileSync(`${file}.1`, 'utf8'), /before reopen/);
+      const second = fs.readFileSync(file, 'utf8').trim().split('\n');
+      assert.equal(second.length, 1);
+      assert.match(second[0]!, /after reopen/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
