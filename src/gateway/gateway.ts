@@ -1,6 +1,6 @@
 /**
- * The orchestrator: Mongrel2 messages in, upstream dispatch, replies out. Per request:
- * parse → classify (onMessage) → route (Router.match) → upstream.dispatch(req,
+ * The orchestrator: Mongrel2 messages in, forwarded upstream, replies out. Per request:
+ * parse → classify (onMessage) → route (Router.match) → upstream.forward(req,
  * ResponseWriter) → finish. It also starts the handler sockets, drains and closes.
  *
  * The parts it orchestrates each have one owner: the connection table, credit windows
@@ -28,7 +28,7 @@ export interface GatewayOptions {
   readonly logger: Logger;
   readonly upstreams: ReadonlyMap<string, Upstream>;
   readonly hooks?: GatewayHooks;
-  /** Worker mode: messages arrive through handleMessage() from a dispatcher; no PULL sockets. */
+  /** Worker mode: messages arrive through handleMessage() from the supervisor (ConnectionOwners); no PULL sockets. */
   readonly publishOnly?: boolean;
   /**
    * Per handler, the DOWNLOAD_CREDITS window already known (a worker of a new generation
@@ -107,7 +107,7 @@ export class Gateway {
     this.log.info('connected to Mongrel2', { handlers: this.handlers.map((h) => h.config.sendSpec) });
   }
 
-  /** Entry point for one raw Mongrel2 message (from our PULL or from a dispatcher). */
+  /** Entry point for one raw Mongrel2 message (from our PULL or from the supervisor). */
   handleMessage(handlerIndex: number, msg: Buffer): void {
     const handler = this.handlers[handlerIndex];
     if (!handler) {
@@ -181,7 +181,7 @@ export class Gateway {
     }
   }
 
-  /** Route one request and dispatch it upstream (or answer it here); called by the pipeline when it is its turn. */
+  /** Route one request and forward it upstream (or answer it here); called by the pipeline when it is its turn. */
   private startRequest(state: ConnState, pending: Pending): void {
     const { req } = pending;
     const line = readRequestLine(req);
@@ -233,7 +233,7 @@ export class Gateway {
       signal: abort,
     };
     try {
-      route.upstream.dispatch(upstreamReq, writer);
+      route.upstream.forward(upstreamReq, writer);
     } catch (err) {
       writer.onResponseError(asM2gwError(err, 'connect'));
     }

@@ -15,7 +15,7 @@ export interface GatewayHooks {
   onRequestDone?(info: RequestDoneInfo): void;
   onDisconnectAbort?(): void;
   onBadFrame?(): void;
-  /** We sent the close message for this connection (a dispatcher may forget its owner: Mongrel2 reuses ids). */
+  /** We sent the close message for this connection (the supervisor may forget its owner: Mongrel2 reuses ids). */
   onConnectionClosed?(handlerIndex: number, connId: string): void;
 }
 

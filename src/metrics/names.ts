@@ -11,7 +11,7 @@ export const METRIC = {
   badFrames: { name: 'm2gw_bad_frames_total', help: 'Mongrel2 messages dropped as malformed' },
   inFlight: { name: 'm2gw_requests_in_flight', help: 'Requests being answered now' },
   connections: { name: 'm2gw_client_connections', help: 'Client connections the workers hold state for' },
-  upstreamInFlight: { name: 'm2gw_upstream_in_flight', help: 'Requests dispatched to an upstream and not finished' },
+  upstreamInFlight: { name: 'm2gw_upstream_in_flight', help: 'Requests forwarded to an upstream and not finished' },
   upstreamQueue: { name: 'm2gw_upstream_queue_depth', help: 'Requests waiting for an upstream connection' },
   upstreamHealthyServers: { name: 'm2gw_upstream_healthy_servers', help: 'Servers of an upstream currently in rotation (summed over workers)' },
   upstreamPool: { name: 'm2gw_upstream_pool_connections', help: 'Upstream connections by state (busy, idle, max), summed over workers' },

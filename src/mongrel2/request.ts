@@ -40,7 +40,7 @@ const RBRACE = 0x7d;
 /** Mongrel2 connection ids are C ints; anything longer than this is not one. */
 const MAX_CONN_ID_DIGITS = 19;
 
-/** Sender and connection id without parsing headers (for dispatching by connection). Throws FrameError. */
+/** Sender and connection id without parsing headers (for routing messages by connection). Throws FrameError. */
 export function peekRoutingKey(msg: Buffer): { sender: string; connId: string } {
   const sp2 = routingEnd(msg);
   const sp1 = msg.indexOf(SPACE);

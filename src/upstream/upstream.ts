@@ -1,6 +1,6 @@
 /**
  * The one contract every upstream (HTTP, FastCGI) implements. The gateway never
- * branches on protocol: it builds an UpstreamRequest, hands it to `dispatch`, and
+ * branches on protocol: it builds an UpstreamRequest, hands it to `forward`, and
  * receives the response through a ResponseSink shaped like undici's dispatch handler.
  */
 import type { M2gwError } from '../errors.js';
@@ -126,7 +126,7 @@ export interface Upstream {
   readonly name: string;
   readonly type: 'http' | 'fastcgi';
   /** Never throws: every failure reaches the sink as onResponseError. */
-  dispatch(req: UpstreamRequest, sink: ResponseSink): void;
+  forward(req: UpstreamRequest, sink: ResponseSink): void;
   health(): UpstreamHealth;
   /** Stop taking requests, let in-flight ones finish, then release connections. Idempotent. */
   close(): Promise<void>;

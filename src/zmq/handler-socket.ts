@@ -20,7 +20,7 @@ export interface HandlerSocketOptions {
   readonly recvSpec: string;
   /** Mongrel2's recv_ident: the subscription prefix we wait for ('' = everything). */
   readonly recvIdent: string;
-  /** Skip the PULL (a worker fed by a dispatcher only needs the publishing half). */
+  /** Skip the PULL (a worker fed by the supervisor only needs the publishing half). */
   readonly publishOnly?: boolean;
 }
 

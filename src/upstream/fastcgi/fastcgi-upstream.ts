@@ -74,7 +74,7 @@ class FastcgiUpstream implements Upstream {
     };
   }
 
-  dispatch(req: UpstreamRequest, sink: ResponseSink): void {
+  forward(req: UpstreamRequest, sink: ResponseSink): void {
     if (this.closing) {
       sink.onResponseError(new UpstreamError('M2GW_SHUTTING_DOWN', 'the upstream is closing', 'connect'));
       return;

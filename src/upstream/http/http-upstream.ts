@@ -62,7 +62,7 @@ class HttpUpstream implements Upstream {
     });
   }
 
-  dispatch(req: UpstreamRequest, sink: ResponseSink): void {
+  forward(req: UpstreamRequest, sink: ResponseSink): void {
     if (this.closed) {
       sink.onResponseError(new UpstreamError('M2GW_SHUTTING_DOWN', `upstream ${this.name} is closed`, 'connect'));
       return;
@@ -175,7 +175,7 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
     this.server = server;
     this.abortFn = null;
     this.headersReceived = false;
-    if (this.req.signal.aborted) return this.fail(new M2gwError('M2GW_CLIENT_GONE', 'client gone before dispatch', 'connect'));
+    if (this.req.signal.aborted) return this.fail(new M2gwError('M2GW_CLIENT_GONE', 'client gone before sending', 'connect'));
     const req = this.req;
     const headers: string[] = [];
     for (const [name, value] of req.headers) {

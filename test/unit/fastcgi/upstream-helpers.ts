@@ -73,7 +73,7 @@ export interface Result {
   reason: string | undefined;
   headers: HeaderList;
   body: Buffer;
-  /** Arrival time (ms since dispatch) of every data chunk. */
+  /** Arrival time (ms since forward) of every data chunk. */
   chunkTimes: number[];
   error: M2gwError | null;
   /** Whether onResponseStart came before the error. */
@@ -128,7 +128,7 @@ export function run(up: Upstream, req: UpstreamRequest, hooks: SinkHooks = {}): 
         done();
       },
     };
-    up.dispatch(req, sink);
+    up.forward(req, sink);
   });
 }
 
@@ -164,8 +164,8 @@ export function capturingLogger(): { logger: Logger; records: Array<Record<strin
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Resolver file access done synchronously: requests dispatched together then reach the pool
- * in dispatch order (with real async fs they race), which order-sensitive tests need.
+ * Resolver file access done synchronously: requests forwarded together then reach the pool
+ * in the order forwarded (with real async fs they race), which order-sensitive tests need.
  */
 export const syncResolverFs: ResolverFs = {
   stat: (p) => Promise.resolve(fs.statSync(Buffer.from(p, 'latin1'), { throwIfNoEntry: false }) ?? null),
