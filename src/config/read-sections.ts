@@ -15,6 +15,7 @@ export function readGateway(t: TableReader | null): GatewaySection {
     drainTimeoutMs: t.duration('drain_timeout', { allowZero: true }) ?? d.drainTimeoutMs,
     pidFile: t.filePath('pid_file') ?? d.pidFile,
     maxInFlight: t.integer('max_in_flight', { min: 1 }) ?? d.maxInFlight,
+    maxWebsockets: t.integer('max_websockets', { min: 0 }) ?? d.maxWebsockets,
   };
   t.reportUnknownKeys();
   return section;
@@ -146,6 +147,7 @@ function readRoute(t: TableReader, upstreams: ReadonlySet<string>): RouteConfig 
     stripPrefix: t.boolean('strip_prefix') ?? d.stripPrefix,
     maxBodyBytes: t.size('max_body') ?? d.maxBodyBytes,
     preserveHost: t.boolean('preserve_host') ?? d.preserveHost,
+    websocket: t.boolean('websocket') ?? d.websocket,
   };
   t.reportUnknownKeys();
   if (prefix === undefined || upstream === undefined || badHost) return null;

@@ -10,7 +10,8 @@ import type { TableReader } from './table-reader.js';
 
 const HTTP_KEYS = [
   'type', 'url', 'urls', 'connections', 'connect_timeout', 'response_timeout', 'idle_timeout',
-  'keepalive_timeout', 'fail_timeout', 'retries',
+  'keepalive_timeout', 'fail_timeout', 'retries', 'websocket_ping_interval', 'websocket_max_message',
+  'websocket_idle_timeout',
 ] as const;
 const FASTCGI_KEYS = [
   'type', 'address', 'document_root', 'index', 'front_controller', 'serve_static', 'deny', 'max_connections',
@@ -99,6 +100,9 @@ function readHttp(t: TableReader, name: string): HttpUpstreamConfig | null {
     keepAliveTimeoutMs: t.duration('keepalive_timeout') ?? d.keepAliveTimeoutMs,
     failTimeoutMs: t.duration('fail_timeout', { allowZero: true }) ?? d.failTimeoutMs,
     retries: t.integer('retries', { min: 0 }) ?? d.retries,
+    websocketPingIntervalMs: t.duration('websocket_ping_interval') ?? d.websocketPingIntervalMs,
+    websocketMaxMessageBytes: t.size('websocket_max_message') ?? d.websocketMaxMessageBytes,
+    websocketIdleTimeoutMs: t.duration('websocket_idle_timeout') ?? d.websocketIdleTimeoutMs,
   };
   return urls === null ? null : { type: 'http', name, urls, ...rest };
 }

@@ -38,6 +38,12 @@ export interface HttpUpstreamConfig {
   readonly failTimeoutMs: number;
   /** Retry a request that never reached a server (connect failure) on another server. */
   readonly retries: number;
+  /** A WebSocket client silent this long is pinged; no pong within as long again: close 1001. */
+  readonly websocketPingIntervalMs: number;
+  /** Largest WebSocket message either way (1009 beyond). Also bounds the bytes queued toward the upstream. */
+  readonly websocketMaxMessageBytes: number;
+  /** No message either way for this long: close 1001. */
+  readonly websocketIdleTimeoutMs: number;
 }
 
 export interface FastcgiUpstreamConfig {
@@ -76,6 +82,8 @@ export interface RouteConfig {
   readonly maxBodyBytes: number;
   /** Keep the client's Host header toward HTTP upstreams (default true). */
   readonly preserveHost: boolean;
+  /** Carry WebSocket handshakes to the upstream (default true); false: refuse them with 400. */
+  readonly websocket: boolean;
 }
 
 export interface LogConfig {
@@ -92,6 +100,8 @@ export interface GatewaySection {
   readonly pidFile: string | null;
   /** Most requests in flight per process before new ones get 503. */
   readonly maxInFlight: number;
+  /** Most open WebSockets per process before new handshakes get 503. */
+  readonly maxWebsockets: number;
 }
 
 export interface AdminConfig {
@@ -118,6 +128,9 @@ export const DEFAULTS = {
     keepAliveTimeoutMs: 4_000,
     failTimeoutMs: 10_000,
     retries: 1,
+    websocketPingIntervalMs: 30_000,
+    websocketMaxMessageBytes: 16 * 1024 * 1024,
+    websocketIdleTimeoutMs: 3_600_000,
   },
   fastcgi: {
     index: 'index.php',
@@ -137,6 +150,7 @@ export const DEFAULTS = {
     stripPrefix: false,
     maxBodyBytes: 100 * 1024 * 1024,
     preserveHost: true,
+    websocket: true,
   },
   handler: {
     recvIdent: '',
@@ -148,6 +162,7 @@ export const DEFAULTS = {
     drainTimeoutMs: 30_000,
     pidFile: null,
     maxInFlight: 10_000,
+    maxWebsockets: 10_000,
   },
   log: {
     level: 'info' as const,

@@ -3,6 +3,7 @@
  * branches on protocol: it builds an UpstreamRequest, hands it to `forward`, and
  * receives the response through a ResponseSink shaped like undici's dispatch handler.
  */
+import type { Duplex } from 'node:stream';
 import type { M2gwError } from '../errors.js';
 
 /** Header name/value pairs, in order; a repeated header appears once per value. */
@@ -90,6 +91,12 @@ export interface UpstreamRequest {
   readonly preserveHost: boolean;
   /** Aborted when the client disconnects or the gateway gives up on the request. */
   readonly signal: RequestSignal;
+  /**
+   * Ask the upstream to switch protocols (an HTTP/1.1 Upgrade: only 'websocket' exists).
+   * A 101 then reaches the sink's onResponseUpgrade with the raw socket; any other answer
+   * comes as an ordinary response. Upstreams that cannot upgrade (FastCGI) answer an error.
+   */
+  readonly upgrade?: 'websocket';
 }
 
 /** Given to the sink with every callback: lets it stop and restart the upstream's flow. */
@@ -109,6 +116,13 @@ export interface ResponseSink {
   onResponseData(ctl: ResponseController, chunk: Buffer): void;
   onResponseEnd(ctl: ResponseController): void;
   onResponseError(err: M2gwError): void;
+  /**
+   * The upstream switched protocols (only for requests with `upgrade`): instead of
+   * onResponseStart, the sink gets the 101's headers and owns the socket from now on (any
+   * bytes that came after the 101's head are still readable from it). Exactly one of this,
+   * onResponseStart or onResponseError is called. A sink without it never sets `upgrade`.
+   */
+  onResponseUpgrade?(status: number, headers: HeaderList, socket: Duplex): void;
 }
 
 export interface UpstreamHealth {

@@ -8,6 +8,7 @@
  * every Set-Cookie separate), and its return value is backpressure.
  */
 import { createReadStream } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { HttpUpstreamConfig } from '../../config/schema.js';
 import { M2gwError, UpstreamError, type Phase } from '../../errors.js';
@@ -208,6 +209,9 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
         headers,
         body: body as Dispatcher.DispatchOptions['body'],
         idempotent: IDEMPOTENT.has(req.method),
+        // undici writes Connection/Upgrade itself, then detaches the socket on a 101 (onUpgrade);
+        // any other status arrives through onHeaders like a normal response.
+        ...(req.upgrade ? { upgrade: req.upgrade } : {}),
       },
       this,
     );
@@ -240,6 +244,26 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
     }
     this.sink.onResponseStart(this, statusCode, headers, statusText || undefined);
     return !this.paused;
+  }
+
+  onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
+    if (this.finished) {
+      socket.destroy();
+      return;
+    }
+    this.finished = true;
+    this.headersReceived = true;
+    this.up.markUp(this.server);
+    this.cleanup();
+    const headers: HeaderList = [];
+    const raw = rawHeaders ?? [];
+    for (let i = 0; i + 1 < raw.length; i += 2) headers.push([latin1(raw[i]!), latin1(raw[i + 1]!)]);
+    if (!this.sink.onResponseUpgrade) {
+      socket.destroy();
+      this.sink.onResponseError(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `upstream ${this.up.name} switched protocols unasked`, 'headers-sent'));
+      return;
+    }
+    this.sink.onResponseUpgrade(statusCode, headers, socket);
   }
 
   onData(chunk: Buffer): boolean {
@@ -304,4 +328,8 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
     this.req.signal.removeEventListener('abort', this.onAbort);
     if (this.finished) this.up.done();
   }
+}
+
+function latin1(b: Buffer | string): string {
+  return typeof b === 'string' ? b : b.toString('latin1');
 }

@@ -12,6 +12,7 @@ workers = "auto"
 drain_timeout = "45s"
 pid_file = "run/m2gw.pid"
 max_in_flight = 500
+max_websockets = 20
 
 [admin]
 listen = "127.0.0.1:9180"
@@ -42,6 +43,9 @@ idle_timeout = "1.5s"
 keepalive_timeout = 2
 fail_timeout = "0s"
 retries = 0
+websocket_ping_interval = "5s"
+websocket_max_message = "1MiB"
+websocket_idle_timeout = "10m"
 
 [upstream.php]
 type = "fastcgi"
@@ -73,6 +77,7 @@ upstream = "rails"
 strip_prefix = true
 max_body = "10KiB"
 preserve_host = false
+websocket = false
 
 [[route]]
 prefix = "/"
@@ -112,6 +117,9 @@ test('a full config reads every key: durations in ms, sizes in bytes, relative p
         keepAliveTimeoutMs: 2_000,
         failTimeoutMs: 0,
         retries: 0,
+        websocketPingIntervalMs: 5_000,
+        websocketMaxMessageBytes: 1_048_576,
+        websocketIdleTimeoutMs: 600_000,
       },
       php: {
         type: 'fastcgi',
@@ -153,11 +161,11 @@ test('a full config reads every key: durations in ms, sizes in bytes, relative p
       },
     },
     routes: [
-      { prefix: '/rails/', host: 'example.com', upstream: 'rails', stripPrefix: true, maxBodyBytes: 10_240, preserveHost: false },
-      { prefix: '/', host: null, upstream: 'php', stripPrefix: false, maxBodyBytes: 104_857_600, preserveHost: true },
-      { prefix: '/other/', host: null, upstream: 'tcpphp', stripPrefix: false, maxBodyBytes: 2048, preserveHost: true },
+      { prefix: '/rails/', host: 'example.com', upstream: 'rails', stripPrefix: true, maxBodyBytes: 10_240, preserveHost: false, websocket: false },
+      { prefix: '/', host: null, upstream: 'php', stripPrefix: false, maxBodyBytes: 104_857_600, preserveHost: true, websocket: true },
+      { prefix: '/other/', host: null, upstream: 'tcpphp', stripPrefix: false, maxBodyBytes: 2048, preserveHost: true, websocket: true },
     ],
-    gateway: { workers: 'auto', drainTimeoutMs: 45_000, pidFile: path.join(dir, 'run/m2gw.pid'), maxInFlight: 500 },
+    gateway: { workers: 'auto', drainTimeoutMs: 45_000, pidFile: path.join(dir, 'run/m2gw.pid'), maxInFlight: 500, maxWebsockets: 20 },
     admin: { listen: '127.0.0.1:9180' },
     log: { level: 'debug', format: 'text', file: path.join(dir, 'log/m2gw.log'), accessLog: false },
   };

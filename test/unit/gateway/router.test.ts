@@ -6,7 +6,7 @@ import type { Upstream } from '../../../src/upstream/upstream.js';
 
 const up = (name: string): Upstream => ({ name }) as unknown as Upstream;
 const route = (prefix: string, upstream: string, extra: Partial<RouteConfig> = {}): RouteConfig => ({
-  prefix, host: null, upstream, stripPrefix: false, maxBodyBytes: 1, preserveHost: true, ...extra,
+  prefix, host: null, upstream, stripPrefix: false, maxBodyBytes: 1, preserveHost: true, websocket: true, ...extra,
 });
 const upstreams = new Map([['a', up('a')], ['b', up('b')], ['c', up('c')]]);
 
