@@ -20,6 +20,7 @@ import { RequestLog, type GatewayHooks } from './request-log.js';
 import { ResponseWriter, type ResponseOutcome } from './response-writer.js';
 import { Router, upstreamPath } from './router.js';
 import { Uploads, unlinkQuietly } from './uploads.js';
+import { WebSockets } from './websockets.js';
 
 export type { GatewayHooks, RequestDoneInfo } from './request-log.js';
 
@@ -49,6 +50,7 @@ export class Gateway {
   private readonly pipeline: Pipeline;
   private readonly uploads: Uploads;
   private readonly requestLog: RequestLog;
+  private readonly websockets: WebSockets;
   private inFlightCount = 0;
   private draining = false;
   private idleWaiters: Array<() => void> = [];
@@ -63,6 +65,7 @@ export class Gateway {
     this.pipeline = new Pipeline((state, pending) => this.startRequest(state, pending));
     this.uploads = new Uploads(this.log, this.router, this.conns, this.pipeline.enqueue);
     this.requestLog = new RequestLog(this.log, opts.config.log.accessLog, this.hooks);
+    this.websockets = new WebSockets(opts.config, this.log, this.router, this.hooks);
     this.handlers = opts.config.handlers.map((config, index) => ({
       index,
       config,
@@ -86,7 +89,19 @@ export class Gateway {
 
   /** See ConnectionTable.busyConnections: connections a worker must not hand over yet. */
   busyConnections(): string[] {
-    return this.conns.busyConnections();
+    const busy = this.conns.busyConnections();
+    if (this.websockets.size === 0) return busy;
+    return [...new Set([...busy, ...this.websockets.keys()])];
+  }
+
+  /** WebSockets open or handshaking in this process. */
+  get websocketCount(): number {
+    return this.websockets.size;
+  }
+
+  /** Close every open WebSocket with 1001 (a retiring worker's drain_timeout passed). */
+  closeWebSockets(): void {
+    this.websockets.closeAll();
   }
 
   /** True when every handler socket has Mongrel2's subscription (replies can flow). */
@@ -141,6 +156,7 @@ export class Gateway {
     const key = `${handler.index}:${req.connId}`;
     switch (kind.kind) {
       case 'disconnect':
+        this.websockets.disconnect(key);
         this.onDisconnect(key);
         return;
       case 'credits': {
@@ -166,7 +182,13 @@ export class Gateway {
         });
         return;
       case 'websocket-handshake':
+        this.websockets.handshake(this.conns.stateFor(handler, req, key), req);
+        return;
       case 'websocket':
+        if (!this.websockets.message(key, kind.flags, req.body)) {
+          this.log.debug('WebSocket message for a connection without an open WebSocket dropped', { conn: req.connId });
+        }
+        return;
       case 'upload-stream':
         // Not something an HTTP/FastCGI app behind m2gw can take: refuse clearly and close.
         this.pipeline.enqueue(this.conns.stateFor(handler, req, key), {
@@ -278,6 +300,7 @@ export class Gateway {
     // Keep reading: disconnects and credits for in-flight requests still arrive, and a
     // closed PULL would lose messages already queued in it. New requests get 503 + close.
     this.draining = true;
+    const websockets = this.websockets.drain(timeoutMs);
     if (this.inFlightCount > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
@@ -287,6 +310,7 @@ export class Gateway {
         });
       });
     }
+    await websockets;
     const left = this.inFlightCount;
     // Let the last replies leave before the sockets close.
     await new Promise((r) => setImmediate(r));
@@ -296,6 +320,7 @@ export class Gateway {
 
   /** Close everything now (after drain, or on a forced stop). */
   async close(): Promise<void> {
+    this.websockets.closeAll();
     for (const state of this.conns.values()) {
       state.active?.abort.abort(new M2gwError('M2GW_SHUTTING_DOWN', 'gateway stopped'));
     }

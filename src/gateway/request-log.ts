@@ -9,6 +9,7 @@
 import type { Logger } from '../log.js';
 import type { Active } from './connections.js';
 import type { ResponseOutcome } from './response-writer.js';
+import type { WebSocketReport } from './websocket-session.js';
 
 /** What the gateway reports about finished requests (metrics plug in here). */
 export interface GatewayHooks {
@@ -17,6 +18,12 @@ export interface GatewayHooks {
   onBadFrame?(): void;
   /** We sent the close message for this connection (the supervisor may forget its owner: Mongrel2 reuses ids). */
   onConnectionClosed?(handlerIndex: number, connId: string): void;
+  /** A WebSocket opened (the 101 went to the client). */
+  onWebSocketOpened?(): void;
+  /** One client message relayed up ('to-upstream', its size), or payload bytes relayed down ('to-client'). */
+  onWebSocketMessage?(direction: 'to-upstream' | 'to-client', bytes: number): void;
+  /** A WebSocket (or a refused handshake: status ≠ 101) ended. */
+  onWebSocketEnded?(report: WebSocketReport): void;
 }
 
 export interface RequestDoneInfo {

@@ -13,6 +13,7 @@ export interface Route {
   readonly stripPrefix: boolean;
   readonly maxBodyBytes: number;
   readonly preserveHost: boolean;
+  readonly websocket: boolean;
 }
 
 export class Router {
@@ -29,6 +30,7 @@ export class Router {
         stripPrefix: c.stripPrefix,
         maxBodyBytes: c.maxBodyBytes,
         preserveHost: c.preserveHost,
+        websocket: c.websocket,
       };
     });
     routes.sort((a, b) => b.prefix.length - a.prefix.length || Number(b.host !== null) - Number(a.host !== null));

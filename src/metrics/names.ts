@@ -19,6 +19,10 @@ export const METRIC = {
   reloads: { name: 'm2gw_reloads_total', help: 'Configuration reloads, by result (ok, invalid, failed)' },
   workers: { name: 'm2gw_workers', help: 'Worker processes, by state (active, retiring, starting)' },
   parked: { name: 'm2gw_parked_messages', help: 'Messages held while no worker could take a new connection' },
+  websockets: { name: 'm2gw_websocket_connections', help: 'WebSockets open now' },
+  websocketMessages: { name: 'm2gw_websocket_messages_total', help: 'WebSocket messages relayed, by direction (to_upstream, to_client)' },
+  websocketBytes: { name: 'm2gw_websocket_bytes_total', help: 'WebSocket payload bytes relayed, by direction (to_upstream, to_client)' },
+  websocketCloses: { name: 'm2gw_websocket_closes_total', help: 'WebSockets ended, by close code and the side that closed (client, upstream, m2gw)' },
   startTime: { name: 'm2gw_start_time_seconds', help: 'When the supervisor started, seconds since the epoch' },
 } as const;
 

@@ -36,6 +36,10 @@ export function createProcessMetrics(gauges: GatewayGauges | null): ProcessMetri
   const errors = new Counter({ ...METRIC.upstreamErrors, labelNames: ['upstream', 'code'] as const, registers });
   const aborts = new Counter({ ...METRIC.disconnectAborts, registers });
   const badFrames = new Counter({ ...METRIC.badFrames, registers });
+  const wsOpen = new Gauge({ ...METRIC.websockets, registers });
+  const wsMessages = new Counter({ ...METRIC.websocketMessages, labelNames: ['direction'] as const, registers });
+  const wsBytes = new Counter({ ...METRIC.websocketBytes, labelNames: ['direction'] as const, registers });
+  const wsCloses = new Counter({ ...METRIC.websocketCloses, labelNames: ['code', 'side'] as const, registers });
 
   if (gauges) {
     new Gauge({
@@ -97,6 +101,25 @@ export function createProcessMetrics(gauges: GatewayGauges | null): ProcessMetri
     },
     onBadFrame() {
       badFrames.inc();
+    },
+    onWebSocketOpened() {
+      wsOpen.inc();
+    },
+    onWebSocketMessage(direction, n) {
+      const label = direction === 'to-upstream' ? 'to_upstream' : 'to_client';
+      // Client messages arrive whole (one call each); upstream payload arrives in pieces,
+      // so to_client messages are counted from the report at the end.
+      if (direction === 'to-upstream') wsMessages.inc({ direction: label });
+      if (n > 0) wsBytes.inc({ direction: label }, n);
+    },
+    onWebSocketEnded(r) {
+      if (r.status !== 101) {
+        requestDone({ route: '-', upstream: r.upstream, status: r.status, durationMs: r.durationMs, errorCode: r.error?.code ?? null });
+        return;
+      }
+      wsOpen.dec();
+      if (r.messagesToClient > 0) wsMessages.inc({ direction: 'to_client' }, r.messagesToClient);
+      wsCloses.inc({ code: String(r.closeCode ?? 1006), side: r.closedBy ?? 'm2gw' });
     },
   };
   return { registry, hooks, requestDone };

@@ -101,6 +101,12 @@ class Worker {
         },
         onDisconnectAbort: () => mh.onDisconnectAbort?.(),
         onBadFrame: () => mh.onBadFrame?.(),
+        onWebSocketOpened: () => mh.onWebSocketOpened?.(),
+        onWebSocketMessage: (direction, bytes) => mh.onWebSocketMessage?.(direction, bytes),
+        onWebSocketEnded: (report) => {
+          mh.onWebSocketEnded?.(report);
+          this.reporter.changed();
+        },
         onConnectionClosed: (handlerIndex, connId) => this.reporter.closed(connKey(handlerIndex, connId)),
       },
     });
@@ -166,6 +172,8 @@ class Worker {
       case 'retire':
         this.log.info('retiring: handing idle connections to the new generation');
         this.reporter.retire();
+        // Open WebSockets keep this worker until they end; after drain_timeout they get 1001.
+        setTimeout(() => this.gateway.closeWebSockets(), this.config.gateway.drainTimeoutMs).unref();
         return;
       case 'reopen-logs':
         reopenLogFiles(this.log);

@@ -1,0 +1,409 @@
+/**
+ * One proxied WebSocket: the client half through Mongrel2, the upstream half an
+ * UpstreamTunnel. Mongrel2 hands us each complete client message (METHOD WEBSOCKET,
+ * FLAGS = first frame byte, body unmasked) and writes whatever bytes we send verbatim,
+ * so frames toward the client are built here; PROTOCOL.md §5.
+ *
+ * Life: handshake (the Upgrade request is with the upstream) → open (frames both ways)
+ * → ended (a close was relayed, a side dropped, or a limit hit). `onEnded` is called
+ * exactly once, with everything the access line and metrics need.
+ *
+ * Promises:
+ * - toward the client, frames go through the ClientConnection, so download.flow_control
+ *   credits apply; upstream reads pause while the connection holds more than HIGH_WATER;
+ * - a close from either side reaches the other with its code and reason, then both close;
+ *   an upstream that drops gets the client a 1011 and Mongrel2's close;
+ * - the client is pinged when silent for ping_interval and closed (1001) when a ping goes
+ *   unanswered as long; our pings' pongs are not forwarded;
+ * - after the client disconnects the upstream socket gets a close frame and FIN at once
+ *   and is destroyed within a second.
+ */
+import type { Duplex } from 'node:stream';
+import { M2gwError, UpstreamError, asM2gwError, type WebSocketProtocolError } from '../errors.js';
+import { encodeResponseHead } from '../mongrel2/http-head.js';
+import type { HeaderList, RequestAbort, ResponseController, ResponseSink, UpstreamRequest } from '../upstream/upstream.js';
+import { CLOSE_CODE, OPCODE, acceptKey, encodeClosePayload, encodeFrame, encodeFrameHead, parseClosePayload, type FrameHead } from '../websocket/frame.js';
+import { UpstreamTunnel } from '../websocket/upstream-tunnel.js';
+import { HIGH_WATER, type ClientConnection } from './client-connection.js';
+import { ResponseWriter, type ResponseOutcome } from './response-writer.js';
+
+export type ClosedBy = 'client' | 'upstream' | 'm2gw';
+
+export interface WebSocketLimits {
+  readonly pingIntervalMs: number;
+  readonly maxMessageBytes: number;
+  readonly idleTimeoutMs: number;
+}
+
+/** What a finished WebSocket reports (access line, metrics). */
+export interface WebSocketReport {
+  readonly requestId: string;
+  readonly uri: string;
+  readonly upstream: string;
+  /** 101 when it opened, else the HTTP status the handshake got. */
+  readonly status: number;
+  readonly durationMs: number;
+  readonly messagesToUpstream: number;
+  readonly bytesToUpstream: number;
+  readonly messagesToClient: number;
+  readonly bytesToClient: number;
+  /** The close code relayed or sent (1006: a side dropped without one); null when it never opened. */
+  readonly closeCode: number | null;
+  readonly closedBy: ClosedBy | null;
+  readonly error: M2gwError | null;
+}
+
+export interface SessionHooks {
+  onOpened(session: WebSocketSession): void;
+  onMessage(direction: 'to-upstream' | 'to-client', bytes: number): void;
+  onEnded(session: WebSocketSession, report: WebSocketReport): void;
+}
+
+/** Upstream 101 headers that belong to the upstream hop or that we write ourselves. */
+const NOT_FORWARDED = new Set([
+  'connection', 'upgrade', 'keep-alive', 'transfer-encoding', 'content-length', 'sec-websocket-accept',
+  // We never offer extensions upstream; an upstream choosing one anyway is refused below.
+  'sec-websocket-extensions',
+]);
+
+/** Payload of our keep-alive pings: recognisable in the client's pong, which is then swallowed. */
+const PING_PREFIX = 'm2gw-ping:';
+
+type State = 'handshake' | 'open' | 'ended';
+
+export class WebSocketSession implements ResponseSink {
+  readonly key: string;
+  readonly conn: ClientConnection;
+  private readonly requestId: string;
+  private readonly uri: string;
+  private readonly upstreamName: string;
+  private readonly clientKey: string;
+  private readonly limits: WebSocketLimits;
+  private readonly hooks: SessionHooks;
+  private readonly abort: RequestAbort;
+  private readonly started = performance.now();
+  private state: State = 'handshake';
+  private writer: ResponseWriter;
+  private tunnel: UpstreamTunnel | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private lastFromClient = Date.now();
+  private lastMessage = Date.now();
+  private pingOut: { payload: string; at: number } | null = null;
+  private pingSeq = 0;
+  private messagesIn = 0;
+  private bytesIn = 0;
+  private messagesOut = 0;
+  private bytesOut = 0;
+
+  constructor(opts: {
+    key: string;
+    conn: ClientConnection;
+    requestId: string;
+    uri: string;
+    upstreamName: string;
+    clientKey: string;
+    limits: WebSocketLimits;
+    hooks: SessionHooks;
+    abort: RequestAbort;
+  }) {
+    this.key = opts.key;
+    this.conn = opts.conn;
+    this.requestId = opts.requestId;
+    this.uri = opts.uri;
+    this.upstreamName = opts.upstreamName;
+    this.clientKey = opts.clientKey;
+    this.limits = opts.limits;
+    this.hooks = opts.hooks;
+    this.abort = opts.abort;
+    // The handshake is refused or failed: an ordinary HTTP response, then the connection
+    // closes (Mongrel2 already treats it as a WebSocket, so nothing more can follow on it).
+    this.writer = new ResponseWriter(
+      this.conn,
+      { method: 'GET', keepAlive: false, http10: false, requestId: this.requestId, mustClose: true },
+      (outcome) => this.handshakeAnswered(outcome),
+    );
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  /** Answer the handshake with an error (no route, refused, limits) without asking the upstream. */
+  refuse(err: M2gwError): void {
+    this.writer.onResponseError(err, true);
+  }
+
+  // ---- handshake: the upstream's answer (ResponseSink) ------------------------------
+
+  onResponseStart(ctl: ResponseController, status: number, headers: HeaderList, reason?: string): void {
+    this.writer.onResponseStart(ctl, status, headers, reason);
+  }
+
+  onResponseData(ctl: ResponseController, chunk: Buffer): void {
+    this.writer.onResponseData(ctl, chunk);
+  }
+
+  onResponseEnd(ctl: ResponseController): void {
+    this.writer.onResponseEnd(ctl);
+  }
+
+  onResponseError(err: M2gwError): void {
+    this.writer.onResponseError(err, true);
+  }
+
+  onResponseUpgrade(status: number, headers: HeaderList, socket: Duplex): void {
+    if (this.state !== 'handshake' || this.conn.finished) {
+      socket.destroy();
+      return;
+    }
+    const expected = acceptKey(this.clientKey);
+    let accept: string | undefined;
+    const out: HeaderList = [['Upgrade', 'websocket'], ['Connection', 'Upgrade'], ['Sec-WebSocket-Accept', expected]];
+    for (const [name, value] of headers) {
+      const lower = name.toLowerCase();
+      if (lower === 'sec-websocket-accept') accept = value.trim();
+      if (lower === 'sec-websocket-extensions') {
+        socket.destroy();
+        return this.onResponseError(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `upstream ${this.upstreamName} chose extension "${value}" that was not offered`, 'request-sent'));
+      }
+      if (!NOT_FORWARDED.has(lower)) out.push([name, value]);
+    }
+    if (status !== 101 || accept !== expected) {
+      socket.destroy();
+      return this.onResponseError(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `upstream ${this.upstreamName} answered the upgrade with an invalid Sec-WebSocket-Accept`, 'request-sent'));
+    }
+    let head: Buffer;
+    try {
+      head = encodeResponseHead(101, out);
+    } catch (err) {
+      socket.destroy();
+      return this.onResponseError(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `invalid 101 header: ${(err as Error).message}`, 'request-sent'));
+    }
+    this.state = 'open';
+    this.conn.write(head, true);
+    this.tunnel = new UpstreamTunnel(
+      socket,
+      // One whole message may always wait; beyond that, an upstream that does not read is
+      // a policy violation (nginx would buffer without bound; we close with 1008).
+      { maxMessageBytes: this.limits.maxMessageBytes, maxQueuedBytes: this.limits.maxMessageBytes + HIGH_WATER },
+      {
+        onDataStart: (h) => this.upstreamDataStart(h),
+        onDataPayload: (c) => this.toClient(c),
+        onDataEnd: () => this.conn.flushSoon(),
+        onControl: (op, payload) => this.upstreamControl(op, payload),
+        onProtocolError: (e) => this.upstreamProtocolError(e),
+        onClosed: () => this.upstreamClosed(),
+      },
+    );
+    const tick = Math.max(50, Math.min(this.limits.pingIntervalMs, this.limits.idleTimeoutMs) / 4);
+    this.timer = setInterval(() => this.onTick(), tick);
+    this.timer.unref();
+    this.hooks.onOpened(this);
+  }
+
+  private handshakeAnswered(outcome: ResponseOutcome): void {
+    if (this.state !== 'handshake') return;
+    this.state = 'ended';
+    this.report(outcome.status, null, null, outcome.error);
+  }
+
+  // ---- client → upstream ------------------------------------------------------------
+
+  /** One complete client message from Mongrel2 (`flags` = its first frame byte). */
+  onClientMessage(flags: number, body: Buffer): void {
+    if (this.state !== 'open') return;
+    const opcode = flags & 0x0f;
+    const now = Date.now();
+    this.lastFromClient = now;
+    switch (opcode) {
+      case OPCODE.TEXT:
+      case OPCODE.BINARY: {
+        this.lastMessage = now;
+        this.messagesIn++;
+        this.bytesIn += body.length;
+        this.hooks.onMessage('to-upstream', body.length);
+        const sent = this.tunnel!.sendMessage(opcode, body);
+        if (sent === 'too-big') this.closeBoth(CLOSE_CODE.MESSAGE_TOO_BIG, `message over ${this.limits.maxMessageBytes} bytes`);
+        else if (sent === 'queue-full') this.closeBoth(CLOSE_CODE.POLICY_VIOLATION, 'upstream is not reading');
+        return;
+      }
+      case OPCODE.PING:
+        this.tunnel!.sendControl(OPCODE.PING, body.subarray(0, 125));
+        return;
+      case OPCODE.PONG:
+        if (this.pingOut !== null && body.toString('latin1') === this.pingOut.payload) {
+          this.pingOut = null;
+          return;
+        }
+        this.tunnel!.sendControl(OPCODE.PONG, body.subarray(0, 125));
+        return;
+      case OPCODE.CLOSE:
+        return this.clientClose(body);
+      default:
+        // Mongrel2 reassembles fragments, so a bare continuation or unknown opcode is broken input.
+        this.closeBoth(CLOSE_CODE.PROTOCOL_ERROR, `unexpected opcode 0x${opcode.toString(16)}`);
+    }
+  }
+
+  private clientClose(payload: Buffer): void {
+    let code: number;
+    let reason: string;
+    try {
+      ({ code, reason } = parseClosePayload(payload));
+    } catch (err) {
+      const e = err as WebSocketProtocolError;
+      return this.closeBoth(e.closeCode, e.message);
+    }
+    // Relay the client's close as it came; answer it (the client waits for our close) and
+    // let Mongrel2 close the connection after that frame.
+    this.tunnel!.close(code, reason, payload);
+    this.conn.write(encodeFrame(OPCODE.CLOSE, payload), true);
+    this.conn.close();
+    this.end(code, 'client', null);
+  }
+
+  /** The client's TCP connection is gone (Mongrel2's disconnect message). */
+  clientGone(): void {
+    if (this.state === 'handshake') {
+      const err = new M2gwError('M2GW_CLIENT_GONE', 'client disconnected during the handshake', 'request-sent');
+      this.abort.abort(err);
+      this.writer.onResponseError(err);
+      return;
+    }
+    if (this.state !== 'open') return;
+    this.conn.abandon();
+    this.tunnel!.close(CLOSE_CODE.GOING_AWAY, 'client gone');
+    this.end(CLOSE_CODE.ABNORMAL, 'client', null);
+  }
+
+  // ---- upstream → client ------------------------------------------------------------
+
+  private upstreamDataStart(head: FrameHead): void {
+    // Frames go to the client as the upstream framed them (fragmentation kept).
+    this.conn.write(encodeFrameHead(head.fin, head.opcode, head.length));
+    if (head.first) {
+      this.messagesOut++;
+      this.lastMessage = Date.now();
+    }
+    if (head.length === 0) this.conn.flushSoon();
+  }
+
+  private toClient(chunk: Buffer): void {
+    this.bytesOut += chunk.length;
+    this.hooks.onMessage('to-client', chunk.length);
+    this.conn.write(chunk);
+    if (this.conn.queuedBytes > HIGH_WATER) {
+      const tunnel = this.tunnel!;
+      tunnel.pause();
+      this.conn.whenDrained(() => tunnel.resume());
+    }
+  }
+
+  private upstreamControl(opcode: number, payload: Buffer): void {
+    if (this.state !== 'open') return;
+    if (opcode !== OPCODE.CLOSE) {
+      this.conn.write(encodeFrame(opcode, payload), true);
+      return;
+    }
+    const { code } = parseClosePayload(payload); // validated by the decoder
+    this.conn.write(encodeFrame(OPCODE.CLOSE, payload), true);
+    this.conn.close();
+    // Answer the upstream's close so its closing handshake completes.
+    this.tunnel!.close(code, '', payload);
+    this.end(code, 'upstream', null);
+  }
+
+  private upstreamProtocolError(err: WebSocketProtocolError): void {
+    if (this.state !== 'open') return;
+    const code = err.closeCode === CLOSE_CODE.MESSAGE_TOO_BIG ? CLOSE_CODE.MESSAGE_TOO_BIG : CLOSE_CODE.INTERNAL_ERROR;
+    this.closeClient(code, code === CLOSE_CODE.MESSAGE_TOO_BIG ? 'message too big' : 'upstream protocol error');
+    this.end(code, 'upstream', asM2gwError(err, 'headers-sent'));
+  }
+
+  private upstreamClosed(): void {
+    if (this.state !== 'open') return;
+    // Dropped without a close frame: the client learns it as 1011, then the connection closes.
+    this.closeClient(CLOSE_CODE.INTERNAL_ERROR, 'upstream connection lost');
+    this.end(CLOSE_CODE.ABNORMAL, 'upstream', new UpstreamError('M2GW_UPSTREAM_RESET', `upstream ${this.upstreamName} dropped the WebSocket`, 'headers-sent'));
+  }
+
+  // ---- m2gw's own decisions ---------------------------------------------------------
+
+  /** Close both sides with one code (limits, shutdown). */
+  closeBoth(code: number, reason: string): void {
+    if (this.state !== 'open') return;
+    this.closeClient(code, reason);
+    this.tunnel!.close(code, reason);
+    this.end(code, 'm2gw', null);
+  }
+
+  /** Shutdown: open sockets get 1001, a handshake in progress gets 503. */
+  shutdown(): void {
+    if (this.state === 'handshake') {
+      const err = new M2gwError('M2GW_SHUTTING_DOWN', 'gateway stopped');
+      this.abort.abort(err);
+      this.writer.onResponseError(err, true);
+    } else {
+      this.closeBoth(CLOSE_CODE.GOING_AWAY, 'server going away');
+    }
+  }
+
+  private closeClient(code: number, reason: string): void {
+    this.conn.write(encodeFrame(OPCODE.CLOSE, encodeClosePayload(code, reason)), true);
+    this.conn.close();
+  }
+
+  private onTick(): void {
+    if (this.state !== 'open') return;
+    const now = Date.now();
+    if (now - this.lastMessage >= this.limits.idleTimeoutMs) {
+      return this.closeBoth(CLOSE_CODE.GOING_AWAY, 'idle timeout');
+    }
+    if (this.pingOut !== null) {
+      if (now - this.pingOut.at >= this.limits.pingIntervalMs) this.closeBoth(CLOSE_CODE.GOING_AWAY, 'no pong');
+      return;
+    }
+    if (now - this.lastFromClient >= this.limits.pingIntervalMs) {
+      const payload = PING_PREFIX + (++this.pingSeq).toString(36);
+      this.pingOut = { payload, at: now };
+      this.conn.write(encodeFrame(OPCODE.PING, Buffer.from(payload, 'latin1')), true);
+    }
+  }
+
+  private end(code: number, by: ClosedBy, error: M2gwError | null): void {
+    if (this.state === 'ended') return;
+    this.state = 'ended';
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.report(101, code, by, error);
+  }
+
+  private report(status: number, closeCode: number | null, closedBy: ClosedBy | null, error: M2gwError | null): void {
+    this.hooks.onEnded(this, {
+      requestId: this.requestId,
+      uri: this.uri,
+      upstream: this.upstreamName,
+      status,
+      durationMs: performance.now() - this.started,
+      messagesToUpstream: this.messagesIn,
+      bytesToUpstream: this.bytesIn,
+      messagesToClient: this.messagesOut,
+      bytesToClient: this.bytesOut,
+      closeCode,
+      closedBy,
+      error,
+    });
+  }
+}
+
+/** Builds the Upgrade request toward the upstream from the handshake's UpstreamRequest fields. */
+export function upgradeRequest(base: Omit<UpstreamRequest, 'upgrade' | 'method' | 'body'>): UpstreamRequest {
+  return {
+    ...base,
+    method: 'GET',
+    body: null,
+    // Mongrel2 cannot carry compressed frames (RSV1), so no extension may be negotiated.
+    headers: base.headers.filter(([name]) => name !== 'sec-websocket-extensions'),
+    upgrade: 'websocket',
+  };
+}
