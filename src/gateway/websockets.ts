@@ -116,7 +116,7 @@ export class WebSockets {
       signal: abort,
     });
     try {
-      route.upstream.dispatch(upstreamReq, session);
+      route.upstream.forward(upstreamReq, session);
     } catch (err) {
       session.onResponseError(asM2gwError(err, 'connect'));
     }
