@@ -1,9 +1,10 @@
 /**
- * `m2gw start|check|stop|reload|status --config gw.toml`. Exit codes: 0 ok,
+ * `m2gw start|check|stop|reload|status --config gw.toml`, `m2gw init`. Exit codes: 0 ok,
  * 1 invalid config or failure, 2 usage error.
  */
 import { Command } from 'commander';
-import { formatProblems, loadConfig } from './config/load.js';
+import { checkCommand, type CheckOptions } from './commands/check.js';
+import { describeInit, INIT_DEFAULTS, InitError, runInit, type InitOptions } from './commands/init.js';
 import { VERSION } from './version.js';
 import { ControlError, reloadCommand, startCommand, statusCommand, stopCommand, type ControlOptions } from './process/control.js';
 
@@ -15,14 +16,31 @@ export async function main(argv: string[]): Promise<void> {
     .command('check')
     .description('validate a config file: lists every problem with its key and line; exit 0 if usable')
     .requiredOption('-c, --config <file>', 'path to gw.toml')
-    .action((opts: { config: string }) => {
-      const { config, problems } = loadConfig(opts.config);
-      if (problems.length > 0) console.error(formatProblems(opts.config, problems));
-      if (!config) {
+    .option('-m, --mongrel2 <config.sqlite>', "also compare with Mongrel2's compiled config (m2sh load output)")
+    .action(async (opts: CheckOptions) => {
+      process.exitCode = await checkCommand(opts);
+    });
+
+  program
+    .command('init')
+    .description('write a matching mongrel2.conf and gw.toml (never replaces a file without --force)')
+    .option('--http <url>', 'HTTP application to forward to, e.g. http://127.0.0.1:3000')
+    .option('--php <document_root>', 'PHP application (PHP-FPM) document root, e.g. /srv/app/public')
+    .option('--fpm <address>', 'PHP-FPM address: unix:/path.sock or host:port', INIT_DEFAULTS.fpm)
+    .option('-d, --dir <dir>', 'where to write the two files', INIT_DEFAULTS.dir)
+    .option('--chroot <dir>', "Mongrel2's chroot (default: --dir)")
+    .option('--port <port>', "Mongrel2's HTTP port", INIT_DEFAULTS.port)
+    .option('--send-spec <spec>', 'handler send_spec (Mongrel2 binds, m2gw connects)', INIT_DEFAULTS.sendSpec)
+    .option('--recv-spec <spec>', 'handler recv_spec', INIT_DEFAULTS.recvSpec)
+    .option('-f, --force', 'replace existing files')
+    .action((opts: InitOptions) => {
+      try {
+        console.log(describeInit(runInit(opts), opts));
+      } catch (err) {
+        if (!(err instanceof InitError)) throw err;
+        console.error(`m2gw init: ${err.message}`);
         process.exitCode = 1;
-        return;
       }
-      console.log(`${opts.config}: OK (${config.handlers.length} handler(s), ${Object.keys(config.upstreams).length} upstream(s), ${config.routes.length} route(s))`);
     });
 
   program

@@ -168,6 +168,17 @@ export async function startMongrel2(opts: StartMongrel2Options): Promise<Mongrel
   }
 }
 
+/**
+ * Runs mongrel2 on a config.sqlite someone else wrote into `dir` (e.g. `m2gw init` + m2sh
+ * load), instead of one rendered here. The dir is the caller's: stop() leaves it.
+ */
+export async function runMongrel2InDir(dir: string, uuid: string, port: number, handlers: M2HandlerSpec[]): Promise<Mongrel2Instance> {
+  const resolved = handlers.map(resolveHandler);
+  const started = await spawnAndWait(dir, uuid, port, resolved, 10_000);
+  if (!('instance' in started)) throw new Error(`mongrel2 did not start: ${started.reason}\n${started.output}`);
+  return makeInstance({ dir, uuid, port, handlers: resolved, chrooted: process.getuid?.() === 0, keepDir: true, ...started.instance });
+}
+
 function resolveHandler(h: M2HandlerSpec): ResolvedHandler {
   return {
     name: h.name,
@@ -236,7 +247,8 @@ export function renderConf(c: ConfInput): string {
   return lines.join('\n');
 }
 
-async function m2shLoad(dir: string): Promise<void> {
+/** `m2sh load -config mongrel2.conf -db config.sqlite` in `dir`; m2sh's [ERROR] lines are a failure. */
+export async function m2shLoad(dir: string): Promise<void> {
   const env = { ...process.env, LOGNAME: process.env['LOGNAME'] ?? os.userInfo().username };
   let out: { stdout: string; stderr: string };
   try {

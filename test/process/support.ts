@@ -180,18 +180,24 @@ export class Daemon {
       env: opts.env ?? process.env,
     });
     const d = new Daemon(world, child);
-    if (opts.logFile) {
-      await waitFor(
-        async () => {
-          if (d.exitCode !== undefined) throw new Error(`m2gw exited (${d.exitCode}):\n${d.dump()}`);
-          return (await d.admin('/readyz').catch(() => ({ status: 0 }))).status === 200;
-        },
-        15_000,
-        50,
-        'readyz 200',
-      );
-    } else {
-      await d.waitForLog((l) => l.message.startsWith('m2gw ready'), 15_000, 'm2gw ready');
+    try {
+      if (opts.logFile) {
+        await waitFor(
+          async () => {
+            if (d.exitCode !== undefined) throw new Error(`m2gw exited (${d.exitCode}):\n${d.dump()}`);
+            return (await d.admin('/readyz').catch(() => ({ status: 0 }))).status === 200;
+          },
+          30_000,
+          50,
+          'readyz 200',
+        );
+      } else {
+        await d.waitForLog((l) => l.message.startsWith('m2gw ready'), 30_000, 'm2gw ready');
+      }
+    } catch (err) {
+      // A daemon that never got ready must not outlive the test: its file would never end.
+      child.kill('SIGKILL');
+      throw err;
     }
     return d;
   }
