@@ -15,18 +15,39 @@ export interface KeyLines {
   lineFor(path: string): number | undefined;
 }
 
+/**
+ * Paths longer than this, or deeper than MAX_TRACKED_DEPTH, are not recorded (their keys get the
+ * line of the nearest recorded ancestor). Every known key is far shorter; recording each prefix
+ * of a 16 KB dotted header, and hashing each one, was quadratic (16 KB: 0.7–2 s).
+ */
+export const MAX_TRACKED_PATH = 512;
+export const MAX_TRACKED_DEPTH = 16;
+
 export function scanKeyLines(text: string): KeyLines {
   const lines = new Scanner(text).run();
   return {
-    lineOf: (p) => lines.get(p),
+    lineOf: (p) => (p.length > MAX_TRACKED_PATH ? undefined : lines.get(p)),
     lineFor: (p) => {
-      for (let cur: string | null = p; cur !== null; cur = parentPath(cur)) {
+      // Walk the ancestors from the end without slicing each one: a path with many dots in a
+      // long key would otherwise cost a copy per ancestor.
+      let cur: string | null = p;
+      while (cur !== null && cur.length > MAX_TRACKED_PATH) cur = parentPathWithin(cur, MAX_TRACKED_PATH);
+      for (; cur !== null; cur = parentPath(cur)) {
         const line = lines.get(cur);
         if (line !== undefined) return line;
       }
       return undefined;
     },
   };
+}
+
+/** The nearest ancestor of `p` (by parentPath's rules) no longer than `max`, or null. */
+function parentPathWithin(p: string, max: number): string | null {
+  for (let i = Math.min(p.length - 1, max); i > 0; i--) {
+    const c = p.charCodeAt(i);
+    if (c === 0x2e /* . */ || c === 0x5b /* [ */) return p.slice(0, i);
+  }
+  return null;
 }
 
 /** "route[2].upstream" → "route[2]" → "route" → null. */
@@ -44,6 +65,15 @@ export function joinPath(base: string, key: string): string {
 }
 
 const BARE_KEY = /[A-Za-z0-9_-]/;
+/** The table context of keys below a path too long or deep to record: nothing under it is recorded. */
+const UNTRACKED = '\u0000untracked';
+
+function trackable(segs: readonly string[], base: string): boolean {
+  if (segs.length > MAX_TRACKED_DEPTH) return false;
+  let len = base.length;
+  for (const seg of segs) len += seg.length + 1;
+  return len <= MAX_TRACKED_PATH;
+}
 const SCALAR_END = new Set([' ', '\t', '\r', '\n', ',', ']', '}', '#']);
 
 class Scanner {
@@ -79,7 +109,13 @@ class Scanner {
     const segs = this.keyPath();
     if (segs.length === 0) return null;
     let out = '';
+    let tracked = true;
     segs.forEach((seg, i) => {
+      // Past the limits only the leading segments are recorded; keys below are not.
+      if (!tracked || i >= MAX_TRACKED_DEPTH || out.length + seg.length + 1 > MAX_TRACKED_PATH) {
+        tracked = false;
+        return;
+      }
       const candidate = joinPath(out, seg);
       this.record(candidate, line);
       const count = this.arrayCounts.get(candidate);
@@ -95,7 +131,7 @@ class Scanner {
         out = candidate;
       }
     });
-    return out;
+    return tracked ? out : UNTRACKED;
   }
 
   private keyValue(base: string): void {
@@ -104,9 +140,13 @@ class Scanner {
     if (segs.length === 0 || this.s[this.pos] !== '=') return;
     this.pos++;
     let p = base;
-    for (const seg of segs) {
-      p = joinPath(p, seg);
-      this.record(p, line);
+    if (base === UNTRACKED || !trackable(segs, base)) {
+      p = UNTRACKED;
+    } else {
+      for (const seg of segs) {
+        p = joinPath(p, seg);
+        this.record(p, line);
+      }
     }
     this.value(p);
   }
@@ -153,8 +193,8 @@ class Scanner {
         continue;
       }
       const start = this.pos;
-      const elem = `${path}[${index}]`;
-      this.record(elem, this.lineAt(this.pos));
+      const elem = path === UNTRACKED ? UNTRACKED : `${path}[${index}]`;
+      if (elem !== UNTRACKED && elem.length <= MAX_TRACKED_PATH) this.record(elem, this.lineAt(this.pos));
       this.value(elem);
       if (this.pos === start) return;
     }

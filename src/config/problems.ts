@@ -32,18 +32,34 @@ export class Problems {
 
   private add(key: string, message: string, severity: 'error' | 'warning'): void {
     const line = this.lines?.lineFor(key);
+    // Keys and values come from the file and may be megabytes long: keep what is reported readable.
+    key = clip(key, MAX_REPORTED_KEY);
+    message = clip(message, MAX_REPORTED_MESSAGE);
     this.list.push(line === undefined ? { key, message, severity } : { key, line, message, severity });
   }
 }
 
+const MAX_REPORTED_KEY = 200;
+const MAX_REPORTED_MESSAGE = 500;
+
+function clip(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 40)}… (${s.length} chars)`;
+}
+
+/** Keys longer than this get no "did you mean": no known key is, and the distance is O(n·m). */
+export const MAX_HINT_KEY_LENGTH = 64;
+
 /** The closest known key a typo probably meant, or null when nothing is close. */
 export function didYouMean(key: string, known: Iterable<string>): string | null {
+  // A 4 MiB unknown key took 53 s here before this cap.
+  if (key.length > MAX_HINT_KEY_LENGTH) return null;
   const norm = (k: string): string => k.toLowerCase().replace(/-/g, '_');
   // maxConnections → max_connections
   const snake = norm(key.replace(/([a-z0-9])([A-Z])/g, '$1_$2'));
   let best: string | null = null;
   let bestDist = Infinity;
   for (const candidate of known) {
+    if (candidate.length > MAX_HINT_KEY_LENGTH) continue;
     const c = norm(candidate);
     if (c === snake || c === norm(key)) return candidate;
     const d = editDistance(norm(key), c);

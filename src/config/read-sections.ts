@@ -85,7 +85,13 @@ function readHandler(t: TableReader): HandlerConfig | null {
   };
   const sendSpec = spec('send_spec', 'tcp://127.0.0.1:9997');
   const recvSpec = spec('recv_spec', 'tcp://127.0.0.1:9996');
-  const recvIdent = t.string('recv_ident', { allowEmpty: true }) ?? d.recvIdent;
+  let recvIdent = t.string('recv_ident', { allowEmpty: true }) ?? d.recvIdent;
+  if (recvIdent !== '' && !/^[A-Za-z0-9-]+$/.test(recvIdent)) {
+    // Replies start with it, and Mongrel2's handler parser drops any reply whose first token is
+    // not [A-Za-z0-9-]+ (so its own recv_ident must be such a token to be of any use).
+    t.error('recv_ident', `must be letters, digits and "-" only: Mongrel2 drops replies starting with anything else, got "${recvIdent}"`);
+    recvIdent = d.recvIdent;
+  }
   const chroot = t.filePath('chroot') ?? d.chroot;
   const uploadTempStore = t.string('upload_temp_store') ?? d.uploadTempStore;
   if (!uploadTempStore.startsWith('/') || !uploadTempStore.endsWith('XXXXXX')) {
@@ -138,7 +144,7 @@ function readRoute(t: TableReader, upstreams: ReadonlySet<string>): RouteConfig 
   if (badHost) t.error('host', `must be a host name such as "example.com", got "${host}"`);
   let upstream = t.string('upstream', { required: 'the name of an [upstream.NAME] table' });
   if (upstream !== undefined && !upstreams.has(upstream)) {
-    const known = [...upstreams].map((n) => `"${n}"`).join(', ');
+    const known = upstreamList(upstreams);
     t.error('upstream', `no upstream named "${upstream}" (defined: ${known === '' ? 'none' : known})`);
     upstream = undefined;
   }
@@ -152,4 +158,24 @@ function readRoute(t: TableReader, upstreams: ReadonlySet<string>): RouteConfig 
   t.reportUnknownKeys();
   if (prefix === undefined || upstream === undefined || badHost) return null;
   return { prefix, upstream, ...route };
+}
+
+const listed = new WeakMap<ReadonlySet<string>, string>();
+
+/**
+ * A few of the names, built once per set: every route naming an unknown upstream lists them, and
+ * listing all of them each time was quadratic in the file.
+ */
+function upstreamList(upstreams: ReadonlySet<string>): string {
+  let text = listed.get(upstreams);
+  if (text === undefined) {
+    const shown: string[] = [];
+    for (const n of upstreams) {
+      if (shown.length === 10) break;
+      shown.push(`"${n}"`);
+    }
+    text = shown.join(', ') + (upstreams.size > 10 ? ` and ${upstreams.size - 10} more` : '');
+    listed.set(upstreams, text);
+  }
+  return text;
 }

@@ -235,10 +235,18 @@ class Parser {
         const u = (h1 << 12) | (h2 << 8) | (h3 << 4) | h4;
         (units ??= []).push(u);
         p += 6;
-        // Flush long runs (String.fromCharCode(...units) has an argument limit), never mid-pair.
-        if (units.length >= 4096 && (u < 0xd800 || u > 0xdbff)) {
-          text += utf16UnitsAsLatin1Bytes(units);
-          units = null;
+        // Flush long runs (String.fromCharCode(...units) has an argument limit), never mid-pair:
+        // a trailing high surrogate waits for the next unit. Waiting only for a unit that is not
+        // a high surrogate let a run of `\ud800` grow without end (RangeError at ~150k).
+        if (units.length >= 4096) {
+          if (u >= 0xd800 && u <= 0xdbff) {
+            units.pop();
+            text += utf16UnitsAsLatin1Bytes(units);
+            units = [u];
+          } else {
+            text += utf16UnitsAsLatin1Bytes(units);
+            units = null;
+          }
         }
         continue;
       }

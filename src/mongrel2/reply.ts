@@ -4,22 +4,26 @@
  *   SENDER SP LEN:ID..., SP                      empty payload: close after queued writes
  *   SENDER SP LEN:X ID..., SP TNETSTRING         extended: ["ctl", {...}]
  * Mongrel2's handler_parser.rl drops the whole message if the sender is not [A-Za-z0-9-]+, the
- * length is off, or there are more than limits.handler_targets ids; so we refuse to build those.
+ * length is off, or there are more than limits.handler_targets ids; so we never build those: the
+ * sender goes out as its reply token (sender.ts), and ids are checked.
  */
 import { FrameError } from '../errors.js';
+import { REPLY_TOKEN_RE, replyToken } from './sender.js';
 import { encodeTNetstring, readLengthPrefix, type Cursor, type TNetValue } from './tnetstring.js';
 
 /** Mongrel2's default limits.handler_targets. */
 export const MAX_TARGETS = 128;
 
-const SENDER_RE = /^[A-Za-z0-9-]+$/;
 const CONN_ID_RE = /^\d{1,19}$/;
 // eslint-disable-next-line no-control-regex
 const NON_LATIN1 = /[^\u0000-\u00ff]/;
 
-/** `SENDER LEN:[X ]ids, ` as a latin1 (here: ASCII) string. Throws TypeError/RangeError. */
+/**
+ * `TOKEN LEN:[X ]ids, ` as a latin1 (here: ASCII) string. Throws TypeError/RangeError, never for a
+ * sender or id that parseRequest returned.
+ */
 function replyHeader(sender: string, connIds: readonly string[], extended: boolean): string {
-  if (!SENDER_RE.test(sender)) throw new TypeError(`reply sender ${JSON.stringify(sender)} is not [A-Za-z0-9-]+`);
+  const token = replyToken(sender);
   const n = connIds.length;
   if (n === 0) throw new RangeError('a reply needs at least one connection id');
   if (n > MAX_TARGETS) throw new RangeError(`${n} connection ids in one reply, Mongrel2 accepts at most ${MAX_TARGETS}`);
@@ -29,7 +33,7 @@ function replyHeader(sender: string, connIds: readonly string[], extended: boole
     if (!CONN_ID_RE.test(id)) throw new TypeError(`connection id ${JSON.stringify(id)} is not a decimal number`);
     ids += i === 0 ? id : ' ' + id;
   }
-  return sender + ' ' + ids.length + ':' + ids + ', ';
+  return token + ' ' + ids.length + ':' + ids + ', ';
 }
 
 /**
@@ -78,7 +82,7 @@ export function parseReply(msg: Buffer): { sender: string; connIds: string[]; ex
   const sp = msg.indexOf(0x20);
   if (sp <= 0) throw new FrameError('reply has no sender');
   const sender = msg.toString('latin1', 0, sp);
-  if (!SENDER_RE.test(sender)) throw new FrameError(`reply sender ${JSON.stringify(sender)} is not [A-Za-z0-9-]+`);
+  if (!REPLY_TOKEN_RE.test(sender)) throw new FrameError(`reply sender ${JSON.stringify(sender)} is not [A-Za-z0-9-]+`);
   const cur: Cursor = { buf: msg, pos: sp + 1, end: msg.length };
   const len = readLengthPrefix(cur);
   const start = cur.pos;

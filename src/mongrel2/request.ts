@@ -52,6 +52,12 @@ function routingEnd(msg: Buffer): number {
   const sp1 = msg.indexOf(SPACE);
   if (sp1 === -1) throw new FrameError('request has no space after the sender');
   if (sp1 === 0) throw new FrameError('request has an empty sender');
+  // The reply encoder must be able to answer every sender let through here (sender.ts): a sender
+  // it refused (sender.ts isSender) used to throw out of the gateway's flush and kill the worker.
+  for (let i = 0; i < sp1; i++) {
+    const c = msg[i]!;
+    if (c < 0x20 || c === 0x7f) throw new FrameError(`request sender has control byte 0x${c.toString(16)} at offset ${i}`);
+  }
   const idStart = sp1 + 1;
   let p = idStart;
   const len = msg.length;

@@ -17,8 +17,11 @@
  *   the decoded path and of the path the file really has (after symlinks).
  * - Files whose real path leaves document_root (symlinks out of it) are 404: the realpath
  *   check backs up the `..` refusal (nginx would need disable_symlinks for this).
- * - Static files in dot-directories or named with a leading dot (.env, .git/…) are 404,
- *   except under /.well-known/.
+ * - Paths with a dot-file or dot-directory segment (.env, .git/…) are treated as not found,
+ *   except under /.well-known/: never served statically, never executed (`/.git/hook.php`), no
+ *   directory redirect. A front controller, when configured, gets them like any missing path.
+ * - Redirects are built from the normalised path, so `//admin` never becomes the
+ *   protocol-relative `Location: //admin/` (another host).
  * - Script decisions are cached for a second (PHP's realpath cache and nginx's open_file_cache
  *   do the same): stat + realpath per request cost more than the rest of a hello-world
  *   request. A script deleted meanwhile still goes to PHP, which answers 404 itself.
@@ -170,8 +173,9 @@ export function isDenied(p: string, deny: readonly string[]): boolean {
 
 /** A dot-file or dot-directory anywhere in the path, /.well-known/ excepted. */
 export function hasHiddenSegment(p: string): boolean {
+  if (p === '/.well-known') return false;
   const rest = p.startsWith('/.well-known/') ? p.slice('/.well-known'.length) : p;
-  return /\/\./.test(rest);
+  return rest.includes('/.');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,7 +226,7 @@ export class ScriptResolver {
       if (hit.expires > Date.now()) return hit.r;
       this.cache.delete(p);
     }
-    const r = await this.resolveUncached(p, decoded.trailingSlash, input.originalUri);
+    const r = await this.resolveUncached(p, decoded.trailingSlash, input);
     if (r.kind === 'script') {
       if (this.cache.size >= SCRIPT_CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
       this.cache.set(p, { r, expires: Date.now() + SCRIPT_CACHE_TTL_MS });
@@ -235,17 +239,18 @@ export class ScriptResolver {
     this.cache.clear();
   }
 
-  private async resolveUncached(p: string, trailingSlash: boolean, originalUri: string): Promise<Resolution> {
+  private async resolveUncached(p: string, trailingSlash: boolean, input: ResolveInput): Promise<Resolution> {
     const split = splitScriptPath(p, this.ext);
     if (split !== null) {
-      const r = await this.script(split.script, split.pathInfo);
+      const r = hasHiddenSegment(split.script) ? null : await this.script(split.script, split.pathInfo);
       return r ?? this.notFound();
     }
+    if (hasHiddenSegment(p)) return this.notFound();
 
     const full = this.documentRoot + p;
     const st = await this.fsx.stat(full);
     if (st === null) return this.notFound();
-    if (st.isDirectory()) return this.directory(p, trailingSlash, originalUri);
+    if (st.isDirectory()) return this.directory(p, trailingSlash, input);
     if (st.isFile()) {
       const r = await this.staticFile(p, st);
       if (r !== null) return r;
@@ -274,12 +279,12 @@ export class ScriptResolver {
     return { kind: 'static', file, stat: st };
   }
 
-  private async directory(p: string, trailingSlash: boolean, originalUri: string): Promise<Resolution> {
+  private async directory(p: string, trailingSlash: boolean, input: ResolveInput): Promise<Resolution> {
     const dir = p.endsWith('/') ? p : p + '/';
     const indexPath = dir + this.index;
     const st = await this.fsx.stat(this.documentRoot + indexPath);
     if (st === null || !st.isFile()) return this.notFound();
-    if (!trailingSlash && p !== '/') return { kind: 'redirect', location: slashRedirect(originalUri) };
+    if (!trailingSlash && p !== '/') return { kind: 'redirect', location: slashRedirect(input.originalUri, input.path, p) };
     if (splitScriptPath(indexPath, this.ext)?.pathInfo === '') {
       return (await this.script(indexPath, '')) ?? this.notFound();
     }
@@ -313,8 +318,28 @@ function forbidden(): Resolution {
   return { kind: 'error', error: new M2gwError('M2GW_FORBIDDEN', 'path denied by configuration') };
 }
 
-/** The client's own path plus '/', query kept: relative to the host, like nginx's absolute_redirect off. */
-export function slashRedirect(originalUri: string): string {
+/**
+ * The directory's URI plus '/', query kept: relative to the host, like nginx's absolute_redirect
+ * off. Built from the normalised path `normalised` (of `path`, the part of the client's URI under
+ * document_root) behind the untouched route prefix, never from the client's own path text: for
+ * `//admin` that text would give `Location: //admin/`, which browsers read as host `admin`.
+ */
+export function slashRedirect(originalUri: string, path: string, normalised: string): string {
   const q = originalUri.indexOf('?');
-  return q === -1 ? originalUri + '/' : originalUri.slice(0, q) + '/' + originalUri.slice(q);
+  const rawPath = q === -1 ? originalUri : originalUri.slice(0, q);
+  const query = q === -1 ? '' : originalUri.slice(q);
+  let location: string;
+  if (rawPath.endsWith(path)) {
+    location = rawPath.slice(0, rawPath.length - path.length) + normalised;
+  } else if (path.startsWith('/') && rawPath.endsWith(path.slice(1))) {
+    // strip_prefix added the leading '/' (prefix "/app" and URI "/appx" give the path "/x").
+    location = rawPath.slice(0, rawPath.length - path.length + 1) + normalised.slice(1);
+  } else {
+    location = normalised;
+  }
+  // Whatever the prefix was, a Location starting with two slashes (or slash-backslash) names a host.
+  let i = 0;
+  while (location.charCodeAt(i) === 0x2f || location.charCodeAt(i) === 0x5c) i++;
+  if (i !== 1) location = '/' + location.slice(i);
+  return location + (location.endsWith('/') ? '' : '/') + query;
 }

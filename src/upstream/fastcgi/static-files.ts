@@ -62,16 +62,33 @@ export type RangeResult =
 /**
  * One `bytes=` range against a file of `size` bytes (RFC 9110 §14.1.2). Anything we do not
  * serve as a range (several ranges, other units, malformed) is a full response, as allowed.
+ *
+ * A scanner, not a regex: the header is the client's, and a pattern with adjacent `\s*`/`\d*`
+ * backtracks quadratically (256 KiB of spaces after `bytes=` took minutes). Each char is looked
+ * at once. Whitespace is RFC 9110's OWS (SP / HTAB) only.
  */
 export function parseRange(header: string, size: number): RangeResult {
-  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
-  if (m === null) return { kind: 'full' };
-  const [, a, b] = m as unknown as [string, string, string];
+  const n = header.length;
+  let i = skipOws(header, 0);
+  if (!startsWithAsciiCaseless(header, i, 'bytes')) return { kind: 'full' };
+  i = skipOws(header, i + 5);
+  if (header.charCodeAt(i) !== 0x3d /* = */) return { kind: 'full' };
+  i = skipOws(header, i + 1);
+  const aStart = i;
+  i = skipDigits(header, i);
+  const a = header.slice(aStart, i);
+  i = skipOws(header, i);
+  if (header.charCodeAt(i) !== 0x2d /* - */) return { kind: 'full' };
+  i = skipOws(header, i + 1);
+  const bStart = i;
+  i = skipDigits(header, i);
+  const b = header.slice(bStart, i);
+  if (skipOws(header, i) !== n) return { kind: 'full' };
   if (a === '' && b === '') return { kind: 'full' };
   if (a === '') {
-    const n = Number(b);
-    if (n === 0 || size === 0) return { kind: 'unsatisfiable' };
-    return { kind: 'partial', start: Math.max(0, size - n), end: size - 1 };
+    const suffix = Number(b);
+    if (suffix === 0 || size === 0) return { kind: 'unsatisfiable' };
+    return { kind: 'partial', start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = Number(a);
   let end = b === '' ? size - 1 : Number(b);
@@ -79,6 +96,33 @@ export function parseRange(header: string, size: number): RangeResult {
   if (start >= size) return { kind: 'unsatisfiable' };
   if (end >= size) end = size - 1;
   return { kind: 'partial', start, end };
+}
+
+function skipOws(s: string, i: number): number {
+  while (i < s.length) {
+    const c = s.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x09) break;
+    i++;
+  }
+  return i;
+}
+
+function skipDigits(s: string, i: number): number {
+  while (i < s.length) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) break;
+    i++;
+  }
+  return i;
+}
+
+/** `word` is lower-case ASCII letters. */
+function startsWithAsciiCaseless(s: string, at: number, word: string): boolean {
+  if (at + word.length > s.length) return false;
+  for (let j = 0; j < word.length; j++) {
+    if ((s.charCodeAt(at + j) | 0x20) !== word.charCodeAt(j)) return false;
+  }
+  return true;
 }
 
 function header(req: UpstreamRequest, name: string): string | undefined {

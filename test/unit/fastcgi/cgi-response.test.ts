@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { CgiHeaderError, CgiResponseParser } from '../../../src/upstream/fastcgi/cgi-response.js';
+import { CgiHeaderError, CgiResponseParser, parseStatusValue } from '../../../src/upstream/fastcgi/cgi-response.js';
 import type { CgiHead } from '../../../src/upstream/fastcgi/cgi-response.js';
 import { RecordDecoder } from '../../../src/upstream/fastcgi/record-decoder.js';
 import { repoRoot } from '../fixtures.js';
@@ -205,4 +205,31 @@ test('CGI head: parses the STDOUT PHP-FPM really sent (recorded)', () => {
   assert.equal(head.reason, 'Not Found');
   assert.deepEqual(head.headers, [['content-type', 'text/html; charset=UTF-8']]);
   assert.equal(body, 'File not found.\n');
+});
+
+test('CGI head: linear when the head arrives in 1-byte pieces (it copied the whole head per piece)', () => {
+  // 256 KiB in 1-byte pieces took ~16 s when each piece re-concatenated the head.
+  const head = Buffer.from('X-A: ' + 'a'.repeat(256 * 1024) + '\r\nStatus: 201 Made\r\n\r\nbody');
+  const p = new CgiResponseParser(1 << 20);
+  const t0 = performance.now();
+  let got: CgiHead | null = null;
+  for (let i = 0; i < head.length && got === null; i++) got = p.push(head.subarray(i, i + 1));
+  const ms = performance.now() - t0;
+  assert.ok(got !== null);
+  assert.equal(got.status, 201);
+  assert.equal(got.headers[0]![1].length, 256 * 1024);
+  assert.ok(ms < 2000, `${ms.toFixed(0)} ms`);
+});
+
+test('CGI head: Status values, scanned without a backtracking regex', () => {
+  assert.deepEqual(parseStatusValue('404'), { status: 404, reason: undefined });
+  assert.deepEqual(parseStatusValue('404 Not Found'), { status: 404, reason: 'Not Found' });
+  assert.deepEqual(parseStatusValue('200 \t OK'), { status: 200, reason: 'OK' });
+  assert.deepEqual(parseStatusValue('200 '), { status: 200, reason: undefined });
+  for (const bad of ['', '20', '600', '099', '2000', '200x', 'abc', '200 a\rb', '200 a\nb', ' 200']) {
+    assert.equal(parseStatusValue(bad), null, JSON.stringify(bad));
+  }
+  const t0 = performance.now();
+  assert.equal(parseStatusValue('200' + ' '.repeat(60_000) + 'a\rb'), null);
+  assert.ok(performance.now() - t0 < 250);
 });

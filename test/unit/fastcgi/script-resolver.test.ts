@@ -101,11 +101,21 @@ test('hasHiddenSegment: dot-files and dot-dirs, /.well-known/ excepted', () => {
   assert.ok(!hasHiddenSegment('/.well-known/acme-challenge/t'));
   assert.ok(hasHiddenSegment('/.well-known/.x'));
   assert.ok(!hasHiddenSegment('/a.b/c'));
+  assert.ok(!hasHiddenSegment('/.well-known'));
+  assert.ok(hasHiddenSegment('/.well-knownx/a'));
 });
 
-test('slashRedirect keeps the client’s path prefix and query', () => {
-  assert.equal(slashRedirect('/sub'), '/sub/');
-  assert.equal(slashRedirect('/app/sub?q=1&r'), '/app/sub/?q=1&r');
+test('slashRedirect keeps the client’s path prefix and query, and builds the path from its normal form', () => {
+  assert.equal(slashRedirect('/sub', '/sub', '/sub'), '/sub/');
+  assert.equal(slashRedirect('/app/sub?q=1&r', '/sub', '/sub'), '/app/sub/?q=1&r');
+  assert.equal(slashRedirect('//admin', '//admin', '/admin'), '/admin/');
+  assert.equal(slashRedirect('/app//admin?x', '//admin', '/admin'), '/app/admin/?x');
+  assert.equal(slashRedirect('/appx', '/x', '/x'), '/appx/');
+  assert.equal(slashRedirect('/./admin', '/./admin', '/admin'), '/admin/');
+  assert.equal(slashRedirect('/%2e/admin', '/%2e/admin', '/admin'), '/admin/');
+  // Whatever comes in, the Location never starts with two slashes (a host) or slash-backslash.
+  assert.equal(slashRedirect('//x//y', '/y', '/y'), '/x//y/');
+  assert.equal(slashRedirect('///evil', '/q', '/q'), '/q/');
 });
 
 // --- against a real directory tree ------------------------------------------------------------
@@ -122,7 +132,7 @@ function write(rel: string, content = '<?php echo 1;'): void {
 before(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'm2gw-resolver-'));
   root = path.join(tmp, 'www');
-  for (const f of ['index.php', 'x.php', 'X.PHP', 'front.php', 'evil.php.jpg', 'uploads/x.jpg', 'sub/index.php', 'private/secret.php']) write(f);
+  for (const f of ['.git/hook.php', 'sub/.hidden.php', '.well-known/run.php', 'index.php', 'x.php', 'X.PHP', 'front.php', 'evil.php.jpg', 'uploads/x.jpg', 'sub/index.php', 'private/secret.php']) write(f);
   write('sub/page.txt', 'text');
   write('.env', 'SECRET=1');
   write('.well-known/acme.txt', 'token');
@@ -246,6 +256,28 @@ test('resolver: security — dot-files are not served statically', async () => {
   const r = resolver({ serveStatic: true });
   assertError(await resolve(r, '/.env'), 'M2GW_NOT_FOUND', '.env');
   assert.equal((await resolve(r, '/.well-known/acme.txt')).kind, 'static');
+});
+
+test('resolver: security — scripts in dot-directories or named with a dot are not executed either', async () => {
+  const r = resolver({ serveStatic: true });
+  assertError(await resolve(r, '/.git/hook.php'), 'M2GW_NOT_FOUND', '/.git/hook.php');
+  assertError(await resolve(r, '/.git/hook.php/x'), 'M2GW_NOT_FOUND', 'with PATH_INFO');
+  assertError(await resolve(r, '/%2egit/hook.php'), 'M2GW_NOT_FOUND', 'encoded dot');
+  assertError(await resolve(r, '/sub/.hidden.php'), 'M2GW_NOT_FOUND', 'dot-file script');
+  assertError(await resolve(r, '/.git'), 'M2GW_NOT_FOUND', 'no redirect that reveals a dot-directory');
+  assertError(await resolve(r, '/.git/'), 'M2GW_NOT_FOUND', 'no index in a dot-directory');
+  // As for static files, a front controller gets them like any path that does not exist.
+  assertScript(await resolve(resolver({ frontController: '/front.php' }), '/.git/hook.php'), '/front.php');
+  // PATH_INFO is not a file: a dot segment there is the app's business.
+  assertScript(await resolve(r, '/x.php/.well/x'), '/x.php', '/.well/x');
+  assertScript(await resolve(r, '/.well-known/run.php'), '/.well-known/run.php');
+});
+
+test('resolver: a directory asked for as //sub redirects to /sub/, never to a protocol-relative URL', async () => {
+  const r = resolver();
+  assert.deepEqual(await resolve(r, '//sub'), { kind: 'redirect', location: '/sub/' });
+  assert.deepEqual(await resolve(r, '//sub', '/app//sub?q=1'), { kind: 'redirect', location: '/app/sub/?q=1' });
+  assert.deepEqual(await resolve(r, '/./sub'), { kind: 'redirect', location: '/sub/' });
 });
 
 test('resolver: directories — index, 301 to the slash form (query and prefix kept), no index', async () => {

@@ -58,6 +58,33 @@ test('parseRange: one byte range, table', () => {
   assert.deepEqual(parseRange('bytes=0-', 0), { kind: 'unsatisfiable' });
 });
 
+test('parseRange: optional whitespace, case, and what stays a full response', () => {
+  assert.deepEqual(parseRange(' BYTES = 1 - 2 ', 10), { kind: 'partial', start: 1, end: 2 });
+  assert.deepEqual(parseRange('bytes=\t1-\t', 10), { kind: 'partial', start: 1, end: 9 });
+  for (const h of ['bytes=1-2x', 'bytes1-2', 'bytes=1 2', 'bytes=--1', 'bytes=+1-2', 'bytes=1-2,', 'bytes=\u00a01-2', 'bytesx=1-2']) {
+    assert.deepEqual(parseRange(h, 10), { kind: 'full' }, h);
+  }
+});
+
+test('parseRange is linear: 256 KiB of spaces after "bytes=" parses at once (the regex took minutes)', () => {
+  for (const h of ['bytes=' + ' '.repeat(256 * 1024), 'bytes=' + ' '.repeat(256 * 1024) + 'x', 'bytes=1' + ' '.repeat(256 * 1024) + '-x', ' '.repeat(256 * 1024) + 'x']) {
+    const t0 = performance.now();
+    assert.deepEqual(parseRange(h, 10), { kind: 'full' });
+    const ms = performance.now() - t0;
+    assert.ok(ms < 250, `${ms.toFixed(1)} ms`);
+  }
+});
+
+test('etagMatches is linear in If-None-Match', () => {
+  const etag = etagFor({ size: 255, mtimeMs: 4096.7 });
+  for (const h of [' '.repeat(1 << 20), ','.repeat(1 << 20), 'W/'.repeat(1 << 19), '"a",'.repeat(1 << 18) + 'W/"ff-1000"']) {
+    const t0 = performance.now();
+    etagMatches(h, etag);
+    const ms = performance.now() - t0;
+    assert.ok(ms < 500, `${ms.toFixed(1)} ms`);
+  }
+});
+
 test('etag: W/"size-mtime" and weak If-None-Match comparison', () => {
   const etag = etagFor({ size: 255, mtimeMs: 4096.7 });
   assert.equal(etag, 'W/"ff-1000"');

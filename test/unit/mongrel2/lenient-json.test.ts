@@ -183,3 +183,13 @@ test('random documents: same as JSON.parse; truncated objects and damaged bytes 
     onlyFrameErrors(() => parseLenientJson(damaged), `damaged ${damaged.toString('latin1')}`);
   }
 });
+
+test('long runs of \\u escapes, lone high surrogates included, decode or raise FrameError only', () => {
+  // 150,000 `\ud800` threw RangeError (the run was never flushed while it ended in a high surrogate).
+  const lone = parseLenientJson(Buffer.from('"' + '\\ud800'.repeat(150_000) + '"'));
+  assert.equal(lone, '\xef\xbf\xbd'.repeat(150_000));
+  const pairs = parseLenientJson(Buffer.from('"' + '\\ud83d\\ude00'.repeat(50_000) + '"'));
+  assert.equal(pairs, Buffer.from('\u{1f600}'.repeat(50_000), 'utf8').toString('latin1'));
+  const mixed = parseLenientJson(Buffer.from('"' + '\\ud800'.repeat(4095) + '\\ud83d\\ude00' + '"'));
+  assert.equal(mixed, '\xef\xbf\xbd'.repeat(4095) + Buffer.from('\u{1f600}', 'utf8').toString('latin1'));
+});
