@@ -33,12 +33,14 @@ export interface ChainOptions {
   readonly protocol?: 'json' | 'tnetstring';
   readonly settings?: StartMongrel2Options['settings'];
   readonly hooks?: GatewayHooks;
+  /** Mongrel2's send_ident (the sender of every request); default a random UUID. */
+  readonly sendIdent?: string;
 }
 
 export async function startChain(opts: ChainOptions): Promise<Chain> {
   const [spec] = await allocHandlerSpecs(1);
   const m2 = await startMongrel2({
-    handlers: [{ name: 'gw', sendSpec: spec!.sendSpec, recvSpec: spec!.recvSpec, protocol: opts.protocol ?? 'json' }],
+    handlers: [{ name: 'gw', sendSpec: spec!.sendSpec, recvSpec: spec!.recvSpec, protocol: opts.protocol ?? 'json', ...(opts.sendIdent !== undefined ? { sendIdent: opts.sendIdent } : {}) }],
     routes: [{ path: '/', handler: 'gw' }],
     ...(opts.settings ? { settings: opts.settings } : {}),
   });
