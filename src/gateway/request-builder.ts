@@ -21,6 +21,13 @@ const DROP = new Set([
   'content-length',
   // Mongrel2 overwrote it with the client address; the HTTP upstream rebuilds X-Forwarded-*.
   'x-forwarded-for',
+  // Client-made claims about proxies and addresses. m2gw (with Mongrel2) is the edge, so an app
+  // that trusts its local proxy would believe them; the HTTP upstream rebuilds X-Forwarded-For,
+  // -Proto and -Host from what Mongrel2 saw, and every other X-Forwarded-* is dropped below.
+  // `proxy` is httpoxy (HTTP_PROXY in CGI-like environments).
+  'proxy',
+  'forwarded',
+  'x-real-ip',
   'x-mongrel2-upload-start',
   'x-mongrel2-upload-done',
 ]);
@@ -86,6 +93,9 @@ export function clientHeaders(headers: Readonly<Record<string, HeaderValue>>): H
     // Mongrel2 lower-cases client header names, so an uppercase first letter is one of its own keys.
     if (c >= 65 && c <= 90) continue;
     if (DROP.has(name) || (named !== null && named.has(name))) continue;
+    // x-forwarded-port/-prefix/-ssl/-scheme/-server…: spoofable the same way (Rack, Spring and
+    // others read them as the scheme or mount point when the peer is a trusted proxy).
+    if (c === 120 && name.startsWith('x-forwarded-')) continue;
     const value = headers[name]!;
     if (typeof value === 'string') out.push([name, value]);
     else for (const v of value) out.push([name, v]);

@@ -6,7 +6,9 @@
 import { M2gwError, statusFor } from '../errors.js';
 import { CRLF, LAST_CHUNK, encodeChunkHeader, encodeResponseHead, simpleResponse } from '../mongrel2/http-head.js';
 import type { HeaderList, ResponseController, ResponseSink } from '../upstream/upstream.js';
+import { recordLimitHit } from '../metrics/limit-hits.js';
 import { HIGH_WATER, type ClientConnection } from './client-connection.js';
+import { checkUpstreamHead } from './upstream-head.js';
 
 /** Response headers that describe the upstream hop, not the client's. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
@@ -41,6 +43,8 @@ export class ResponseWriter implements ResponseSink {
   private finished = false;
   private status = 0;
   private bytes = 0;
+  /** The checked Content-Length, when framing is 'length'. */
+  private expected = 0;
   private closeAfter = false;
 
   constructor(conn: ClientConnection, opts: ResponseWriterOptions, done: (outcome: ResponseOutcome) => void) {
@@ -56,34 +60,51 @@ export class ResponseWriter implements ResponseSink {
   onResponseStart(_ctl: ResponseController, status: number, headers: HeaderList, reason?: string): void {
     if (this.finished || this.started) return;
     // 1xx interim responses are the upstream hop's business (Mongrel2 already answered Expect).
+    // A 101 is not interim: checkUpstreamHead refuses it (we never ask for an upgrade).
     if (status < 200 && status !== 101) return;
+    const verdict = checkUpstreamHead(status, headers);
+    if (!verdict.ok) {
+      if (verdict.limit) recordLimitHit(verdict.limit);
+      this.onResponseError(new M2gwError('M2GW_UPSTREAM_PROTOCOL', `invalid response head: ${verdict.reason}`, 'request-sent'));
+      return;
+    }
     this.started = true;
     this.status = status;
-    const noBody = this.opts.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
+    const noBody = this.opts.method === 'HEAD' || status === 204 || status === 304;
     const out: HeaderList = [];
-    let contentLength: string | undefined;
-    let connectionTokens: string[] | null = null;
+    let lengthAt = -1;
+    let connectionTokens: Set<string> | null = null;
     for (const [name, value] of headers) {
       const lower = name.toLowerCase();
-      if (lower === 'connection') connectionTokens = value.toLowerCase().split(',').map((t) => t.trim());
+      if (lower === 'connection') {
+        connectionTokens ??= new Set();
+        for (const t of value.toLowerCase().split(',')) connectionTokens.add(t.trim());
+      }
       if (HOP_BY_HOP.has(lower)) continue;
       if (lower === 'content-length') {
-        if (status === 204 || (status >= 100 && status < 200)) continue;
-        contentLength = value;
+        // One header, written by us from the checked number: duplicates collapse, and the
+        // framing can never be removed by the loop below.
+        if (lengthAt === -1 && status !== 204) {
+          lengthAt = out.length;
+          out.push(['Content-Length', String(verdict.contentLength)]);
+        }
+        continue;
       }
       out.push([name, value]);
     }
     if (connectionTokens) {
-      // Headers the upstream named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
-      const named = new Set(connectionTokens);
-      for (let i = out.length - 1; i >= 0; i--) if (named.has(out[i]![0].toLowerCase())) out.splice(i, 1);
+      // Headers the upstream named in Connection are hop-by-hop too (RFC 9110 §7.6.1), except
+      // Content-Length: framing is ours to keep (`Connection: content-length` would otherwise
+      // leave a body without a length on a kept-alive connection).
+      for (let i = out.length - 1; i >= 0; i--) if (i !== lengthAt && connectionTokens.has(out[i]![0].toLowerCase())) out.splice(i, 1);
     }
 
     let keepAlive = this.opts.keepAlive && !this.opts.mustClose;
     if (noBody) {
       this.framing = 'none';
-    } else if (contentLength !== undefined) {
+    } else if (verdict.contentLength !== null) {
       this.framing = 'length';
+      this.expected = verdict.contentLength;
     } else if (!this.opts.http10) {
       this.framing = 'chunked';
       out.push(['Transfer-Encoding', 'chunked']);
@@ -99,7 +120,7 @@ export class ResponseWriter implements ResponseSink {
     try {
       head = encodeResponseHead(status, out, reason);
     } catch (err) {
-      // An upstream header with CR/LF would split the response: refuse the whole response.
+      // An upstream header with CR/LF/NUL would split the response: refuse the whole response.
       this.started = false;
       this.onResponseError(new M2gwError('M2GW_UPSTREAM_PROTOCOL', `invalid response header: ${(err as Error).message}`, 'request-sent'));
       return;
@@ -109,6 +130,18 @@ export class ResponseWriter implements ResponseSink {
 
   onResponseData(ctl: ResponseController, chunk: Buffer): void {
     if (this.finished || !this.started || chunk.length === 0 || this.framing === 'none') return;
+    if (this.framing === 'length' && chunk.length > this.expected - this.bytes) {
+      // More than the upstream announced: whatever follows would be read by the client as
+      // the next response. Send what was announced, then close (and stop the upstream).
+      const allowed = this.expected - this.bytes;
+      if (allowed > 0) {
+        this.bytes += allowed;
+        this.conn.write(chunk.subarray(0, allowed));
+      }
+      ctl.pause();
+      this.onResponseError(new M2gwError('M2GW_UPSTREAM_PROTOCOL', `response body longer than its Content-Length ${this.expected}`, 'headers-sent'));
+      return;
+    }
     this.bytes += chunk.length;
     if (this.framing === 'chunked') {
       this.conn.write(encodeChunkHeader(chunk.length));
@@ -127,6 +160,11 @@ export class ResponseWriter implements ResponseSink {
     if (this.finished) return;
     if (!this.started) {
       this.onResponseError(new M2gwError('M2GW_UPSTREAM_PROTOCOL', 'upstream ended without a response', 'request-sent'));
+      return;
+    }
+    if (this.framing === 'length' && this.bytes < this.expected) {
+      // The client would wait for the missing bytes, then read the next response as body.
+      this.onResponseError(new M2gwError('M2GW_UPSTREAM_PROTOCOL', `response body of ${this.bytes} bytes shorter than its Content-Length ${this.expected}`, 'headers-sent'));
       return;
     }
     this.finished = true;

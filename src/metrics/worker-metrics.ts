@@ -7,6 +7,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { GatewayHooks, RequestDoneInfo } from '../gateway/gateway.js';
 import type { UpstreamHealth } from '../upstream/upstream.js';
+import { limitHitCounts, warningCounts } from './limit-hits.js';
 import { DURATION_BUCKETS, METRIC } from './names.js';
 
 export interface GatewayGauges {
@@ -40,6 +41,20 @@ export function createProcessMetrics(gauges: GatewayGauges | null): ProcessMetri
   const wsMessages = new Counter({ ...METRIC.websocketMessages, labelNames: ['direction'] as const, registers });
   const wsBytes = new Counter({ ...METRIC.websocketBytes, labelNames: ['direction'] as const, registers });
   const wsCloses = new Counter({ ...METRIC.websocketCloses, labelNames: ['code', 'side'] as const, registers });
+  // Process-wide tallies kept where the caps are (limit-hits.ts), read at scrape time.
+  const fromTally = (def: { name: string; help: string }, label: string, read: () => ReadonlyMap<string, number>): void => {
+    new Counter({
+      ...def,
+      labelNames: [label],
+      registers,
+      collect() {
+        this.reset();
+        for (const [key, n] of read()) this.inc({ [label]: key }, n);
+      },
+    });
+  };
+  fromTally(METRIC.limitHits, 'limit', limitHitCounts);
+  fromTally(METRIC.warnings, 'kind', warningCounts);
 
   if (gauges) {
     new Gauge({

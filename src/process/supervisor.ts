@@ -16,6 +16,7 @@
 import os from 'node:os';
 import type { Config, HandlerConfig } from '../config/schema.js';
 import { createLogger, reopenLogFiles, type Logger } from '../log.js';
+import { WarningThrottle } from '../log-throttle.js';
 import { SupervisorMetrics } from '../metrics/supervisor-metrics.js';
 import { HandlerSocket } from '../zmq/handler-socket.js';
 import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
@@ -57,6 +58,8 @@ export class Supervisor {
   lastReload: ReloadResult | null = null;
   restartCount = 0;
   log: Logger;
+  /** Warnings a client can cause at will (malformed frames): rate-limited, counted exactly. */
+  private readonly warnings = new WarningThrottle(() => this.log);
   private text: string;
   private readonly handlers: readonly HandlerConfig[];
   private readonly replies: SupervisorReplies;
@@ -89,7 +92,7 @@ export class Supervisor {
       },
       badFrame: (h, msg, err) => {
         this.metrics.own.hooks.onBadFrame?.();
-        this.log.warn('malformed Mongrel2 message dropped', { handler: this.handlers[h]?.sendSpec, error: String(err), bytes: msg.length });
+        this.warnings.warn('malformed Mongrel2 message dropped', { handler: this.handlers[h]?.sendSpec, error: String(err), bytes: msg.length });
       },
     });
     this.sockets = config.handlers.map(

@@ -51,3 +51,20 @@ test('request ids: a sane incoming one is kept, anything else is replaced', () =
   assert.notEqual(minted, 'bad id with spaces');
   assert.notEqual(requestIdFor(mk()), requestIdFor(mk()));
 });
+
+test('client claims about proxies and addresses are dropped (Proxy, Forwarded, X-Real-IP, every X-Forwarded-*)', () => {
+  const h = clientHeaders({
+    METHOD: 'GET',
+    proxy: 'http://evil.test',
+    forwarded: 'for=10.0.0.1;proto=https',
+    'x-real-ip': '10.0.0.1',
+    'x-forwarded-for': '10.0.0.1',
+    'x-forwarded-proto': 'https',
+    'x-forwarded-host': 'evil.test',
+    'x-forwarded-ssl': 'on',
+    'x-forwarded-prefix': '/admin',
+    'x-forwardedness': 'kept',
+    accept: '*/*',
+  });
+  assert.deepEqual(h, [['x-forwardedness', 'kept'], ['accept', '*/*']]);
+});

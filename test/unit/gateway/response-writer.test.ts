@@ -5,6 +5,7 @@ import { ResponseWriter, type ResponseOutcome, type ResponseWriterOptions } from
 import { M2gwError } from '../../../src/errors.js';
 import { parseReply } from '../../../src/mongrel2/reply.js';
 import type { HeaderList, ResponseController } from '../../../src/upstream/upstream.js';
+import { limitHitCount } from '../../../src/metrics/limit-hits.js';
 
 interface Run {
   text: () => string;
@@ -138,4 +139,114 @@ test('backpressure: a full queue pauses the upstream', () => {
   r.writer.onResponseStart(r.ctl, 200, H('Content-Length', String(2 * 1024 * 1024)));
   r.writer.onResponseData(r.ctl, Buffer.alloc(1024 * 1024));
   assert.equal(r.ctl.paused, true);
+});
+
+// Issue 11 item 1: an upstream's Content-Length is held against its body (response smuggling).
+
+test('a body longer than its Content-Length is cut at the length and the connection closed', () => {
+  const r = run();
+  const smuggled = 'HTTP/1.1 200 OK\r\nContent-Length: 7\r\nX-Smuggled: yes\r\n\r\nSPOOFED';
+  r.writer.onResponseStart(r.ctl, 200, H('Content-Length', '5'));
+  r.writer.onResponseData(r.ctl, Buffer.from('HELLO' + smuggled, 'latin1'));
+  r.writer.onResponseEnd(r.ctl);
+  const t = r.text();
+  assert.ok(t.endsWith('\r\n\r\nHELLO'), t);
+  assert.doesNotMatch(t, /Smuggled|SPOOFED/);
+  assert.equal(r.closed(), true);
+  assert.equal(r.outcome()!.error!.code, 'M2GW_UPSTREAM_PROTOCOL');
+  assert.equal(r.outcome()!.bytes, 5);
+  assert.equal(r.ctl.paused, true, 'the upstream is stopped');
+});
+
+test('excess arriving in a later piece is dropped too', () => {
+  const r = run();
+  r.writer.onResponseStart(r.ctl, 200, H('Content-Length', '5'));
+  r.writer.onResponseData(r.ctl, Buffer.from('HEL'));
+  r.writer.onResponseData(r.ctl, Buffer.from('LO'));
+  r.writer.onResponseData(r.ctl, Buffer.from('X'));
+  assert.ok(r.text().endsWith('HELLO'));
+  assert.equal(r.closed(), true);
+});
+
+test('a body shorter than its Content-Length closes the connection', () => {
+  const r = run();
+  r.writer.onResponseStart(r.ctl, 200, H('Content-Length', '100'));
+  r.writer.onResponseData(r.ctl, Buffer.from('HELLO'));
+  r.writer.onResponseEnd(r.ctl);
+  assert.equal(r.closed(), true);
+  assert.equal(r.outcome()!.closed, true);
+  assert.equal(r.outcome()!.error!.phase, 'headers-sent');
+});
+
+for (const [label, headers] of [
+  ['two different lengths', H('Content-Length', '5', 'Content-Length', '6')],
+  ['a list of different lengths', H('Content-Length', '5, 6')],
+  ['a negative length', H('Content-Length', '-1')],
+  ['a signed length', H('Content-Length', '+5')],
+  ['a hex length', H('Content-Length', '0x5')],
+  ['an empty length', H('Content-Length', '')],
+  ['a length past 2^53', H('Content-Length', '99999999999999999999')],
+  ['both Content-Length and Transfer-Encoding', H('Content-Length', '5', 'Transfer-Encoding', 'chunked')],
+] as const) {
+  test(`${label}: 502, nothing of the upstream's head passed on`, () => {
+    const r = run();
+    r.writer.onResponseStart(r.ctl, 200, headers as HeaderList);
+    r.writer.onResponseData(r.ctl, Buffer.from('HELLO'));
+    r.writer.onResponseEnd(r.ctl);
+    assert.match(r.text(), /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+    assert.doesNotMatch(r.text(), /HELLO/);
+    assert.equal(r.outcome()!.status, 502);
+  });
+}
+
+test('identical duplicate lengths collapse into one header', () => {
+  const r = run();
+  r.writer.onResponseStart(r.ctl, 200, H('Content-Length', '5', 'content-length', '5, 5'));
+  r.writer.onResponseData(r.ctl, Buffer.from('HELLO'));
+  r.writer.onResponseEnd(r.ctl);
+  const t = r.text();
+  assert.equal(t.match(/content-length/gi)?.length, 1);
+  assert.match(t, /Content-Length: 5\r\n/);
+  assert.equal(r.closed(), false);
+});
+
+test('Connection naming content-length never removes the framing', () => {
+  const r = run();
+  r.writer.onResponseStart(r.ctl, 200, H('Connection', 'content-length', 'Content-Length', '5'));
+  r.writer.onResponseData(r.ctl, Buffer.from('HELLO'));
+  r.writer.onResponseEnd(r.ctl);
+  const t = r.text();
+  assert.match(t, /Content-Length: 5\r\n/);
+  assert.doesNotMatch(t, /Transfer-Encoding/);
+  assert.ok(t.endsWith('\r\n\r\nHELLO'));
+  assert.equal(r.closed(), false);
+});
+
+test('an unsolicited 101 is a 502', () => {
+  const r = run();
+  r.writer.onResponseStart(r.ctl, 101, H('Upgrade', 'websocket', 'Connection', 'upgrade'));
+  r.writer.onResponseEnd(r.ctl);
+  assert.match(r.text(), /^HTTP\/1\.1 502 /);
+  assert.doesNotMatch(r.text(), /101/);
+});
+
+test('a NUL in a header value is a 502', () => {
+  const r = run();
+  r.writer.onResponseStart(r.ctl, 200, H('X-A', 'a\0b'));
+  assert.match(r.text(), /^HTTP\/1\.1 502 /);
+});
+
+test('too many upstream headers, or too many header bytes: 502 and the cap counted', () => {
+  const before = limitHitCount('upstream_header_count');
+  const many: HeaderList = [];
+  for (let i = 0; i < 10_000; i++) many.push([`x-h${i}`, 'v']);
+  const r = run();
+  r.writer.onResponseStart(r.ctl, 200, many);
+  assert.match(r.text(), /^HTTP\/1\.1 502 /);
+  assert.equal(limitHitCount('upstream_header_count'), before + 1);
+  const bytesBefore = limitHitCount('upstream_header_bytes');
+  const r2 = run();
+  r2.writer.onResponseStart(r2.ctl, 200, H('X-Big', 'v'.repeat(70_000)));
+  assert.match(r2.text(), /^HTTP\/1\.1 502 /);
+  assert.equal(limitHitCount('upstream_header_bytes'), bytesBefore + 1);
 });

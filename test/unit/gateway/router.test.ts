@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Router, upstreamPath } from '../../../src/gateway/router.js';
+import { Router, dotDotSegment, upstreamPath } from '../../../src/gateway/router.js';
 import type { RouteConfig } from '../../../src/config/schema.js';
 import type { Upstream } from '../../../src/upstream/upstream.js';
 
@@ -38,4 +38,14 @@ test('strip_prefix keeps a leading slash', () => {
   assert.equal(upstreamPath(r.match('', '/rails/')!, '/rails/'), '/');
   assert.equal(upstreamPath(r.match('', '/api')!, '/api'), '/');
   assert.equal(upstreamPath(r.match('', '/api/v1')!, '/api/v1'), '/v1');
+});
+
+test('dot-dot segments are found in every spelling, ordinary dots are not', () => {
+  for (const p of ['/public/../admin/secret', '/public/%2e%2e/admin/secret', '/public/%2E%2e/admin', '/public/.%2e/admin', '/public/..', '/public/..;/admin',
+    '/public/..;jsessionid=1/admin', '/public/..\\admin', '/public/..%2fadmin', '/public/..%5Cadmin', '/public%2f..%2fadmin', '/..']) {
+    assert.equal(dotDotSegment(p), true, p);
+  }
+  for (const p of ['/', '/public/a..b', '/public/...', '/public/./x', '/public/.well-known/x', '/public/..a', '/public/%2e%2e%2e', '/public/%252e%252e/x', '/x%2', '/x%']) {
+    assert.equal(dotDotSegment(p), false, p);
+  }
 });
