@@ -132,13 +132,14 @@ export class ResponseWriter implements ResponseSink {
     if (this.finished || !this.started || chunk.length === 0 || this.framing === 'none') return;
     if (this.framing === 'length' && chunk.length > this.expected - this.bytes) {
       // More than the upstream announced: whatever follows would be read by the client as
-      // the next response. Send what was announced, then close (and stop the upstream).
+      // the next response. Send what was announced, then close. (Not paused: a paused upstream
+      // would hold its connection; the rest is dropped as it comes, and the gateway aborts
+      // the upstream request when a response ends in an error.)
       const allowed = this.expected - this.bytes;
       if (allowed > 0) {
         this.bytes += allowed;
         this.conn.write(chunk.subarray(0, allowed));
       }
-      ctl.pause();
       this.onResponseError(new M2gwError('M2GW_UPSTREAM_PROTOCOL', `response body longer than its Content-Length ${this.expected}`, 'headers-sent'));
       return;
     }
