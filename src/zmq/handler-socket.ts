@@ -1,19 +1,19 @@
 /**
- * The only importer of zeromq. One HandlerSocket is the pair of sockets m2gw keeps
- * toward one Mongrel2 Handler: a PULL connected to its send_spec and an XPUB
- * connected to its recv_spec.
+ * One HandlerSocket is the pair of connections m2gw keeps toward one Mongrel2 Handler:
+ * a PULL connected to its send_spec and a PUB connected to its recv_spec, both spoken
+ * in ZMTP directly (zmtp-connection.ts says why not through libzmq).
  *
- * Why XPUB and not PUB: a PUB silently drops messages while no subscriber is
- * known, and Mongrel2's SUB subscription reaches us a moment after the TCP
- * connection. XPUB lets us see that subscription, so we start pulling requests only
- * once a reply can actually be delivered. `noDrop` makes a full queue block instead
- * of dropping; replies are queued in JS meanwhile, never lost.
+ * Why wait for the subscription: a PUB drops messages while no subscriber is known,
+ * and Mongrel2's SUB subscription reaches us a moment after the connection. So we
+ * start pulling requests only once a reply can actually be delivered. Replies are
+ * queued in JS meanwhile, never lost; the kernel's socket buffer and then this queue
+ * absorb a slow Mongrel2 (what libzmq's noDrop did before).
  *
- * Why batching: every reply produced during one event-loop turn goes out as one
- * multipart message. Mongrel2 treats each frame as its own reply, and one send per
- * turn is markedly cheaper than one per reply (and avoids zeromq.js's EBUSY).
+ * Why batching: every reply produced during one event-loop turn goes out in one write.
+ * Each reply is its own single-frame message (Mongrel2 treats each frame as a reply).
  */
-import * as zmq from 'zeromq';
+import { ZmtpConnection } from './zmtp-connection.js';
+import { frameHeaderBytes, writeFrameHeader } from './zmtp-codec.js';
 
 export interface HandlerSocketOptions {
   readonly sendSpec: string;
@@ -28,27 +28,40 @@ export type MessageListener = (msg: Buffer) => void;
 
 /** How long connect() waits for Mongrel2's subscription before pulling requests anyway. */
 const SUBSCRIBE_GRACE_MS = 2_000;
+/** Replies at least this big are written as they are; smaller ones are copied into one buffer. */
+const COPY_BELOW = 16 * 1024;
+/** How long close() lets queued replies leave. */
+const LINGER_MS = 2_000;
 
 export class HandlerSocket {
   readonly options: HandlerSocketOptions;
-  private readonly pub: zmq.XPublisher;
-  private pull: zmq.Pull | null = null;
+  private readonly pub: ZmtpConnection;
+  private pull: ZmtpConnection | null = null;
   private queue: Buffer[] = [];
   private queuedBytes = 0;
-  private sending = false;
   private flushScheduled = false;
   private closed = false;
   private subscribed = false;
   private everSubscribed = false;
   private subscribedWaiters: Array<() => void> = [];
   private resolveReceiveStopped: () => void = () => undefined;
-  private paused = false;
-  /** Connections the PULL has to Mongrel2 (from the socket monitor). */
-  private pullPeers = 0;
+  /** Subscription prefixes Mongrel2 holds on our PUB (latin1). */
+  private readonly prefixes = new Set<string>();
+  private onPubError: (err: unknown) => void = () => undefined;
 
   constructor(options: HandlerSocketOptions) {
     this.options = options;
-    this.pub = new zmq.XPublisher({ noDrop: true, sendHighWaterMark: 10_000, linger: 2_000 });
+    this.pub = new ZmtpConnection(options.recvSpec, 'PUB', {
+      ready: () => undefined,
+      message: (msg) => this.onSubscription(msg),
+      down: () => {
+        // Mongrel2 went away: its subscriptions with it. Replies to its clients are dropped
+        // until it subscribes again (a restarted Mongrel2 reuses connection ids).
+        this.prefixes.clear();
+        this.subscribed = false;
+      },
+      problem: (err) => this.onPubError(err),
+    });
   }
 
   /**
@@ -64,8 +77,8 @@ export class HandlerSocket {
     onWaiting: (waitedMs: number) => void = () => undefined,
     warnEveryMs = 10_000,
   ): Promise<void> {
-    this.pub.connect(this.options.recvSpec);
-    void this.watchSubscriptions();
+    this.onPubError = onError;
+    this.pub.open();
     const subscribed = this.waitSubscribed(warnEveryMs, onWaiting);
     let graceTimer: NodeJS.Timeout | undefined;
     const grace = new Promise<void>((resolve) => {
@@ -74,20 +87,20 @@ export class HandlerSocket {
     await Promise.race([subscribed, grace]);
     clearTimeout(graceTimer);
     if (!this.subscribed) onWaiting(SUBSCRIBE_GRACE_MS);
-    if (this.options.publishOnly) {
+    if (this.options.publishOnly || this.closed) {
       this.resolveReceiveStopped();
       return;
     }
-    const pull = new zmq.Pull({ linger: 0 });
+    const pull = new ZmtpConnection(this.options.sendSpec, 'PULL', {
+      ready: () => undefined,
+      message: (msg) => {
+        if (!this.closed) onMessage(msg);
+      },
+      down: () => undefined,
+      problem: onError,
+    });
     this.pull = pull;
-    pull.events.on('connect', () => {
-      this.pullPeers++;
-    });
-    pull.events.on('disconnect', () => {
-      this.pullPeers = Math.max(0, this.pullPeers - 1);
-    });
-    pull.connect(this.options.sendSpec);
-    void this.receiveLoop(pull, onMessage).catch(onError);
+    pull.open();
   }
 
   get isSubscribed(): boolean {
@@ -96,23 +109,23 @@ export class HandlerSocket {
 
   /** The PULL is connected to Mongrel2's send_spec (false in publishOnly mode). */
   get isPulling(): boolean {
-    return this.pullPeers > 0;
+    return this.pull?.isReady ?? false;
   }
 
-  /** Bytes waiting in JS for the socket to accept them (backpressure signal). */
+  /** Bytes waiting to be sent (backpressure signal). */
   get pendingBytes(): number {
-    return this.queuedBytes;
+    return this.queuedBytes + this.pub.writableLength;
   }
 
   /**
    * Queue one reply. It leaves with everything else sent in this event-loop turn.
-   * The Buffer must not be modified afterwards (zeromq.js sends it without copying).
+   * The Buffer must not be modified afterwards (a large one is written without copying).
    */
   send(frame: Buffer): void {
     if (this.closed) return;
     this.queue.push(frame);
     this.queuedBytes += frame.length;
-    if (!this.flushScheduled && !this.sending) {
+    if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flush);
     }
@@ -120,84 +133,83 @@ export class HandlerSocket {
 
   /** Stop reading requests (drain): the PULL disconnects, replies keep flowing. */
   async stopReceiving(): Promise<void> {
-    if (this.pull && !this.pull.closed) {
-      this.pull.close();
-    }
+    await this.pull?.close();
     this.resolveReceiveStopped();
   }
 
   /** Temporarily stop pulling (too many requests in flight); resumes with resume(). */
   pause(): void {
-    this.paused = true;
+    this.pull?.pause();
   }
 
   resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    const waiters = this.resumeWaiters;
-    this.resumeWaiters = [];
-    for (const w of waiters) w();
+    this.pull?.resume();
   }
-
-  private resumeWaiters: Array<() => void> = [];
 
   /** Flush what is queued, then close. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     await this.stopReceiving();
-    const deadline = Date.now() + 2_000;
-    while ((this.queue.length > 0 || this.sending) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    this.flush();
     this.closed = true;
-    this.pub.close();
+    this.flushScheduled = false;
+    await this.pub.close(LINGER_MS);
   }
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    // Before Mongrel2's first subscription an XPUB would drop the replies: hold them (see
+    // Before Mongrel2's first subscription a PUB would drop the replies: hold them (see
     // connect). After it, a lost subscription means that Mongrel2 is gone with its clients,
     // and dropping replies to them is right: a restarted Mongrel2 reuses connection ids.
-    if (!this.everSubscribed) return;
-    if (this.sending || this.queue.length === 0 || this.closed) return;
+    if (!this.everSubscribed || this.closed || this.queue.length === 0) return;
     const frames = this.queue;
     this.queue = [];
     this.queuedBytes = 0;
-    this.sending = true;
-    this.pub.send(frames).then(
-      () => {
-        this.sending = false;
-        if (this.queue.length > 0) this.flush();
-      },
-      (err: unknown) => {
-        // Only a closed socket rejects here (noDrop + no timeout waits instead of failing).
-        this.sending = false;
-        if (!this.closed) {
-          this.queue = frames.concat(this.queue);
-          for (const f of frames) this.queuedBytes += f.length;
-          setTimeout(this.flush, 10);
-        }
-        void err;
-      },
-    );
+    if (!this.subscribed) return;
+    let small = 0;
+    for (const f of frames) if (f.length < COPY_BELOW && this.matches(f)) small += frameHeaderBytes(f.length) + f.length;
+    // One buffer for the small replies (the common case: one write per turn); big ones are
+    // written as they are, in order, behind their header.
+    let out = small > 0 ? Buffer.allocUnsafe(small) : null;
+    let pos = 0;
+    for (const f of frames) {
+      if (!this.matches(f)) continue;
+      if (f.length < COPY_BELOW) {
+        pos = writeFrameHeader(out!, pos, f.length);
+        pos += f.copy(out!, pos);
+        continue;
+      }
+      if (out !== null && pos > 0) {
+        this.pub.write(out.subarray(0, pos));
+        out = out.subarray(pos);
+        pos = 0;
+      }
+      const h = Buffer.allocUnsafe(frameHeaderBytes(f.length));
+      writeFrameHeader(h, 0, f.length);
+      this.pub.write(h);
+      this.pub.write(f);
+    }
+    if (out !== null && pos > 0) this.pub.write(out.subarray(0, pos));
   };
 
-  private async watchSubscriptions(): Promise<void> {
-    try {
-      for await (const [msg] of this.pub) {
-        if (!msg || msg.length === 0) continue;
-        if (msg[0] === 1) {
-          const prefix = msg.subarray(1).toString('latin1');
-          if (prefix === '' || this.options.recvIdent.startsWith(prefix) || prefix === this.options.recvIdent) {
-            this.markSubscribed();
-          }
-        } else if (msg[0] === 0 && msg.subarray(1).toString('latin1') === this.options.recvIdent) {
-          // Mongrel2 went away (XPUB reports the subscription gone): replies would be dropped.
-          this.subscribed = false;
-        }
-      }
-    } catch {
-      // socket closed
+  /** Whether Mongrel2 subscribed to a prefix of this reply (in practice: '' or its recv_ident). */
+  private matches(frame: Buffer): boolean {
+    if (this.prefixes.has('')) return true;
+    for (const p of this.prefixes) {
+      if (frame.length >= p.length && frame.toString('latin1', 0, p.length) === p) return true;
+    }
+    return false;
+  }
+
+  private onSubscription(msg: Buffer): void {
+    if (msg.length === 0) return;
+    const prefix = msg.toString('latin1', 1);
+    if (msg[0] === 1) {
+      this.prefixes.add(prefix);
+      if (prefix === '' || this.options.recvIdent.startsWith(prefix) || prefix === this.options.recvIdent) this.markSubscribed();
+    } else if (msg[0] === 0) {
+      this.prefixes.delete(prefix);
+      if (prefix === this.options.recvIdent) this.subscribed = false;
     }
   }
 
@@ -205,7 +217,10 @@ export class HandlerSocket {
     this.subscribed = true;
     if (!this.everSubscribed) {
       this.everSubscribed = true;
-      if (this.queue.length > 0) setImmediate(this.flush);
+      if (this.queue.length > 0 && !this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flush);
+      }
     }
     const waiters = this.subscribedWaiters;
     this.subscribedWaiters = [];
@@ -227,22 +242,5 @@ export class HandlerSocket {
         resolve();
       });
     });
-  }
-
-  private async receiveLoop(pull: zmq.Pull, onMessage: MessageListener): Promise<void> {
-    try {
-      while (!pull.closed) {
-        if (this.paused) {
-          await new Promise<void>((r) => this.resumeWaiters.push(r));
-          continue;
-        }
-        const [msg] = await pull.receive();
-        if (msg) onMessage(msg);
-      }
-    } catch (err) {
-      if (!pull.closed && !this.closed) throw err;
-    } finally {
-      this.resolveReceiveStopped();
-    }
   }
 }
