@@ -3,7 +3,7 @@
  * 1 invalid config or failure, 2 usage error.
  */
 import { Command } from 'commander';
-import { checkCommand, type CheckOptions } from './commands/check.js';
+import type { CheckOptions } from './commands/check.js';
 import { describeInit, INIT_DEFAULTS, InitError, runInit, type InitOptions } from './commands/init.js';
 import { VERSION } from './version.js';
 import { ControlError, reloadCommand, startCommand, statusCommand, stopCommand, type ControlOptions } from './process/control.js';
@@ -18,6 +18,8 @@ export async function main(argv: string[]): Promise<void> {
     .requiredOption('-c, --config <file>', 'path to gw.toml')
     .option('-m, --mongrel2 <config.sqlite>', "also compare with Mongrel2's compiled config (m2sh load output)")
     .action(async (opts: CheckOptions) => {
+      // Loaded on use: a running daemon should not hold check's Mongrel2-database reader.
+      const { checkCommand } = await import('./commands/check.js');
       process.exitCode = await checkCommand(opts);
     });
 

@@ -9,8 +9,6 @@ import { formatStatus, type StatusReport } from '../admin/status.js';
 import { splitHostPort } from '../admin/admin-server.js';
 import { formatProblems, loadConfig, parseConfigText } from '../config/load.js';
 import { processAlive, readPidFile } from './pid-file.js';
-import { runSingleProcess } from './single.js';
-import { runSupervisor } from './supervisor.js';
 
 export interface ControlOptions {
   config?: string;
@@ -33,8 +31,10 @@ export async function startCommand(file: string, single: boolean): Promise<numbe
   const { config, problems } = parseConfigText(text, file);
   if (problems.length > 0) console.error(formatProblems(file, problems));
   if (!config) return 1;
-  if (single) await runSingleProcess(config);
-  else await runSupervisor(path.resolve(file), text, config);
+  // Imported here, not at the top: the supervisor never loads the gateway and its
+  // upstream clients (undici, FastCGI), which only workers run (~10 MiB of RSS).
+  if (single) await (await import('./single.js')).runSingleProcess(config);
+  else await (await import('./supervisor.js')).runSupervisor(path.resolve(file), text, config);
   return 0;
 }
 
