@@ -5,7 +5,8 @@
  * 1 otherwise.
  */
 import fs from 'node:fs';
-import { formatProblems, loadConfig } from '../config/load.js';
+import { loadConfig } from '../config/load.js';
+import { formatProblems } from '../errors.js';
 import { scanKeyLines } from '../config/key-lines.js';
 import { crossCheckMongrel2 } from '../config/mongrel2-crosscheck.js';
 import { Mongrel2DbError, readMongrel2Db } from '../config/mongrel2-db.js';

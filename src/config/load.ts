@@ -67,17 +67,6 @@ export function loadConfigOrThrow(file: string): Config {
   return config;
 }
 
-/** One line per problem, compiler style: `gw.toml:12: upstream.php.max_connections: must be …`. */
-export function formatProblems(file: string, problems: readonly ConfigProblem[]): string {
-  return problems
-    .map((p) => {
-      const where = p.line === undefined ? file : `${file}:${p.line}`;
-      const tag = p.severity === 'warning' ? 'warning: ' : '';
-      return `${where}: ${tag}${p.key}: ${p.message}`;
-    })
-    .join('\n');
-}
-
 function syntaxProblem(err: unknown): ConfigProblem {
   if (err instanceof TomlError) {
     // The message carries a code excerpt after a blank line; the line number says enough.

@@ -15,7 +15,7 @@ const HTTP_KEYS = [
 ] as const;
 const FASTCGI_KEYS = [
   'type', 'address', 'document_root', 'index', 'front_controller', 'serve_static', 'deny', 'max_connections',
-  'pipeline', 'queue_timeout', 'queue_size', 'connect_timeout', 'response_timeout', 'idle_timeout', 'params',
+  'pipeline', 'queue_timeout', 'queue_size', 'retries', 'connect_timeout', 'response_timeout', 'idle_timeout', 'params',
   'script_extension', 'fpm_pool_config',
 ] as const;
 
@@ -176,6 +176,7 @@ function readFastcgi(t: TableReader, name: string): FastcgiUpstreamConfig | null
     pipeline: t.integer('pipeline', { min: 1 }) ?? d.pipeline,
     queueTimeoutMs: t.duration('queue_timeout', { allowZero: true }) ?? d.queueTimeoutMs,
     queueSize: t.integer('queue_size', { min: 0 }) ?? d.queueSize,
+    retries: t.integer('retries', { min: 0 }) ?? d.retries,
     connectTimeoutMs: t.duration('connect_timeout') ?? d.connectTimeoutMs,
     responseTimeoutMs: t.duration('response_timeout') ?? d.responseTimeoutMs,
     idleTimeoutMs: t.duration('idle_timeout') ?? d.idleTimeoutMs,

@@ -36,7 +36,7 @@ export interface HttpUpstreamConfig {
   readonly keepAliveTimeoutMs: number;
   /** A server that failed to connect is out of rotation this long. */
   readonly failTimeoutMs: number;
-  /** Retry a request that never reached a server (connect failure) on another server. */
+  /** Retries on another server, for what upstream/lifecycle.ts allows (a connect failure). */
   readonly retries: number;
   /** A WebSocket client silent this long is pinged; no pong within as long again: close 1001. */
   readonly websocketPingIntervalMs: number;
@@ -63,6 +63,8 @@ export interface FastcgiUpstreamConfig {
   readonly queueTimeoutMs: number;
   /** Longest wait queue before 503. */
   readonly queueSize: number;
+  /** Retries on a new connection, for what upstream/lifecycle.ts allows. */
+  readonly retries: number;
   readonly connectTimeoutMs: number;
   readonly responseTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -141,6 +143,7 @@ export const DEFAULTS = {
     pipeline: 4,
     queueTimeoutMs: 5_000,
     queueSize: 1024,
+    retries: 1,
     connectTimeoutMs: 5_000,
     responseTimeoutMs: 60_000,
     idleTimeoutMs: 60_000,

@@ -8,7 +8,7 @@
  * async-upload protocol (uploads.ts), access log and metrics hooks (request-log.ts).
  */
 import type { Config } from '../config/schema.js';
-import { FrameError, M2gwError, asM2gwError } from '../errors.js';
+import { ClientGoneError, FrameError, M2gwError, asM2gwError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { classify, parseRequest, type Mongrel2Request } from '../mongrel2/request.js';
 import { RequestAbort, type RequestBody, type Upstream, type UpstreamRequest } from '../upstream/upstream.js';
@@ -178,7 +178,7 @@ export class Gateway {
         this.pipeline.enqueue(this.conns.stateFor(handler, req, key), {
           req,
           bodyFile: null,
-          refusal: new M2gwError('M2GW_BAD_REQUEST', 'upload start and done paths differ'),
+          refusal: new M2gwError('M2GW_BAD_REQUEST', 'upload start and done paths differ', 'route'),
         });
         return;
       case 'websocket-handshake':
@@ -194,7 +194,7 @@ export class Gateway {
         this.pipeline.enqueue(this.conns.stateFor(handler, req, key), {
           req,
           bodyFile: null,
-          refusal: new M2gwError('M2GW_BAD_REQUEST', `${kind.kind} messages are not supported (disable upload.stream / route WebSockets elsewhere)`),
+          refusal: new M2gwError('M2GW_BAD_REQUEST', `${kind.kind} messages are not supported (disable upload.stream / route WebSockets elsewhere)`, 'route'),
         });
         return;
       case 'control-other':
@@ -223,17 +223,17 @@ export class Gateway {
     this.inFlightCount++;
 
     if (pending.refusal) return writer.onResponseError(pending.refusal);
-    if (this.draining) return writer.onResponseError(new M2gwError('M2GW_SHUTTING_DOWN', 'gateway is shutting down'), true);
-    if (!route) return writer.onResponseError(new M2gwError('M2GW_NO_ROUTE', `no route for ${line.host || '*'}${line.path}`));
+    if (this.draining) return writer.onResponseError(new M2gwError('M2GW_SHUTTING_DOWN', 'gateway is shutting down', 'route'), true);
+    if (!route) return writer.onResponseError(new M2gwError('M2GW_NO_ROUTE', `no route for ${line.host || '*'}${line.path}`, 'route'));
     if (this.inFlightCount > this.config.gateway.maxInFlight) {
-      return writer.onResponseError(new M2gwError('M2GW_SATURATED', `more than ${this.config.gateway.maxInFlight} requests in flight`));
+      return writer.onResponseError(new M2gwError('M2GW_SATURATED', `more than ${this.config.gateway.maxInFlight} requests in flight`, 'route'));
     }
     let body: RequestBody | null = null;
     if (pending.bodyFile) body = { kind: 'file', path: pending.bodyFile.path, length: pending.bodyFile.length };
     else if (req.body.length > 0) body = { kind: 'buffer', data: req.body };
     const bodyLength = body === null ? 0 : body.kind === 'file' ? body.length : body.data.length;
     if (bodyLength > route.maxBodyBytes) {
-      return writer.onResponseError(new M2gwError('M2GW_BODY_TOO_LARGE', `request body of ${bodyLength} bytes exceeds max_body ${route.maxBodyBytes}`));
+      return writer.onResponseError(new M2gwError('M2GW_BODY_TOO_LARGE', `request body of ${bodyLength} bytes exceeds max_body ${route.maxBodyBytes}`, 'route'));
     }
     const upstreamReq: UpstreamRequest = {
       id,
@@ -285,7 +285,7 @@ export class Gateway {
     const active = state.active;
     if (active) {
       this.hooks.onDisconnectAbort?.();
-      const err = new M2gwError('M2GW_CLIENT_GONE', 'client disconnected', active.writer.headersSent ? 'headers-sent' : 'request-sent');
+      const err = new ClientGoneError(active.writer.headersSent ? 'headers-sent' : 'request-sent', 'client disconnected');
       active.abort.abort(err);
       active.writer.onResponseError(err);
     }
@@ -322,7 +322,7 @@ export class Gateway {
   async close(): Promise<void> {
     this.websockets.closeAll();
     for (const state of this.conns.values()) {
-      state.active?.abort.abort(new M2gwError('M2GW_SHUTTING_DOWN', 'gateway stopped'));
+      state.active?.abort.abort(new M2gwError('M2GW_SHUTTING_DOWN', 'gateway stopped', 'request-sent'));
     }
     await Promise.all([...this.upstreams.values()].map((u) => u.close().catch(() => undefined)));
     await Promise.all(this.handlers.map((h) => h.socket.close()));

@@ -3,7 +3,7 @@
  * the client connection. Mongrel2 writes our bytes verbatim, so framing (Content-Length,
  * chunked, or read-until-close) and keep-alive are decided here.
  */
-import { M2gwError, statusFor } from '../errors.js';
+import { M2gwError, bodyFor, inPhase, statusFor } from '../errors.js';
 import { CRLF, LAST_CHUNK, encodeChunkHeader, encodeResponseHead, simpleResponse } from '../mongrel2/http-head.js';
 import type { HeaderList, ResponseController, ResponseSink } from '../upstream/upstream.js';
 import { recordLimitHit } from '../metrics/limit-hits.js';
@@ -181,9 +181,8 @@ export class ResponseWriter implements ResponseSink {
     this.finished = true;
     if (this.started) {
       // Part of the response is already with the client: the only honest signal left is closing.
-      err.phase = 'headers-sent';
       this.conn.close();
-      this.done({ status: this.status, bytes: this.bytes, error: err, closed: true });
+      this.done({ status: this.status, bytes: this.bytes, error: inPhase(err, 'headers-sent'), closed: true });
       return;
     }
     const status = statusFor(err);
@@ -191,23 +190,9 @@ export class ResponseWriter implements ResponseSink {
     if (err.code !== 'M2GW_CLIENT_GONE') {
       const headers: Array<[string, string]> = [['X-Request-Id', this.opts.requestId]];
       if (close) headers.push(['Connection', 'close']);
-      this.conn.write(simpleResponse(status, errorBody(status), headers, { head: this.opts.method === 'HEAD' }), true);
+      this.conn.write(simpleResponse(status, bodyFor(err.code), headers, { head: this.opts.method === 'HEAD' }), true);
       if (close) this.conn.close();
     }
     this.done({ status, bytes: 0, error: err, closed: close });
-  }
-}
-
-function errorBody(status: number): string {
-  switch (status) {
-    case 400: return 'Bad Request\n';
-    case 403: return 'Forbidden\n';
-    case 404: return 'Not Found\n';
-    case 405: return 'Method Not Allowed\n';
-    case 413: return 'Payload Too Large\n';
-    case 502: return 'Bad Gateway\n';
-    case 503: return 'Service Unavailable\n';
-    case 504: return 'Gateway Timeout\n';
-    default: return 'Internal Server Error\n';
   }
 }

@@ -55,7 +55,7 @@ export class Uploads {
       this.enqueue(state, {
         req,
         bodyFile: null,
-        refusal: new M2gwError('M2GW_BODY_TOO_LARGE', `request body of ${declared} bytes exceeds max_body ${route.maxBodyBytes}`),
+        refusal: new M2gwError('M2GW_BODY_TOO_LARGE', `request body of ${declared} bytes exceeds max_body ${route.maxBodyBytes}`, 'route'),
       });
       return;
     }
@@ -74,13 +74,13 @@ export class Uploads {
       // No matching start on this connection: either a client forging the headers (which
       // must never make us read or delete a file) or an upload whose start we never saw.
       this.log.warn('upload done without a matching upload start refused', { conn: req.connId, path: uploadPath });
-      this.enqueue(state, { req, bodyFile: null, refusal: new M2gwError('M2GW_BAD_REQUEST', 'upload done without matching start') });
+      this.enqueue(state, { req, bodyFile: null, refusal: new M2gwError('M2GW_BAD_REQUEST', 'upload done without matching start', 'route') });
       return;
     }
     state.uploadPath = null;
     if (!file) {
       this.log.warn('upload path outside the Mongrel2 chroot refused', { conn: req.connId, path: uploadPath });
-      this.enqueue(state, { req, bodyFile: null, refusal: new M2gwError('M2GW_BAD_REQUEST', 'upload path outside chroot') });
+      this.enqueue(state, { req, bodyFile: null, refusal: new M2gwError('M2GW_BAD_REQUEST', 'upload path outside chroot', 'route') });
       return;
     }
     let length: number;
@@ -91,7 +91,7 @@ export class Uploads {
       length = st.size;
     } catch (err) {
       this.log.error('cannot read Mongrel2 upload file', { conn: req.connId, file, error: String(err) });
-      this.enqueue(state, { req, bodyFile: null, refusal: new M2gwError('M2GW_INTERNAL', 'upload file unreadable') });
+      this.enqueue(state, { req, bodyFile: null, refusal: new M2gwError('M2GW_INTERNAL', 'upload file unreadable', 'route') });
       return;
     } finally {
       state.uploadCheck = false;

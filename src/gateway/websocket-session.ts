@@ -19,7 +19,7 @@
  *   and is destroyed within a second.
  */
 import type { Duplex } from 'node:stream';
-import { M2gwError, UpstreamError, asM2gwError, type WebSocketProtocolError } from '../errors.js';
+import { ClientGoneError, M2gwError, UpstreamError, asM2gwError, type WebSocketProtocolError } from '../errors.js';
 import { encodeResponseHead } from '../mongrel2/http-head.js';
 import type { HeaderList, RequestAbort, ResponseController, ResponseSink, UpstreamRequest } from '../upstream/upstream.js';
 import { CLOSE_CODE, OPCODE, acceptKey, encodeClosePayload, encodeFrame, encodeFrameHead, parseClosePayload, type FrameHead } from '../websocket/frame.js';
@@ -265,7 +265,7 @@ export class WebSocketSession implements ResponseSink {
   /** The client's TCP connection is gone (Mongrel2's disconnect message). */
   clientGone(): void {
     if (this.state === 'handshake') {
-      const err = new M2gwError('M2GW_CLIENT_GONE', 'client disconnected during the handshake', 'request-sent');
+      const err = new ClientGoneError('request-sent', 'client disconnected during the handshake');
       this.abort.abort(err);
       this.writer.onResponseError(err);
       return;
@@ -340,7 +340,7 @@ export class WebSocketSession implements ResponseSink {
   /** Shutdown: open sockets get 1001, a handshake in progress gets 503. */
   shutdown(): void {
     if (this.state === 'handshake') {
-      const err = new M2gwError('M2GW_SHUTTING_DOWN', 'gateway stopped');
+      const err = new M2gwError('M2GW_SHUTTING_DOWN', 'gateway stopped', 'request-sent');
       this.abort.abort(err);
       this.writer.onResponseError(err, true);
     } else {

@@ -88,15 +88,15 @@ export class WebSockets {
     this.sessions.set(key, session);
 
     let refusal: M2gwError | null = null;
-    if (this.draining) refusal = new M2gwError('M2GW_SHUTTING_DOWN', 'gateway is shutting down');
-    else if (!route) refusal = new M2gwError('M2GW_NO_ROUTE', `no route for ${line.host || '*'}${line.path}`);
-    else if (!route.websocket) refusal = new M2gwError('M2GW_BAD_REQUEST', `WebSockets are disabled on route ${route.prefix}`);
-    else if (!http) refusal = new M2gwError('M2GW_BAD_REQUEST', `route ${route.prefix} goes to a FastCGI upstream, which cannot carry a WebSocket`);
-    else if (!isValidClientKey(clientKey)) refusal = new M2gwError('M2GW_BAD_REQUEST', 'malformed Sec-WebSocket-Key');
+    if (this.draining) refusal = new M2gwError('M2GW_SHUTTING_DOWN', 'gateway is shutting down', 'route');
+    else if (!route) refusal = new M2gwError('M2GW_NO_ROUTE', `no route for ${line.host || '*'}${line.path}`, 'route');
+    else if (!route.websocket) refusal = new M2gwError('M2GW_BAD_REQUEST', `WebSockets are disabled on route ${route.prefix}`, 'route');
+    else if (!http) refusal = new M2gwError('M2GW_BAD_REQUEST', `route ${route.prefix} goes to a FastCGI upstream, which cannot carry a WebSocket`, 'route');
+    else if (!isValidClientKey(clientKey)) refusal = new M2gwError('M2GW_BAD_REQUEST', 'malformed Sec-WebSocket-Key', 'route');
     else if (this.openCount >= this.config.gateway.maxWebsockets) {
-      refusal = new M2gwError('M2GW_SATURATED', `${this.openCount} WebSockets open (gateway.max_websockets)`);
+      refusal = new M2gwError('M2GW_SATURATED', `${this.openCount} WebSockets open (gateway.max_websockets)`, 'route');
     }
-    if (refusal !== null || !route) return session.refuse(refusal ?? new M2gwError('M2GW_INTERNAL', 'no route'));
+    if (refusal !== null || !route) return session.refuse(refusal ?? new M2gwError('M2GW_INTERNAL', 'no route', 'route'));
 
     const upstreamReq = upgradeRequest({
       id: requestId,

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { parse } from 'smol-toml';
 import { formatStatus, type StatusReport } from '../admin/status.js';
 import { splitHostPort } from '../admin/admin-server.js';
-import { formatProblems, loadConfig, parseConfigText } from '../config/load.js';
+import { loadConfig, parseConfigText } from '../config/load.js';
+import { formatProblems } from '../errors.js';
 import { processAlive, readPidFile } from './pid-file.js';
 
 export interface ControlOptions {

@@ -3,7 +3,8 @@
  * one thing a reload cannot change — the [[handler]] sockets the supervisor holds.
  */
 import fs from 'node:fs';
-import { formatProblems, parseConfigText } from '../config/load.js';
+import { parseConfigText } from '../config/load.js';
+import { formatProblems } from '../errors.js';
 import type { Config, HandlerConfig } from '../config/schema.js';
 
 export type ReloadInput =

@@ -25,3 +25,8 @@ export function sdNotify(state: Record<string, string>, onError: (err: string) =
   );
   return chain;
 }
+
+/** CLOCK_MONOTONIC in µs, as RELOADING=1 wants it in MONOTONIC_USEC. */
+export function monotonicUsec(): bigint {
+  return process.hrtime.bigint() / 1000n;
+}

@@ -5,14 +5,26 @@
  * end instead of hanging until Mongrel2's timeouts).
  */
 import type { HandlerConfig } from '../config/schema.js';
+import { bodyFor, statusOf, type ErrorCode } from '../errors.js';
 import { simpleResponse } from '../mongrel2/http-head.js';
 import { MAX_TARGETS, encodeClose, encodeReply } from '../mongrel2/reply.js';
 import type { HandlerSocket } from '../zmq/handler-socket.js';
 
-const UNAVAILABLE = simpleResponse(503, 'Service Unavailable\n', [
-  ['Connection', 'close'],
-  ['Retry-After', '1'],
-]);
+/** Why the supervisor refuses a new connection itself. */
+export type Refusal = Extract<ErrorCode, 'M2GW_SHUTTING_DOWN' | 'M2GW_SATURATED'>;
+
+/** The catalogue's answer for each, built once. */
+const REFUSALS: Record<Refusal, Buffer> = {
+  M2GW_SHUTTING_DOWN: refusal('M2GW_SHUTTING_DOWN'),
+  M2GW_SATURATED: refusal('M2GW_SATURATED'),
+};
+
+function refusal(code: Refusal): Buffer {
+  return simpleResponse(statusOf(code), bodyFor(code), [
+    ['Connection', 'close'],
+    ['Retry-After', '1'],
+  ]);
+}
 
 export class SupervisorReplies {
   constructor(
@@ -21,12 +33,12 @@ export class SupervisorReplies {
     private readonly senderOf: (handlerIndex: number) => string | null,
   ) {}
 
-  /** 503 then close, on one connection. */
-  unavailable(handlerIndex: number, sender: string, connId: string): void {
+  /** The catalogue's response for `why` (a 503), then close, on one connection. */
+  refuse(handlerIndex: number, sender: string, connId: string, why: Refusal): void {
     const socket = this.sockets[handlerIndex];
     const who = this.replySender(handlerIndex, sender);
     if (!socket || who === null) return;
-    socket.send(encodeReply(who, [connId], UNAVAILABLE));
+    socket.send(encodeReply(who, [connId], REFUSALS[why]));
     socket.send(encodeClose(who, [connId]));
   }
 

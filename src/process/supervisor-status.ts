@@ -4,18 +4,38 @@
  * shows up as "not answering" rather than hanging the endpoint.
  */
 import type { AdminProvider } from '../admin/admin-server.js';
-import { mergeUpstreamHealth, type Readiness, type StatusReport, type WorkerReport } from '../admin/status.js';
-import type { RenderedMetrics } from '../metrics/supervisor-metrics.js';
+import { mergeUpstreamHealth, type Readiness, type ReloadResult, type StatusReport, type WorkerReport } from '../admin/status.js';
+import type { Config } from '../config/schema.js';
+import type { RenderedMetrics, SupervisorMetrics } from '../metrics/supervisor-metrics.js';
 import type { UpstreamHealth } from '../upstream/upstream.js';
 import { VERSION } from '../version.js';
+import type { HandlerSocket } from '../zmq/handler-socket.js';
+import type { ConnectionOwners } from './connection-owners.js';
 import type { WorkerStatus } from './messages.js';
-import type { Supervisor } from './supervisor.js';
 import type { WorkerHandle } from './worker-handle.js';
+import type { WorkerPool } from './worker-pool.js';
 
 const QUERY_TIMEOUT_MS = 1_000;
 
+/** What the status endpoints read of the supervisor (which passes itself). */
+export interface SupervisorView {
+  readonly file: string;
+  readonly state: string;
+  readonly config: Config;
+  readonly startedAt: number;
+  readonly generation: number;
+  readonly reloadCount: number;
+  readonly lastReload: ReloadResult | null;
+  readonly restartCount: number;
+  readonly owners: ConnectionOwners;
+  readonly sockets: readonly HandlerSocket[];
+  readonly pool: WorkerPool;
+  readonly workers: ReadonlyMap<number, WorkerHandle>;
+  readonly metrics: SupervisorMetrics;
+}
+
 export class SupervisorStatus implements AdminProvider {
-  constructor(private readonly sup: Supervisor) {}
+  constructor(private readonly sup: SupervisorView) {}
 
   async status(): Promise<StatusReport> {
     const sup = this.sup;

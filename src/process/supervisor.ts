@@ -13,8 +13,8 @@
  * A worker that dies is replaced (restart-policy.ts); the connections it owned are
  * closed so their clients do not hang. A crash loop ends the daemon with exit 1.
  */
-import os from 'node:os';
 import type { Config, HandlerConfig } from '../config/schema.js';
+import { statusOf } from '../errors.js';
 import { createLogger, reopenLogFiles, type Logger } from '../log.js';
 import { WarningThrottle } from '../log-throttle.js';
 import { SupervisorMetrics } from '../metrics/supervisor-metrics.js';
@@ -25,21 +25,16 @@ import { ConnectionOwners } from './connection-owners.js';
 import { removePidFile, writePidFile } from './pid-file.js';
 import { readReloadConfig } from './reload-config.js';
 import { RestartPolicy } from './restart-policy.js';
-import { sdNotify } from './sd-notify.js';
+import { monotonicUsec, sdNotify } from './sd-notify.js';
 import { SupervisorReplies } from './supervisor-replies.js';
 import { SupervisorStatus } from './supervisor-status.js';
 import type { WorkerHandle } from './worker-handle.js';
-import { WorkerPool, type PoolEvents } from './worker-pool.js';
+import { WorkerPool, workerCount, type PoolEvents } from './worker-pool.js';
 
 /** After drain_timeout, how long workers get to exit before they are killed. */
 const EXIT_GRACE_MS = 5_000;
 
 export type SupervisorState = 'starting' | 'running' | 'reloading' | 'stopping';
-
-export function workerCount(config: Config): number {
-  const w = config.gateway.workers;
-  return w === 'auto' ? Math.max(1, os.availableParallelism()) : w;
-}
 
 export async function runSupervisor(file: string, text: string, config: Config): Promise<void> {
   await new Supervisor(file, text, config).start();
@@ -85,10 +80,10 @@ export class Supervisor {
     this.log = createLogger(config.log, { pid: process.pid, role: 'supervisor' });
     this.owners = new ConnectionOwners({
       refuse: (h, sender, connId) => {
-        this.replies.unavailable(h, sender, connId);
         // Shutting down, or too many messages waiting for a worker to come back.
         const errorCode = this.state === 'stopping' ? 'M2GW_SHUTTING_DOWN' : 'M2GW_SATURATED';
-        this.metrics.own.requestDone({ route: '-', upstream: '-', status: 503, durationMs: 0, errorCode });
+        this.replies.refuse(h, sender, connId, errorCode);
+        this.metrics.own.requestDone({ route: '-', upstream: '-', status: statusOf(errorCode), durationMs: 0, errorCode });
       },
       badFrame: (h, msg, err) => {
         this.metrics.own.hooks.onBadFrame?.();
@@ -398,8 +393,4 @@ export class Supervisor {
     this.log.end();
     setTimeout(() => process.exit(code), 500).unref();
   }
-}
-
-function monotonicUsec(): bigint {
-  return process.hrtime.bigint() / 1000n;
 }

@@ -7,11 +7,19 @@
  * a dead worker or starting a new generation takes it first, so a replacement is
  * serving within a few hundred milliseconds even under load. Cost: one idle process.
  */
+import os from 'node:os';
+import type { Config } from '../config/schema.js';
 import { WorkerHandle, type WorkerEvents } from './worker-handle.js';
 
 const READY_TIMEOUT_MS = 45_000;
 /** How long after a worker starts the next spare is forked (not at once: it would compete for CPU). */
 const SPARE_DELAY_MS = 1_000;
+
+/** Workers to run: gateway.workers, or one per CPU for "auto". */
+export function workerCount(config: Config): number {
+  const w = config.gateway.workers;
+  return w === 'auto' ? Math.max(1, os.availableParallelism()) : w;
+}
 
 export interface PoolEvents extends Omit<WorkerEvents, 'onReady' | 'onExit' | 'onFailed'> {
   /** A worker that was not part of startGeneration() is ready (a replacement). */

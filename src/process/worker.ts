@@ -9,6 +9,7 @@
  */
 import net from 'node:net';
 import { parseConfigText } from '../config/load.js';
+import { formatProblems } from '../errors.js';
 import type { Config } from '../config/schema.js';
 import { Gateway } from '../gateway/gateway.js';
 import { createLogger, reopenLogFiles, type Logger } from '../log.js';
@@ -30,7 +31,7 @@ export async function runWorker(): Promise<void> {
   const init = await waitForInit();
   const { config, problems } = parseConfigText(init.text, init.file);
   if (!config) {
-    send({ t: 'failed', error: `config invalid: ${problems.map((p) => `${p.key}: ${p.message}`).join('; ')}` }, () => process.exit(1));
+    send({ t: 'failed', error: `config invalid:\n${formatProblems(init.file, problems)}` }, () => process.exit(1));
     return;
   }
   const worker = new Worker(init, config);

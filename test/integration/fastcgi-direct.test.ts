@@ -19,7 +19,7 @@ import type { Upstream } from '../../src/upstream/upstream.js';
 import { startPhpFpm } from '../harness/php-fpm.js';
 import type { PhpFpm, PhpFpmOptions } from '../harness/php-fpm.js';
 import { repoRoot } from '../unit/fixtures.js';
-import { assertError, assertOk, capturingLogger, fastcgiConfig, header, request, run, sleep } from '../unit/fastcgi/upstream-helpers.js';
+import { assertError, assertOk, capturingLogger, fastcgiConfig, header, request, run, sleep } from './fastcgi-support.js';
 
 const docroot = path.join(repoRoot, 'test/fixtures/php');
 let fpm: PhpFpm;
@@ -244,7 +244,7 @@ test('PHP fatal error: 500, and the stderr is logged with the request id', async
   assertOk(r, 500);
   const rec = records.find((x) => x['message'] === 'php stderr');
   assert.ok(rec, 'stderr logged');
-  assert.equal(rec['requestId'], req.id);
+  assert.equal(rec['request_id'], req.id);
   assert.match(String(rec['stderr']), /PHP Fatal error: .*this_function_does_not_exist_m2gw/);
 });
 

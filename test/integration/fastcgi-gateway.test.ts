@@ -8,7 +8,7 @@ import http from 'node:http';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startChain, type Chain } from './gateway-support.js';
+import { startChain, type Chain, type LogRecord } from './gateway-support.js';
 import { startPhpFpm, type PhpFpm } from '../harness/php-fpm.js';
 import { rawRequest, request } from '../harness/http-client.js';
 import { waitFor } from '../harness/wait.js';
@@ -222,7 +222,12 @@ strip_prefix = true
     assert.equal(res.status, 500);
     const err = await request(`${chain.url}/php/stderr.php`);
     assert.equal(err.status, 200);
-    await waitFor(() => chain.logs.some((l) => JSON.stringify(l).includes('m2gw-stderr-marker') && typeof l.requestId === 'string' || typeof l.request_id === 'string' && JSON.stringify(l).includes('m2gw-stderr-marker')), 2000);
+    const stderrLine = (): LogRecord | undefined => chain.logs.find((l) => l.message === 'php stderr' && JSON.stringify(l).includes('m2gw-stderr-marker'));
+    await waitFor(() => stderrLine() !== undefined, 2000);
+    const id = stderrLine()!['request_id'];
+    assert.equal(typeof id, 'string');
+    // One key for the request id in every line: a search by it finds the access line too.
+    await waitFor(() => chain.logs.some((l) => l['type'] === 'access' && l['request_id'] === id), 2000);
   });
 
   test('50 concurrent clients against a 2-child pool are all answered, none 502', async () => {

@@ -5,6 +5,7 @@
  */
 import { parseConfigText } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
+import { formatProblems } from '../../src/errors.js';
 import type { Gateway, GatewayHooks } from '../../src/gateway/gateway.js';
 import { Writable } from 'node:stream';
 import winston from 'winston';
@@ -54,7 +55,7 @@ chroot = "${m2.chroot}"
 ${opts.toml}
 `;
   const { config, problems } = parseConfigText(toml, `${m2.dir}/gw.toml`);
-  if (!config) throw new Error('test config invalid:\n' + problems.map((p) => `${p.line}: ${p.key}: ${p.message}`).join('\n'));
+  if (!config) throw new Error('test config invalid:\n' + formatProblems('gw.toml', problems));
   const logs: LogRecord[] = [];
   const logger = recordingLogger(logs);
   const gateway = await startGateway(config, logger, opts.hooks);

@@ -16,7 +16,7 @@ import { startPhpFpm, type PhpFpm } from '../harness/php-fpm.js';
 import { startHttpUpstream, type HttpUpstreamInstance } from '../harness/upstream-http.js';
 import { rawRequest } from '../harness/http-client.js';
 import { sleep, waitFor } from '../harness/wait.js';
-import { startFakeFastcgi, type FakeServer } from '../unit/fastcgi/fake-fastcgi-server.js';
+import { startFakeFastcgi, type FakeServer } from '../harness/fake-fastcgi-server.js';
 import { RecordType } from '../../src/upstream/fastcgi/records.js';
 import { repoRoot } from '../unit/fixtures.js';
 

@@ -7,25 +7,28 @@
  * PHP-FPM serves one request at a time per connection and reads the next one only when done,
  * so requests may be written ahead (pipelined) and come back strictly in order.
  * The connection decides nothing about retries: when it closes it hands its unfinished jobs,
- * each with an error, to its owner (the pool), with what it saw of the close.
+ * each with an error, to its owner (the pool), with what it saw of them and of the close.
+ *
+ * It is generic over its owner's job type and never writes a job (see job.ts for who changes
+ * what); its own state per job lives in its Slots.
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { UpstreamError } from '../../errors.js';
-import type { RequestBody } from '../upstream.js';
 import type { FcgiAddress } from './address.js';
 import { describeAddress } from './address.js';
+import type { CloseInfo, ConnectionJob, Unfinished } from './job.js';
 import { RecordDecodeError, RecordDecoder } from './record-decoder.js';
-import { stdinRecords } from './records.js';
+import { setRecordId, stdinRecords } from './records.js';
 import { streamFileAsStdin } from './stdin-file.js';
 import type { StdinFileStream } from './stdin-file.js';
 
 /**
  * PHP-FPM closes a kept connection when its child reaches pm.max_requests: END_REQUEST, the
  * rest of its request shutdown, then FIN (measured 30 µs to 8 ms apart). A FIN this soon after
- * an END_REQUEST is taken as that recycling, not as a crash.
+ * an END_REQUEST is taken as that recycling, not as a crash (CloseInfo.recycledByPeer).
  */
-export const RECYCLE_WINDOW_MS = 50;
+const RECYCLE_WINDOW_MS = 50;
 
 /** How long a politely closed connection waits for PHP-FPM's FIN before it is destroyed. */
 const END_GRACE_MS = 2000;
@@ -36,71 +39,61 @@ export interface ConnectionTimeouts {
   readonly idleTimeoutMs: number;
 }
 
-/** A request as the connection carries it. The pool and the upstream add their own state. */
-export interface ConnectionJob {
-  /** BEGIN_REQUEST + PARAMS (+ STDIN unless the body is sent separately), encoded for id 1. */
-  readonly head: Buffer;
-  /** Body to send after `head`; null when `head` already ends STDIN. */
-  readonly separateBody: RequestBody | null;
-  /** Set by the connection. */
+/** The connection's own state for one job; recycled, never seen outside. */
+interface Slot<J> {
+  job: J;
   recordId: number;
-  /** Some record for this job arrived. */
-  responseStarted: boolean;
-  onStdout(data: Buffer): void;
-  onStderr(data: Buffer): void;
-  onEnd(appStatus: number, protocolStatus: number): void;
+  /** Some record for it arrived (its first-byte clock stopped). */
+  answered: boolean;
+  reusedConnection: boolean;
+  /** performance.now() when written. */
+  writtenAt: number;
 }
 
-/** What the connection saw of its own end. */
-export interface CloseInfo {
-  /** False when the socket never connected: nothing of any job was sent. */
-  readonly wasConnected: boolean;
-  /** PHP-FPM closed cleanly right after answering a request (see RECYCLE_WINDOW_MS). */
-  readonly recycledByPeer: boolean;
-}
-
-export interface ConnectionOwner {
-  connected(conn: FcgiConnection): void;
+export interface ConnectionOwner<J extends ConnectionJob> {
+  connected(conn: FcgiConnection<J>): void;
   /** The job got its END_REQUEST and is off the connection. */
-  jobDone(conn: FcgiConnection, job: ConnectionJob): void;
+  jobDone(conn: FcgiConnection<J>, job: J): void;
   /** A streamed body finished writing: the connection may take pipelined requests again. */
-  bodySent(conn: FcgiConnection): void;
-  /** The connection is gone. `unfinished` lists the jobs still on it, in order, each with why. */
-  closed(conn: FcgiConnection, unfinished: Array<{ job: ConnectionJob; error: UpstreamError }>, info: CloseInfo): void;
+  bodySent(conn: FcgiConnection<J>): void;
+  /** The connection is gone. `unfinished` lists the jobs still on it, in order. */
+  closed(conn: FcgiConnection<J>, unfinished: Array<Unfinished<J>>, info: CloseInfo): void;
 }
 
 type TimerKind = 'none' | 'connect' | 'pool-idle' | 'first-byte' | 'read-idle' | 'write-idle';
 
-export class FcgiConnection {
+export class FcgiConnection<J extends ConnectionJob> {
   readonly socket: net.Socket;
   /** Jobs written and not finished, in the order PHP-FPM will serve them. */
-  readonly jobs: ConnectionJob[] = [];
+  private readonly slots: Array<Slot<J>> = [];
+  /** Slots of finished jobs, for the next ones (no allocation per request). */
+  private readonly spare: Array<Slot<J>> = [];
   /** END_REQUESTs received: > 0 means this connection has been reused. */
-  served = 0;
+  private served = 0;
   private isConnected = false;
   private isClosed = false;
   /** No further requests go on this connection (peer FIN, protocol doubt, closing). */
   private noReuse = false;
   private readPaused = false;
   private bodyStream: StdinFileStream | null = null;
-  private writingBodyOf: ConnectionJob | null = null;
+  private writingBodyOf: J | null = null;
   private timerKind: TimerKind = 'none';
   private lastEndAt = 0;
   private peerEndAt = 0;
   /** Why the connection is being torn down, with the job it concerns (null: all alike). */
-  private failure: { error: UpstreamError; job: ConnectionJob | null } | null = null;
+  private failure: { error: UpstreamError; job: J | null } | null = null;
   /** Errors that belong to one job only (its body file could not be read). */
-  private readonly jobErrors = new Map<ConnectionJob, UpstreamError>();
+  private readonly jobErrors = new Map<J, UpstreamError>();
   private readonly decoder: RecordDecoder;
 
   constructor(
     readonly address: FcgiAddress,
     private readonly timeouts: ConnectionTimeouts,
-    private readonly owner: ConnectionOwner,
+    private readonly owner: ConnectionOwner<J>,
   ) {
     this.decoder = new RecordDecoder({
-      onStdout: (id, data) => this.jobFor(id)?.onStdout(data),
-      onStderr: (id, data) => this.jobFor(id)?.onStderr(data),
+      onStdout: (id, data) => this.jobFor(id)?.request.onStdout(data),
+      onStderr: (id, data) => this.jobFor(id)?.request.onStderr(data),
       onEndRequest: (id, appStatus, protocolStatus) => this.endRequest(id, appStatus, protocolStatus),
       onRecord: (type) => {
         this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `unexpected FastCGI record type ${type}`, 'request-sent'));
@@ -134,7 +127,17 @@ export class FcgiConnection {
 
   /** Idle and reusable: no jobs and nothing known wrong. */
   get idle(): boolean {
-    return this.jobs.length === 0 && this.reusable;
+    return this.slots.length === 0 && this.reusable;
+  }
+
+  /** Jobs on the connection (being served, or written behind). */
+  get depth(): number {
+    return this.slots.length;
+  }
+
+  /** When the job being served was written (performance.now()), 0 when there is none. */
+  get headWrittenAt(): number {
+    return this.slots[0]?.writtenAt ?? 0;
   }
 
   get reusable(): boolean {
@@ -151,23 +154,33 @@ export class FcgiConnection {
   }
 
   /** Writes a request. The socket buffers it until connected. */
-  start(job: ConnectionJob): void {
+  start(job: J): void {
     const id = this.freeId();
-    job.recordId = id;
-    job.responseStarted = false;
-    if (id !== ((job.head[2]! << 8) | job.head[3]!)) setRecordId(job.head, id);
-    this.jobs.push(job);
-    const body = job.separateBody;
+    const head = job.request.head;
+    if (id !== ((head[2]! << 8) | head[3]!)) setRecordId(head, id);
+    const reusedConnection = this.served > 0 || this.slots.length > 0;
+    const slot = this.spare.pop();
+    if (slot === undefined) {
+      this.slots.push({ job, recordId: id, answered: false, reusedConnection, writtenAt: performance.now() });
+    } else {
+      slot.job = job;
+      slot.recordId = id;
+      slot.answered = false;
+      slot.reusedConnection = reusedConnection;
+      slot.writtenAt = performance.now();
+      this.slots.push(slot);
+    }
+    const body = job.request.separateBody;
     if (body === null) {
-      this.socket.write(job.head);
+      this.socket.write(head);
     } else if (body.kind === 'buffer') {
       // Large in-memory body: one writev, the payload referenced rather than copied.
       this.socket.cork();
-      this.socket.write(job.head);
+      this.socket.write(head);
       for (const b of stdinRecords(id, body.data, true)) this.socket.write(b);
       this.socket.uncork();
     } else {
-      this.socket.write(job.head);
+      this.socket.write(head);
       this.writingBodyOf = job;
       this.bodyStream = streamFileAsStdin(this.socket, id, body.path, body.length, {
         done: () => {
@@ -184,20 +197,20 @@ export class FcgiConnection {
         },
       });
     }
-    if (this.jobs.length === 1) this.updateTimer();
+    if (this.slots.length === 1) this.updateTimer();
   }
 
   /** Stops reading responses (the sink is full). Only the job being served can pause. */
-  pauseReading(job: ConnectionJob): void {
-    if (this.jobs[0] !== job || this.readPaused || this.isClosed) return;
+  pauseReading(job: J): void {
+    if (this.slots[0]?.job !== job || this.readPaused || this.isClosed) return;
     this.readPaused = true;
     this.decoder.pause();
     this.socket.pause();
     this.updateTimer();
   }
 
-  resumeReading(job: ConnectionJob): void {
-    if (this.jobs[0] !== job || !this.readPaused) return;
+  resumeReading(job: J): void {
+    if (this.slots[0]?.job !== job || !this.readPaused) return;
     this.readPaused = false;
     this.decoder.resume();
     if (this.readPaused || this.isClosed) return;
@@ -206,14 +219,14 @@ export class FcgiConnection {
   }
 
   /** True when `job` is being served or is still sending its body: PHP may have started it. */
-  isActive(job: ConnectionJob): boolean {
-    return this.jobs[0] === job || this.writingBodyOf === job;
+  isActive(job: J): boolean {
+    return this.slots[0]?.job === job || this.writingBodyOf === job;
   }
 
   /** Takes a job off and closes the connection: the way to abort a request PHP is running. */
-  abort(job: ConnectionJob, error: UpstreamError): void {
-    const i = this.jobs.indexOf(job);
-    if (i !== -1) this.jobs.splice(i, 1);
+  abort(job: J, error: UpstreamError): void {
+    const i = this.slots.findIndex((s) => s.job === job);
+    if (i !== -1) this.slots.splice(i, 1);
     // Tagged with the aborted job, so the others on this connection get a plain reset.
     this.fail(error, job);
   }
@@ -231,7 +244,7 @@ export class FcgiConnection {
   /** Closes politely once no job is left (forcibly if PHP-FPM does not close its side soon). */
   end(): void {
     this.noReuse = true;
-    if (this.jobs.length > 0 || this.isClosed || this.socket.writableEnded) return;
+    if (this.slots.length > 0 || this.isClosed || this.socket.writableEnded) return;
     this.socket.end();
     setTimeout(() => this.socket.destroy(), END_GRACE_MS).unref();
   }
@@ -240,19 +253,19 @@ export class FcgiConnection {
 
   private freeId(): number {
     let id = 1;
-    while (this.jobs.some((j) => j.recordId === id)) id++;
+    while (this.slots.some((s) => s.recordId === id)) id++;
     return id;
   }
 
-  private jobFor(id: number): ConnectionJob | null {
-    const head = this.jobs[0];
-    const job = head !== undefined && head.recordId === id ? head : this.jobs.find((j) => j.recordId === id);
-    if (job === undefined) {
+  private jobFor(id: number): J | null {
+    const head = this.slots[0];
+    const slot = head !== undefined && head.recordId === id ? head : this.slots.find((s) => s.recordId === id);
+    if (slot === undefined) {
       this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `FastCGI record for unknown record id ${id}`, 'request-sent'));
       return null;
     }
-    job.responseStarted = true;
-    return job;
+    slot.answered = true;
+    return slot.job;
   }
 
   private onData(chunk: Buffer): void {
@@ -265,7 +278,7 @@ export class FcgiConnection {
       } else {
         // A callback threw: that request is broken, the connection's state unknown.
         const e = err instanceof Error ? err : new Error(String(err));
-        this.fail(new UpstreamError('M2GW_INTERNAL', `handling a FastCGI response: ${e.message}`, 'request-sent', { cause: e }), this.jobs[0] ?? null);
+        this.fail(new UpstreamError('M2GW_INTERNAL', `handling a FastCGI response: ${e.message}`, 'request-sent', { cause: e }), this.slots[0]?.job ?? null);
       }
       return;
     }
@@ -273,14 +286,15 @@ export class FcgiConnection {
   }
 
   private endRequest(id: number, appStatus: number, protocolStatus: number): void {
-    const i = this.jobs.findIndex((j) => j.recordId === id);
+    const i = this.slots.findIndex((s) => s.recordId === id);
     if (i === -1) {
       this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `END_REQUEST for unknown record id ${id}`, 'request-sent'));
       return;
     }
-    const job = this.jobs[i]!;
-    job.responseStarted = true;
-    this.jobs.splice(i, 1);
+    const slot = this.slots[i]!;
+    const job = slot.job;
+    this.slots.splice(i, 1);
+    this.spare.push(slot);
     this.served++;
     this.lastEndAt = performance.now();
     if (this.writingBodyOf === job) {
@@ -296,19 +310,19 @@ export class FcgiConnection {
       this.decoder.resume();
       this.socket.resume();
     }
-    job.onEnd(appStatus, protocolStatus);
-    if (this.noReuse && this.jobs.length === 0) this.socket.destroy();
+    job.request.onEnd(appStatus, protocolStatus);
+    if (this.noReuse && this.slots.length === 0) this.socket.destroy();
     else this.updateTimer();
     this.owner.jobDone(this, job);
   }
 
-  private fail(error: UpstreamError, job: ConnectionJob | null = null): void {
+  private fail(error: UpstreamError, job: J | null = null): void {
     if (this.failure === null) this.failure = { error, job };
     this.destroy();
   }
 
   private onTimeout(): void {
-    const head = this.jobs[0] ?? null;
+    const head = this.slots[0]?.job ?? null;
     switch (this.timerKind) {
       case 'connect':
         this.fail(new UpstreamError('M2GW_UPSTREAM_TIMEOUT', `FastCGI connect to ${describeAddress(this.address)} timed out`, 'connect'));
@@ -333,9 +347,9 @@ export class FcgiConnection {
     let kind: TimerKind;
     if (!this.isConnected) kind = 'connect';
     else if (this.readPaused) kind = 'none';
-    else if (this.jobs.length === 0) kind = 'pool-idle';
-    else if (this.writingBodyOf === this.jobs[0]) kind = 'write-idle';
-    else if (!this.jobs[0]!.responseStarted) kind = 'first-byte';
+    else if (this.slots.length === 0) kind = 'pool-idle';
+    else if (this.writingBodyOf === this.slots[0]!.job) kind = 'write-idle';
+    else if (!this.slots[0]!.answered) kind = 'first-byte';
     else kind = 'read-idle';
     // A new job at the head restarts its first-byte clock even when the kind stays the same.
     if (kind !== this.timerKind || kind === 'first-byte') this.setTimer(kind);
@@ -359,24 +373,13 @@ export class FcgiConnection {
     const generic = this.isConnected
       ? new UpstreamError('M2GW_UPSTREAM_RESET', `PHP-FPM closed the connection (${where})`, 'request-sent')
       : new UpstreamError('M2GW_UPSTREAM_CONNECT', `cannot connect to ${where}`, 'connect');
-    const unfinished = this.jobs.splice(0).map((job) => {
+    const unfinished = this.slots.splice(0).map(({ job, answered, reusedConnection }) => {
       const own = this.jobErrors.get(job);
-      if (own !== undefined) return { job, error: own };
-      if (failure !== null && (failure.job === null || failure.job === job)) return { job, error: failure.error };
-      return { job, error: generic };
+      const error = own ?? (failure !== null && (failure.job === null || failure.job === job) ? failure.error : generic);
+      return { job, error, answered, reusedConnection };
     });
     const recycledByPeer =
       failure === null && this.peerEndAt > 0 && this.lastEndAt > 0 && this.peerEndAt - this.lastEndAt <= RECYCLE_WINDOW_MS;
     this.owner.closed(this, unfinished, { wasConnected: this.isConnected, recycledByPeer });
-  }
-}
-
-/** Rewrites the record id in every record header of an encoded request. */
-export function setRecordId(buf: Buffer, id: number): void {
-  let o = 0;
-  while (o + 8 <= buf.length) {
-    buf[o + 2] = (id >> 8) & 0xff;
-    buf[o + 3] = id & 0xff;
-    o += 8 + ((buf[o + 4]! << 8) | buf[o + 5]!) + buf[o + 6]!;
   }
 }

@@ -4,13 +4,13 @@
  * into a response for the sink. Every outcome reaches the sink; nothing is thrown.
  */
 import type { FastcgiUpstreamConfig } from '../../config/schema.js';
-import { M2gwError, UpstreamError, asM2gwError } from '../../errors.js';
+import { ClientGoneError, M2gwError, UpstreamError, asM2gwError, inPhase } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { VERSION } from '../../version.js';
 import type { RequestBody, ResponseController, ResponseSink, Upstream, UpstreamHealth, UpstreamRequest } from '../upstream.js';
 import { CgiHeaderError, CgiResponseParser } from './cgi-response.js';
 import { parseAddress } from './address.js';
-import type { FcgiConnection } from './connection.js';
+import type { PoolRequest } from './job.js';
 import { buildParams, utf8ToByteString } from './params.js';
 import type { ParamsContext } from './params.js';
 import { FcgiPool } from './pool.js';
@@ -24,7 +24,6 @@ import { serveStaticFile } from './static-files.js';
 const INLINE_BODY_MAX = 64 * 1024;
 /** Most PHP stderr kept per request for the log line. */
 const STDERR_MAX = 8 * 1024;
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 export interface FastcgiUpstreamOptions {
   /** File system access for the resolver (tests). */
@@ -53,7 +52,7 @@ class FastcgiUpstream implements Upstream {
     try {
       address = parseAddress(cfg.address);
     } catch (err) {
-      throw new M2gwError('M2GW_CONFIG', `upstream ${cfg.name}: ${(err as Error).message}`);
+      throw new M2gwError('M2GW_CONFIG', `upstream ${cfg.name}: ${(err as Error).message}`, 'route');
     }
     this.pool = new FcgiPool({
       name: cfg.name,
@@ -62,6 +61,7 @@ class FastcgiUpstream implements Upstream {
       pipeline: Math.max(1, cfg.pipeline),
       queueSize: Math.max(0, cfg.queueSize),
       queueTimeoutMs: cfg.queueTimeoutMs,
+      retries: cfg.retries,
       connectTimeoutMs: cfg.connectTimeoutMs,
       responseTimeoutMs: cfg.responseTimeoutMs,
       idleTimeoutMs: cfg.idleTimeoutMs,
@@ -80,19 +80,19 @@ class FastcgiUpstream implements Upstream {
       return;
     }
     if (req.signal.aborted) {
-      sink.onResponseError(new UpstreamError('M2GW_CLIENT_GONE', 'client went away', 'connect'));
+      sink.onResponseError(new ClientGoneError('connect'));
       return;
     }
     this.resolver.resolve(req).then(
       (r) => this.afterResolve(req, sink, r),
-      (err: unknown) => sink.onResponseError(asM2gwError(err)),
+      (err: unknown) => sink.onResponseError(asM2gwError(err, 'connect')),
     );
   }
 
   private afterResolve(req: UpstreamRequest, sink: ResponseSink, r: Resolution): void {
     try {
       if (req.signal.aborted) {
-        sink.onResponseError(new UpstreamError('M2GW_CLIENT_GONE', 'client went away', 'connect'));
+        sink.onResponseError(new ClientGoneError('connect'));
         return;
       }
       switch (r.kind) {
@@ -116,7 +116,8 @@ class FastcgiUpstream implements Upstream {
           return;
       }
     } catch (err) {
-      sink.onResponseError(asM2gwError(err));
+      // Nothing reaches PHP before runScript hands the request to the pool, which never throws.
+      sink.onResponseError(asM2gwError(err, 'connect'));
     }
   }
 
@@ -128,17 +129,16 @@ class FastcgiUpstream implements Upstream {
       head = encodeRequestHead({ recordId: 1, params: buildParams(req, script, this.ctx), stdin: inline });
     } catch (err) {
       if (err instanceof ParamTooLargeError) {
-        sink.onResponseError(new M2gwError('M2GW_BAD_REQUEST', err.message));
+        sink.onResponseError(new M2gwError('M2GW_BAD_REQUEST', err.message, 'route'));
         return;
       }
       throw err;
     }
-    const ex = new Exchange(this, req, sink, head, inline === 'stream' ? body : null);
-    this.pool.submit(ex);
+    new Exchange(this, req, sink, head, inline === 'stream' ? body : null).submit();
   }
 
   logStderr(req: UpstreamRequest, text: string): void {
-    this.logger.warn('php stderr', { requestId: req.id, upstream: this.name, stderr: text });
+    this.logger.warn('php stderr', { request_id: req.id, upstream: this.name, stderr: text });
   }
 
   health(): UpstreamHealth {
@@ -156,22 +156,18 @@ class FastcgiUpstream implements Upstream {
   }
 }
 
-/** One request through the pool: FastCGI output → CGI head → sink. */
-class Exchange implements PoolJob {
-  recordId = 0;
-  responseStarted = false;
-  attempts = 0;
-  conn: FcgiConnection | null = null;
-  silentRetryOk = false;
-  cancelled = false;
-  preferFresh = false;
-  startedAt = 0;
-  readonly idempotent: boolean;
-  readonly streamsBody: boolean;
-  readonly ctl: ResponseController;
+/**
+ * One request through the pool: FastCGI output → CGI head → sink. Its state is its own (see
+ * job.ts); it is also the sink's ResponseController, pausing PHP's output through the pool job.
+ */
+class Exchange implements PoolRequest, ResponseController {
+  readonly method: string;
   private readonly parser = new CgiResponseParser();
   private readonly isHead: boolean;
-  private headSent = false;
+  /** The pool's handle, once submitted. */
+  private job: PoolJob | null = null;
+  /** The CGI head was parsed and given to the sink (onResponseStart). */
+  private headDelivered = false;
   private done = false;
   private stderr: Buffer[] | null = null;
   private stderrBytes = 0;
@@ -184,20 +180,30 @@ class Exchange implements PoolJob {
     readonly head: Buffer,
     readonly separateBody: RequestBody | null,
   ) {
-    this.idempotent = IDEMPOTENT.has(req.method);
-    this.streamsBody = separateBody !== null && separateBody.kind === 'file';
+    this.method = req.method;
     this.isHead = req.method === 'HEAD';
-    this.ctl = {
-      pause: () => this.conn?.pauseReading(this),
-      resume: () => this.conn?.resumeReading(this),
-    };
     req.signal.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  submit(): void {
+    const job = this.up.pool.submit(this);
+    // Unless the pool failed it at once (closing, queue full).
+    if (!this.done) this.job = job;
+  }
+
+  // ResponseController
+  pause(): void {
+    this.job?.pauseReading();
+  }
+
+  resume(): void {
+    this.job?.resumeReading();
   }
 
   onStdout(data: Buffer): void {
     if (this.done) return;
-    if (this.headSent) {
-      if (!this.isHead) this.sink.onResponseData(this.ctl, data);
+    if (this.headDelivered) {
+      if (!this.isHead) this.sink.onResponseData(this, data);
       return;
     }
     let head;
@@ -210,9 +216,9 @@ class Exchange implements PoolJob {
       return;
     }
     if (head === null) return;
-    this.headSent = true;
-    this.sink.onResponseStart(this.ctl, head.status, head.headers, head.reason);
-    if (head.rest.length > 0 && !this.done && !this.isHead) this.sink.onResponseData(this.ctl, head.rest);
+    this.headDelivered = true;
+    this.sink.onResponseStart(this, head.status, head.headers, head.reason);
+    if (head.rest.length > 0 && !this.done && !this.isHead) this.sink.onResponseData(this, head.rest);
   }
 
   onStderr(data: Buffer): void {
@@ -230,7 +236,7 @@ class Exchange implements PoolJob {
     if (protocolStatus !== ProtocolStatus.REQUEST_COMPLETE) {
       const what = ['complete', 'cannot multiplex', 'overloaded', 'unknown role'][protocolStatus] ?? `status ${protocolStatus}`;
       this.finish(new UpstreamError('M2GW_UPSTREAM_OVERLOADED', `PHP-FPM refused the request: ${what}`, 'request-sent'));
-    } else if (!this.headSent) {
+    } else if (!this.headDelivered) {
       const why = this.parser.hasPartialHead ? 'PHP output ended inside the header block' : 'PHP sent no output';
       this.finish(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', why, 'request-sent'));
     } else {
@@ -244,24 +250,24 @@ class Exchange implements PoolJob {
 
   private abort(): void {
     if (this.done) return;
-    const phase = this.headSent ? 'headers-sent' : this.conn === null && this.attempts === 0 ? 'connect' : 'request-sent';
-    this.finish(new UpstreamError('M2GW_CLIENT_GONE', 'client went away', phase));
-    this.up.pool.cancel(this);
+    const phase = this.headDelivered ? 'headers-sent' : this.job === null || !this.job.sent ? 'connect' : 'request-sent';
+    const job = this.job;
+    this.finish(new ClientGoneError(phase));
+    if (job !== null) this.up.pool.cancel(job);
     this.logStderr();
   }
 
-  private finish(err: UpstreamError | null): void {
+  private finish(err: M2gwError | null): void {
     if (this.done) return;
     this.done = true;
     this.req.signal.removeEventListener('abort', this.onAbort);
     if (err === null) {
-      this.sink.onResponseEnd(this.ctl);
+      this.sink.onResponseEnd(this);
     } else {
-      if (this.headSent) err.phase = 'headers-sent';
-      this.sink.onResponseError(err);
+      this.sink.onResponseError(this.headDelivered ? inPhase(err, 'headers-sent') : err);
     }
     // A failed request's END_REQUEST may still bring stderr: log then (see onEnd).
-    if (err === null || this.conn === null) this.logStderr();
+    if (err === null || this.job === null || this.job.conn === null) this.logStderr();
   }
 
   private logStderr(): void {

@@ -1,46 +1,60 @@
 /**
  * Keep-alive connections to one PHP-FPM address: at most maxConnections, each carrying one
  * request at a time (or `pipeline` deep), a bounded FIFO wait queue with a deadline, and the
- * retry rule:
- * - nothing of the request was sent (connect failed): retried once, on a new connection;
+ * retry rule (lifecycle.ts decides, on what the connection saw; `retries` times at most):
+ * - nothing of the request was sent (connect failed): retried, on a new connection;
  * - the request was written onto a reused or pipelined connection that then closed before any
  *   byte came back (PHP-FPM's pm.max_requests close, a reload, an idle-kill racing our write):
- *   retried once if the method is idempotent, or if PHP-FPM's FIN came within
- *   RECYCLE_WINDOW_MS of its previous END_REQUEST (the pm.max_requests pattern: the child
- *   exits without reading the request); 502 otherwise;
- * - anything else is reported to the job.
+ *   retried if the method is idempotent, or if PHP-FPM's FIN came within RECYCLE_WINDOW_MS of
+ *   its previous END_REQUEST (the pm.max_requests pattern: the child exits without reading the
+ *   request); 502 otherwise;
+ * - anything else is reported to the request.
  *
  * A kept-alive connection pins one PHP-FPM child, so maxConnections should not exceed
  * pm.max_children: surplus connections would sit in FPM's accept backlog behind idle ones.
  */
-import { UpstreamError } from '../../errors.js';
+import { ClientGoneError, UpstreamError } from '../../errors.js';
+import { mayRetry } from '../lifecycle.js';
 import type { UpstreamHealth } from '../upstream.js';
 import type { FcgiAddress } from './address.js';
 import { describeAddress } from './address.js';
-import type { CloseInfo, ConnectionJob, ConnectionOwner, ConnectionTimeouts } from './connection.js';
+import type { ConnectionOwner, ConnectionTimeouts } from './connection.js';
 import { FcgiConnection } from './connection.js';
+import type { CloseInfo, ConnectionJob, PoolRequest, Unfinished } from './job.js';
 
 /** Pipeline only behind a request that was written less than this long ago. */
 const PIPELINE_BEHIND_MS = 10;
 
-export interface PoolJob extends ConnectionJob {
-  readonly idempotent: boolean;
+/** The pool's state for one request, from submit to its end. Only FcgiPool writes the fields. */
+export class PoolJob implements ConnectionJob {
   /** The body streams from a file: only on an idle connection, never pipelined behind. */
   readonly streamsBody: boolean;
-  /** Connections tried so far (set by the pool). */
-  attempts: number;
+  /** Connections tried so far. */
+  attempts = 0;
   /** Where the job is written, null while queued or done. */
-  conn: FcgiConnection | null;
-  /** Written onto a reused connection or behind another request (set by the pool). */
-  silentRetryOk: boolean;
+  conn: FcgiConnection<PoolJob> | null = null;
   /** Taken back after a client abort: no more callbacks are wanted. */
-  cancelled: boolean;
-  /** Retry on a new connection if the pool has room for one. */
-  preferFresh: boolean;
-  /** When the job was written onto its connection (performance.now()), set by the pool. */
-  startedAt: number;
-  /** The pool gives up on the job; called at most once, never after onEnd. */
-  onFail(err: UpstreamError): void;
+  cancelled = false;
+  /** A retry: goes on a new connection if the pool has room for one. */
+  preferFresh = false;
+
+  constructor(readonly request: PoolRequest) {
+    this.streamsBody = request.separateBody !== null && request.separateBody.kind === 'file';
+  }
+
+  /** Some connection has been given the request (PHP may have seen it). */
+  get sent(): boolean {
+    return this.attempts > 0;
+  }
+
+  /** Backpressure from the sink: stop reading PHP's output, and go on. */
+  pauseReading(): void {
+    this.conn?.pauseReading(this);
+  }
+
+  resumeReading(): void {
+    this.conn?.resumeReading(this);
+  }
 }
 
 export interface PoolOptions extends ConnectionTimeouts {
@@ -50,19 +64,19 @@ export interface PoolOptions extends ConnectionTimeouts {
   readonly pipeline: number;
   readonly queueSize: number;
   readonly queueTimeoutMs: number;
+  /** Retries allowed by lifecycle.ts's rule, each on a new connection. */
+  readonly retries: number;
 }
-
-const MAX_ATTEMPTS = 2;
 
 interface Waiting {
   job: PoolJob;
   deadline: number;
 }
 
-export class FcgiPool implements ConnectionOwner {
-  private readonly conns = new Set<FcgiConnection>();
+export class FcgiPool implements ConnectionOwner<PoolJob> {
+  private readonly conns = new Set<FcgiConnection<PoolJob>>();
   /** Idle connections, most recently used last. */
-  private readonly idle: FcgiConnection[] = [];
+  private readonly idle: Array<FcgiConnection<PoolJob>> = [];
   private readonly queue: Waiting[] = [];
   private queueTimer: NodeJS.Timeout | null = null;
   private releaseScheduled = false;
@@ -74,23 +88,26 @@ export class FcgiPool implements ConnectionOwner {
 
   constructor(private readonly opts: PoolOptions) {}
 
-  submit(job: PoolJob): void {
+  /** Takes a request; every outcome reaches it (onEnd or onFail). The job is the caller's handle on it. */
+  submit(request: PoolRequest): PoolJob {
+    const job = new PoolJob(request);
     if (this.closing) {
-      job.onFail(new UpstreamError('M2GW_SHUTTING_DOWN', 'the upstream is closing', 'connect'));
-      return;
+      request.onFail(new UpstreamError('M2GW_SHUTTING_DOWN', 'the upstream is closing', 'connect'));
+      return job;
     }
     if (this.queue.length === 0) {
       const conn = this.takeConnection(job);
       if (conn !== null) {
         this.startOn(conn, job);
-        return;
+        return job;
       }
     }
     if (this.queue.length >= this.opts.queueSize) {
-      job.onFail(new UpstreamError('M2GW_SATURATED', `${this.opts.name}: all ${this.opts.maxConnections} PHP connections busy and the queue is full`, 'connect'));
-      return;
+      request.onFail(new UpstreamError('M2GW_SATURATED', `${this.opts.name}: all ${this.opts.maxConnections} PHP connections busy and the queue is full`, 'connect'));
+      return job;
     }
     this.enqueue(job, false);
+    return job;
   }
 
   /** The client went away: take the job back. A request PHP is running closes its connection. */
@@ -105,14 +122,14 @@ export class FcgiPool implements ConnectionOwner {
     const conn = job.conn;
     if (conn !== null && conn.isActive(job)) {
       // PHP-FPM does not read FCGI_ABORT_REQUEST while a script runs: closing is the only signal.
-      conn.abort(job, new UpstreamError('M2GW_CLIENT_GONE', 'client went away', 'request-sent'));
+      conn.abort(job, new ClientGoneError('request-sent'));
     }
     // A pipelined job not started yet stays on its connection; its output is dropped.
   }
 
   health(): UpstreamHealth {
     let inFlight = 0;
-    for (const c of this.conns) inFlight += c.jobs.length;
+    for (const c of this.conns) inFlight += c.depth;
     const address = describeAddress(this.opts.address);
     return {
       name: this.opts.name,
@@ -141,7 +158,7 @@ export class FcgiPool implements ConnectionOwner {
     if (!this.destroying) {
       this.destroying = true;
       const err = new UpstreamError('M2GW_SHUTTING_DOWN', 'the upstream was destroyed', 'connect');
-      for (const w of this.queue.splice(0)) w.job.onFail(err);
+      for (const w of this.queue.splice(0)) w.job.request.onFail(err);
       this.armQueueTimer();
       for (const c of [...this.conns]) c.destroy(new UpstreamError('M2GW_SHUTTING_DOWN', 'the upstream was destroyed', 'request-sent'));
       this.checkDrained();
@@ -155,8 +172,8 @@ export class FcgiPool implements ConnectionOwner {
     this.healthy = true;
   }
 
-  jobDone(_conn: FcgiConnection, job: ConnectionJob): void {
-    (job as PoolJob).conn = null;
+  jobDone(_conn: FcgiConnection<PoolJob>, job: PoolJob): void {
+    job.conn = null;
     this.scheduleRelease();
   }
 
@@ -164,18 +181,18 @@ export class FcgiPool implements ConnectionOwner {
     this.pump();
   }
 
-  closed(conn: FcgiConnection, unfinished: Array<{ job: ConnectionJob; error: UpstreamError }>, info: CloseInfo): void {
+  closed(conn: FcgiConnection<PoolJob>, unfinished: Array<Unfinished<PoolJob>>, info: CloseInfo): void {
     this.conns.delete(conn);
     const i = this.idle.indexOf(conn);
     if (i !== -1) this.idle.splice(i, 1);
     if (!info.wasConnected && !this.destroying) this.healthy = false;
     const retries: PoolJob[] = [];
-    for (const { job: j, error } of unfinished) {
-      const job = j as PoolJob;
+    for (const u of unfinished) {
+      const job = u.job;
       job.conn = null;
       if (job.cancelled) continue;
-      if (this.mayRetry(job, error, info)) retries.push(job);
-      else job.onFail(error);
+      if (this.mayRetry(u, info)) retries.push(job);
+      else job.request.onFail(u.error);
     }
     // Retries go first, in their original order.
     for (let k = retries.length - 1; k >= 0; k--) {
@@ -188,16 +205,22 @@ export class FcgiPool implements ConnectionOwner {
 
   // -----------------------------------------------------------------------------------------
 
-  private mayRetry(job: PoolJob, error: UpstreamError, info: CloseInfo): boolean {
-    if (this.destroying || job.attempts >= MAX_ATTEMPTS) return false;
-    if (!info.wasConnected) return error.code === 'M2GW_UPSTREAM_CONNECT' || error.code === 'M2GW_UPSTREAM_TIMEOUT';
-    if (error.code !== 'M2GW_UPSTREAM_RESET' || job.responseStarted || !job.silentRetryOk) return false;
-    // A non-idempotent request is re-sent only when PHP-FPM recycled its child: it closed right
-    // after answering the previous request, before reading this one (see RECYCLE_WINDOW_MS).
-    return job.idempotent || info.recycledByPeer;
+  private mayRetry(u: Unfinished<PoolJob>, info: CloseInfo): boolean {
+    if (this.destroying) return false;
+    return mayRetry({
+      method: u.job.request.method,
+      error: u.error,
+      attempts: u.job.attempts,
+      retries: this.opts.retries,
+      answered: u.answered,
+      reusedConnection: u.reusedConnection,
+      // PHP-FPM recycled its child: it closed right after answering the previous request,
+      // before reading this one (RECYCLE_WINDOW_MS in connection.ts).
+      closedUnread: info.recycledByPeer,
+    });
   }
 
-  private takeConnection(job: PoolJob): FcgiConnection | null {
+  private takeConnection(job: PoolJob): FcgiConnection<PoolJob> | null {
     if (job.preferFresh) {
       // A retry goes on a new connection: the idle ones may be about to close as well (PHP-FPM
       // recycles children at pm.max_requests). At the limit, close an idle one to make room;
@@ -217,30 +240,27 @@ export class FcgiPool implements ConnectionOwner {
       // is likely a slow one, and whatever is pipelined behind it waits for all of it, while
       // the central queue would hand it the first connection that frees up.
       const youngSince = performance.now() - PIPELINE_BEHIND_MS;
-      let best: FcgiConnection | null = null;
+      let best: FcgiConnection<PoolJob> | null = null;
       for (const c of this.conns) {
-        const n = c.jobs.length;
+        const n = c.depth;
         if (n === 0 || n >= this.opts.pipeline || !c.acceptsPipelined) continue;
-        const head = c.jobs[0] as PoolJob;
-        if (head.startedAt < youngSince) continue;
-        if (best === null || n < best.jobs.length) best = c;
+        if (c.headWrittenAt < youngSince) continue;
+        if (best === null || n < best.depth) best = c;
       }
       return best;
     }
     return null;
   }
 
-  private newConnection(): FcgiConnection {
-    const c = new FcgiConnection(this.opts.address, this.opts, this);
+  private newConnection(): FcgiConnection<PoolJob> {
+    const c = new FcgiConnection<PoolJob>(this.opts.address, this.opts, this);
     this.conns.add(c);
     return c;
   }
 
-  private startOn(conn: FcgiConnection, job: PoolJob): void {
+  private startOn(conn: FcgiConnection<PoolJob>, job: PoolJob): void {
     job.attempts++;
-    job.startedAt = performance.now();
     job.conn = conn;
-    job.silentRetryOk = conn.served > 0 || conn.jobs.length > 0;
     conn.start(job);
   }
 
@@ -280,7 +300,7 @@ export class FcgiPool implements ConnectionOwner {
       setImmediate(() => {
         this.releaseScheduled = false;
         for (const c of this.conns) {
-          if (c.jobs.length === 0 && c.idle && !this.idle.includes(c)) this.idle.push(c);
+          if (c.depth === 0 && c.idle && !this.idle.includes(c)) this.idle.push(c);
         }
         this.pump();
       }),
@@ -306,14 +326,14 @@ export class FcgiPool implements ConnectionOwner {
     }
     this.armQueueTimer();
     for (const job of expired) {
-      job.onFail(new UpstreamError('M2GW_SATURATED', `${this.opts.name}: no PHP connection free within ${this.opts.queueTimeoutMs} ms`, 'connect'));
+      job.request.onFail(new UpstreamError('M2GW_SATURATED', `${this.opts.name}: no PHP connection free within ${this.opts.queueTimeoutMs} ms`, 'connect'));
     }
     this.checkDrained();
   }
 
   private checkDrained(): void {
     if (!this.closing || this.queue.length > 0) return;
-    for (const c of this.conns) if (c.jobs.length === 0) c.end();
+    for (const c of this.conns) if (c.depth === 0) c.end();
     if (this.conns.size === 0 && this.resolveDrained !== null) {
       const resolve = this.resolveDrained;
       this.resolveDrained = null;

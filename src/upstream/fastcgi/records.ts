@@ -317,3 +317,13 @@ export function endOfStdin(recordId: number): Buffer {
   writeHeader(b, 0, RecordType.STDIN, recordId, 0, 0);
   return b;
 }
+
+/** Rewrites the record id in every record header of an encoded request. */
+export function setRecordId(buf: Buffer, id: number): void {
+  let o = 0;
+  while (o + 8 <= buf.length) {
+    buf[o + 2] = (id >> 8) & 0xff;
+    buf[o + 3] = id & 0xff;
+    o += 8 + ((buf[o + 4]! << 8) | buf[o + 5]!) + buf[o + 6]!;
+  }
+}

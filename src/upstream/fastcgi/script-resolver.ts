@@ -91,8 +91,8 @@ function hexValue(c: number): number {
   return -1;
 }
 
-const badRequest = (msg: string): DecodedPath => ({ ok: false, error: new M2gwError('M2GW_BAD_REQUEST', msg) });
-const notFoundPath = (msg: string): DecodedPath => ({ ok: false, error: new M2gwError('M2GW_NOT_FOUND', msg) });
+const badRequest = (msg: string): DecodedPath => ({ ok: false, error: new M2gwError('M2GW_BAD_REQUEST', msg, 'route') });
+const notFoundPath = (msg: string): DecodedPath => ({ ok: false, error: new M2gwError('M2GW_NOT_FOUND', msg, 'route') });
 
 /** Paths with nothing to decode or normalise (no %, backslash, NUL, //, /. or non-byte chars). */
 // eslint-disable-next-line no-control-regex
@@ -296,7 +296,7 @@ export class ScriptResolver {
       const r = await this.script(this.frontController, '');
       if (r !== null) return r;
     }
-    return { kind: 'error', error: new M2gwError('M2GW_NOT_FOUND', 'no such file') };
+    return { kind: 'error', error: new M2gwError('M2GW_NOT_FOUND', 'no such file', 'route') };
   }
 
   private async insideRoot(file: string): Promise<'inside' | 'outside' | 'denied'> {
@@ -315,7 +315,7 @@ export class ScriptResolver {
 }
 
 function forbidden(): Resolution {
-  return { kind: 'error', error: new M2gwError('M2GW_FORBIDDEN', 'path denied by configuration') };
+  return { kind: 'error', error: new M2gwError('M2GW_FORBIDDEN', 'path denied by configuration', 'route') };
 }
 
 /**

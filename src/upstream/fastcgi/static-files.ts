@@ -4,7 +4,7 @@
  * sink's pause/resume. Only GET and HEAD (405 otherwise).
  */
 import fs from 'node:fs';
-import { M2gwError, UpstreamError } from '../../errors.js';
+import { ClientGoneError, M2gwError, UpstreamError } from '../../errors.js';
 import type { HeaderList, ResponseController, ResponseSink, UpstreamRequest } from '../upstream.js';
 
 const TYPES: Readonly<Record<string, string>> = {
@@ -144,18 +144,18 @@ export function serveStaticFile(req: UpstreamRequest, file: string, sink: Respon
   }
   fs.open(Buffer.from(file, 'latin1'), 'r', (err, fd) => {
     if (err !== null) {
-      sink.onResponseError(new M2gwError('M2GW_NOT_FOUND', `cannot open static file: ${err.code ?? err.message}`));
+      sink.onResponseError(new M2gwError('M2GW_NOT_FOUND', `cannot open static file: ${err.code ?? err.message}`, 'route'));
       return;
     }
     fs.fstat(fd, (err2, st) => {
       if (err2 !== null || !st.isFile()) {
         fs.close(fd, () => {});
-        sink.onResponseError(new M2gwError('M2GW_NOT_FOUND', 'static file is not a regular file'));
+        sink.onResponseError(new M2gwError('M2GW_NOT_FOUND', 'static file is not a regular file', 'route'));
         return;
       }
       if (req.signal.aborted) {
         fs.close(fd, () => {});
-        sink.onResponseError(new UpstreamError('M2GW_CLIENT_GONE', 'client went away', 'connect'));
+        sink.onResponseError(new ClientGoneError('connect'));
         return;
       }
       respond(req, fd, st, file, sink);
@@ -242,7 +242,7 @@ function stream(
   };
   const onAbort = (): void => {
     rs.destroy();
-    finish(new UpstreamError('M2GW_CLIENT_GONE', 'client went away', 'headers-sent'));
+    finish(new ClientGoneError('headers-sent'));
   };
   req.signal.addEventListener('abort', onAbort, { once: true });
   sink.onResponseStart(ctl, status, headers);

@@ -11,8 +11,9 @@ import { createReadStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { HttpUpstreamConfig } from '../../config/schema.js';
-import { M2gwError, UpstreamError, type Phase } from '../../errors.js';
+import { ClientGoneError, UpstreamError, type M2gwError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { IDEMPOTENT_METHODS, mayRetry } from '../lifecycle.js';
 import type { HeaderList, ResponseController, ResponseSink, Upstream, UpstreamHealth, UpstreamRequest } from '../upstream.js';
 
 interface Server {
@@ -23,8 +24,6 @@ interface Server {
   readonly pool: Pool;
   downUntil: number;
 }
-
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 export function createHttpUpstream(cfg: HttpUpstreamConfig, logger: Logger): Upstream {
   return new HttpUpstream(cfg, logger);
@@ -69,7 +68,7 @@ class HttpUpstream implements Upstream {
       return;
     }
     this.inFlight++;
-    new Attempt(this, req, sink, this.cfg.retries).run(this.pick(null));
+    new Attempt(this, req, sink).run(this.pick(null));
   }
 
   /** Round-robin over servers in rotation; if all are out, the one that comes back soonest. */
@@ -148,12 +147,12 @@ class HttpUpstream implements Upstream {
   }
 }
 
-/** One request's journey, including a retry on another server when nothing was sent. */
+/** One request's journey, including a retry on another server when lifecycle.ts allows one. */
 class Attempt implements Dispatcher.DispatchHandler, ResponseController {
   private readonly up: HttpUpstream;
   private readonly req: UpstreamRequest;
   private readonly sink: ResponseSink;
-  private retriesLeft: number;
+  private attempts = 0;
   private server!: Server;
   private abortFn: ((err: Error) => void) | null = null;
   private resumeFn: (() => void) | null = null;
@@ -165,18 +164,18 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
     this.abortFn?.(reason);
   };
 
-  constructor(up: HttpUpstream, req: UpstreamRequest, sink: ResponseSink, retries: number) {
+  constructor(up: HttpUpstream, req: UpstreamRequest, sink: ResponseSink) {
     this.up = up;
     this.req = req;
     this.sink = sink;
-    this.retriesLeft = retries;
   }
 
   run(server: Server): void {
     this.server = server;
     this.abortFn = null;
     this.headersReceived = false;
-    if (this.req.signal.aborted) return this.fail(new M2gwError('M2GW_CLIENT_GONE', 'client gone before sending', 'connect'));
+    this.attempts++;
+    if (this.req.signal.aborted) return this.fail(new ClientGoneError('connect', 'client gone before sending'));
     const req = this.req;
     const headers: string[] = [];
     for (const [name, value] of req.headers) {
@@ -208,7 +207,7 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
         method: req.method,
         headers,
         body: body as Dispatcher.DispatchOptions['body'],
-        idempotent: IDEMPOTENT.has(req.method),
+        idempotent: IDEMPOTENT_METHODS.has(req.method),
         // undici writes Connection/Upgrade itself, then detaches the socket on a 101 (onUpgrade);
         // any other status arrives through onHeaders like a normal response.
         ...(req.upgrade ? { upgrade: req.upgrade } : {}),
@@ -280,17 +279,24 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
 
   onError(err: Error): void {
     if (this.finished) return;
-    if (this.req.signal.aborted) return this.fail(new M2gwError('M2GW_CLIENT_GONE', 'client disconnected', this.headersReceived ? 'headers-sent' : 'request-sent', { cause: err }));
+    if (this.req.signal.aborted) return this.fail(new ClientGoneError(this.headersReceived ? 'headers-sent' : 'request-sent', 'client disconnected', { cause: err }));
     const mapped = this.classify(err);
-    if (mapped.phase === 'connect') {
-      this.up.markDown(this.server, err);
-      const retryable = this.retriesLeft > 0 && this.up.serverCount > 1;
-      if (retryable) {
-        this.retriesLeft--;
-        this.cleanup();
-        const next = this.up.pick(this.server);
-        if (next !== this.server) return this.run(next);
-      }
+    if (mapped.phase === 'connect') this.up.markDown(this.server, err);
+    const again = mayRetry({
+      method: this.req.method,
+      error: mapped,
+      attempts: this.attempts,
+      retries: this.up.config.retries,
+      answered: this.headersReceived,
+      // undici keeps its connections to itself: no evidence of a keep-alive race here.
+      reusedConnection: false,
+      closedUnread: false,
+    });
+    if (again && this.up.serverCount > 1) {
+      // Another server: the one that failed is out of rotation (or about to be).
+      this.cleanup();
+      const next = this.up.pick(this.server);
+      if (next !== this.server) return this.run(next);
     }
     this.fail(mapped);
   }
@@ -298,7 +304,7 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
   private classify(err: Error): M2gwError {
     const code = (err as NodeJS.ErrnoException).code ?? '';
     const where = `upstream ${this.up.name} (${this.server.origin})`;
-    const phase: Phase = this.headersReceived ? 'headers-sent' : 'request-sent';
+    const phase = this.headersReceived ? 'headers-sent' : 'request-sent';
     if (err instanceof undiciErrors.ConnectTimeoutError) {
       return new UpstreamError('M2GW_UPSTREAM_CONNECT', `${where}: connect timeout`, 'connect', { cause: err });
     }

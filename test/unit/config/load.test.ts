@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { formatProblems, loadConfig, loadConfigOrThrow, parseConfigText } from '../../../src/config/load.js';
+import { loadConfig, loadConfigOrThrow, parseConfigText } from '../../../src/config/load.js';
 import { DEFAULTS, type Config } from '../../../src/config/schema.js';
-import { ConfigError } from '../../../src/errors.js';
+import { ConfigError, formatProblems } from '../../../src/errors.js';
 import { BASE, lineOf, tempDir } from './helpers.js';
 
 const FULL = `[gateway]
@@ -134,6 +134,7 @@ test('a full config reads every key: durations in ms, sizes in bytes, relative p
         pipeline: 2,
         queueTimeoutMs: 1_000,
         queueSize: 10,
+        retries: 1,
         connectTimeoutMs: 2_000,
         responseTimeoutMs: 30_000,
         idleTimeoutMs: 15_000,
@@ -153,6 +154,7 @@ test('a full config reads every key: durations in ms, sizes in bytes, relative p
         pipeline: 4,
         queueTimeoutMs: 5_000,
         queueSize: 1024,
+        retries: 1,
         connectTimeoutMs: 5_000,
         responseTimeoutMs: 60_000,
         idleTimeoutMs: 60_000,

@@ -211,7 +211,7 @@ test('STDIN is split into records of at most 65528 bytes, ending with an empty r
   }
 });
 
-// --- decoding bytes recorded from the real PHP-FPM (see record-fixtures.ts) -------------------
+// --- decoding bytes recorded from the real PHP-FPM (see test/harness/record-fastcgi-fixtures.ts) -------------------
 
 test('decodes PHP-FPM’s recorded response: headers, flushed chunks, stderr, split large write, end', () => {
   const c = decodeChunks([fixture('php-fpm-response.bin')]);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClientConnection } from '../../../src/gateway/client-connection.js';
 import { ResponseWriter, type ResponseOutcome, type ResponseWriterOptions } from '../../../src/gateway/response-writer.js';
-import { M2gwError } from '../../../src/errors.js';
+import { ClientGoneError, M2gwError } from '../../../src/errors.js';
 import { parseReply } from '../../../src/mongrel2/reply.js';
 import type { HeaderList, ResponseController } from '../../../src/upstream/upstream.js';
 import { limitHitCount } from '../../../src/metrics/limit-hits.js';
@@ -116,7 +116,7 @@ test('error after headers: the connection is closed, nothing else written', () =
 
 test('client gone: nothing written', () => {
   const r = run();
-  r.writer.onResponseError(new M2gwError('M2GW_CLIENT_GONE', 'gone'));
+  r.writer.onResponseError(new ClientGoneError('request-sent', 'gone'));
   assert.equal(r.text(), '');
 });
 
@@ -129,7 +129,7 @@ test('an upstream header with CR/LF is refused as a bad gateway, not passed thro
 
 test('a refused upload closes after the error page', () => {
   const r = run({ mustClose: true });
-  r.writer.onResponseError(new M2gwError('M2GW_BODY_TOO_LARGE', 'big'));
+  r.writer.onResponseError(new M2gwError('M2GW_BODY_TOO_LARGE', 'big', 'route'));
   assert.match(r.text(), /^HTTP\/1\.1 413 .*\r\n[\s\S]*Connection: close/);
   assert.equal(r.closed(), true);
 });

@@ -6,11 +6,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
-import { allocHandlerSpecs, renderConf, startMongrel2, type Mongrel2Instance } from '../../harness/mongrel2.js';
-import { freePorts } from '../../harness/ports.js';
-import { rawRequest, RawRequestTimeout, request, sha256, slowReader } from '../../harness/http-client.js';
-import { patternBytes, startHttpUpstream } from '../../harness/upstream-http.js';
-import { canConnect, sleep, waitFor } from '../../harness/wait.js';
+import { allocHandlerSpecs, renderConf, startMongrel2, type Mongrel2Instance } from '../harness/mongrel2.js';
+import { freePorts } from '../harness/ports.js';
+import { rawRequest, RawRequestTimeout, request, sha256, slowReader } from '../harness/http-client.js';
+import { patternBytes, startHttpUpstream } from '../harness/upstream-http.js';
+import { canConnect, sleep, waitFor } from '../harness/wait.js';
 
 function processGone(pid: number): boolean {
   try {

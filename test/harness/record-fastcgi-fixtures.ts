@@ -8,7 +8,7 @@
  *   nginx-request.bin      the request nginx sends to a FastCGI server for a POST
  *
  * Run by hand only (it does nothing under `node --test`):
- *   M2GW_RECORD_FASTCGI=1 node dist/test/unit/fastcgi/record-fixtures.js
+ *   M2GW_RECORD_FASTCGI=1 node dist/test/harness/record-fastcgi-fixtures.js
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,10 +16,10 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { RecordDecoder } from '../../../src/upstream/fastcgi/record-decoder.js';
-import { RecordType, encodeRecord, encodeRequestHead } from '../../../src/upstream/fastcgi/records.js';
-import { freePort, rawFastcgiExchange, startPhpFpm } from '../../harness/php-fpm.js';
-import { repoRoot } from '../fixtures.js';
+import { RecordDecoder } from '../../src/upstream/fastcgi/record-decoder.js';
+import { RecordType, encodeRecord, encodeRequestHead } from '../../src/upstream/fastcgi/records.js';
+import { freePort, rawFastcgiExchange, startPhpFpm } from './php-fpm.js';
+import { repoRoot } from '../unit/fixtures.js';
 
 export const fastcgiFixturesDir = path.join(repoRoot, 'test/fixtures/fastcgi');
 export const phpFixturesDir = path.join(repoRoot, 'test/fixtures/php');

@@ -4,8 +4,8 @@
  * breaks the connection as the test needs. No side effects on import.
  */
 import net from 'node:net';
-import { RecordDecoder } from '../../../src/upstream/fastcgi/record-decoder.js';
-import { FLAG_KEEP_CONN, RecordType, decodeNameValuePairs, encodeEndRequest, encodeRecord, STDIN_CHUNK } from '../../../src/upstream/fastcgi/records.js';
+import { RecordDecoder } from '../../src/upstream/fastcgi/record-decoder.js';
+import { FLAG_KEEP_CONN, RecordType, decodeNameValuePairs, encodeEndRequest, encodeRecord, STDIN_CHUNK } from '../../src/upstream/fastcgi/records.js';
 
 export interface FakeConn {
   readonly index: number;

@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import type { FastcgiUpstreamConfig } from '../../../src/config/schema.js';
-import type { M2gwError } from '../../../src/errors.js';
-import type { Logger } from '../../../src/log.js';
-import type { ResolverFs } from '../../../src/upstream/fastcgi/script-resolver.js';
-import type { HeaderList, ResponseController, ResponseSink, Upstream, UpstreamRequest } from '../../../src/upstream/upstream.js';
+import type { FastcgiUpstreamConfig } from '../../src/config/schema.js';
+import type { M2gwError } from '../../src/errors.js';
+import type { Logger } from '../../src/log.js';
+import type { ResolverFs } from '../../src/upstream/fastcgi/script-resolver.js';
+import type { HeaderList, ResponseController, ResponseSink, Upstream, UpstreamRequest } from '../../src/upstream/upstream.js';
 
 export function fastcgiConfig(address: string, documentRoot: string, over: Partial<FastcgiUpstreamConfig> = {}): FastcgiUpstreamConfig {
   return {
@@ -26,6 +26,7 @@ export function fastcgiConfig(address: string, documentRoot: string, over: Parti
     pipeline: 1,
     queueTimeoutMs: 5000,
     queueSize: 100,
+    retries: 1,
     connectTimeoutMs: 2000,
     responseTimeoutMs: 5000,
     idleTimeoutMs: 5000,

@@ -10,14 +10,14 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import type { FastcgiUpstreamConfig } from '../../../src/config/schema.js';
-import { silentLogger } from '../../../src/log.js';
-import { createFastcgiUpstream } from '../../../src/upstream/fastcgi/fastcgi-upstream.js';
-import { ProtocolStatus } from '../../../src/upstream/fastcgi/records.js';
-import type { Upstream } from '../../../src/upstream/upstream.js';
-import { helloHandler, startFakeFastcgi } from './fake-fastcgi-server.js';
-import type { FakeHandler, FakeOptions, FakeResponder, FakeServer } from './fake-fastcgi-server.js';
-import { assertError, assertOk, capturingLogger, fastcgiConfig, header, request, run, sleep, syncResolverFs } from './upstream-helpers.js';
+import type { FastcgiUpstreamConfig } from '../../src/config/schema.js';
+import { silentLogger } from '../../src/log.js';
+import { createFastcgiUpstream } from '../../src/upstream/fastcgi/fastcgi-upstream.js';
+import { ProtocolStatus } from '../../src/upstream/fastcgi/records.js';
+import type { Upstream } from '../../src/upstream/upstream.js';
+import { helloHandler, startFakeFastcgi } from '../harness/fake-fastcgi-server.js';
+import type { FakeHandler, FakeOptions, FakeResponder, FakeServer } from '../harness/fake-fastcgi-server.js';
+import { assertError, assertOk, capturingLogger, fastcgiConfig, header, request, run, sleep, syncResolverFs } from './fastcgi-support.js';
 
 let root = '';
 
@@ -494,7 +494,7 @@ test('PHP stderr is logged with the request id', async (t) => {
   assertOk(await run(up, req));
   const rec = records.find((x) => x['message'] === 'php stderr');
   assert.ok(rec, 'logged');
-  assert.equal(rec['requestId'], req.id);
+  assert.equal(rec['request_id'], req.id);
   assert.equal(rec['upstream'], 'php');
   assert.equal(rec['stderr'], 'PHP Warning: something');
   assert.equal(rec['level'], 'warn');
