@@ -11,7 +11,7 @@
 #   /etc/logrotate.d/m2gw          conffile: contrib/logrotate/m2gw
 #   /lib/systemd/system/m2gw.service
 #   postinst: creates the m2gw system user; the service is not enabled (edit gw.toml first).
-# The zeromq prebuilt is architecture-specific, so the package is too (dpkg's arch).
+# <arch> is dpkg's architecture when a native module ships (zeromq's prebuilt), else "all".
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -29,13 +29,6 @@ for tool in dpkg-deb dpkg node npm; do
   command -v "$tool" >/dev/null || { log "$tool is required"; exit 1; }
 done
 
-arch=$(dpkg --print-architecture)
-case $arch in
-  amd64) node_arch=x64 ;;
-  arm64) node_arch=arm64 ;;
-  *) log "no zeromq prebuilt for $arch"; exit 1 ;;
-esac
-
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if [ -z "$tarball" ]; then
@@ -48,19 +41,33 @@ version=$(node -p "require('$work/package/package.json').version")
 root=$work/root
 lib=$root/usr/lib/m2gw
 
-log "m2gw $version ($arch): production node_modules"
+log "m2gw $version: production node_modules"
 mkdir -p "$lib"
 cp -a "$work/package/." "$lib/"
 cp "$repo/package-lock.json" "$lib/"
 # Offline-first from npm's cache; the lock pins every version.
 (cd "$lib" && npm ci --omit=dev --no-audit --no-fund --prefer-offline --loglevel=error)
 rm -f "$lib/package-lock.json" "$lib/node_modules/.package-lock.json"
-# Only what runs here: zeromq's prebuilt for this OS/arch, sql.js's Node WebAssembly build.
-zmq=$lib/node_modules/zeromq
-find "$zmq/build" -mindepth 1 -maxdepth 1 ! -name linux ! -name manifest.json -exec rm -rf {} +
-find "$zmq/build/linux" -mindepth 1 -maxdepth 1 ! -name "$node_arch" -exec rm -rf {} +
+# Only what runs here: sql.js's Node WebAssembly build; a native module (zeromq's prebuilt
+# libzmq binding), if production code still depends on one, for this OS/arch only, which
+# makes the package architecture-specific. Pure JavaScript otherwise: Architecture: all.
 find "$lib/node_modules/sql.js/dist" -type f ! -name sql-wasm.js ! -name sql-wasm.wasm -delete
-[ -d "$zmq/build/linux/$node_arch" ] || { log "zeromq has no prebuilt for linux/$node_arch"; exit 1; }
+arch=all
+zmq=$lib/node_modules/zeromq
+if [ -d "$zmq" ]; then
+  arch=$(dpkg --print-architecture)
+  case $arch in
+    amd64) node_arch=x64 ;;
+    arm64) node_arch=arm64 ;;
+    *) log "no zeromq prebuilt for $arch"; exit 1 ;;
+  esac
+  [ -d "$zmq/build/linux/$node_arch" ] || { log "zeromq has no prebuilt for linux/$node_arch"; exit 1; }
+  find "$zmq/build" -mindepth 1 -maxdepth 1 ! -name linux ! -name manifest.json -exec rm -rf {} +
+  find "$zmq/build/linux" -mindepth 1 -maxdepth 1 ! -name "$node_arch" -exec rm -rf {} +
+fi
+if find "$lib/node_modules" -name '*.node' -print -quit | grep -q .; then
+  [ "$arch" != all ] || arch=$(dpkg --print-architecture)
+fi
 
 install -d "$root/usr/bin" "$root/etc/m2gw" "$root/etc/logrotate.d" "$root/lib/systemd/system" "$root/usr/share/doc/m2gw" "$root/DEBIAN"
 cat >"$root/usr/bin/m2gw" <<'SH'

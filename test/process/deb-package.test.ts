@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sleep } from '../harness/wait.js';
-import { packageVersion, packBuilt, run, withMachineLock, type RunResult } from './package-support.js';
+import { packageVersion, packBuilt, productionDependencies, run, withMachineLock, type RunResult } from './package-support.js';
 import { repoRoot } from './support.js';
 
 const HAVE_DPKG = existsSync('/usr/bin/dpkg-deb');
@@ -46,8 +46,10 @@ describe('Debian package', { skip: HAVE_DPKG ? false : 'not a Debian system: no 
     assert.equal(packed.output.code, 0, packed.output.stderr);
     const built = await run('bash', [path.join(repoRoot, 'packaging/deb/build.sh'), '--out', tmp, packed.tarball]);
     assert.equal(built.code, 0, built.stderr);
-    const arch = (await run('dpkg', ['--print-architecture'])).stdout.trim();
     deb = built.stdout.trim().split('\n').pop() ?? '';
+    const arch = (await run('dpkg-deb', ['--field', deb, 'Architecture'])).stdout.trim();
+    const nativeModule = existsSync(path.join(repoRoot, 'node_modules', 'zeromq')) && (await productionDependencies()).includes('zeromq');
+    assert.equal(arch, nativeModule ? (await run('dpkg', ['--print-architecture'])).stdout.trim() : 'all', 'arch-specific only with a native module');
     assert.equal(deb, path.join(tmp, `m2gw_${version}_${arch}.deb`));
 
     const info = await run('dpkg-deb', ['--field', deb, 'Package', 'Version', 'Architecture', 'Depends']);
@@ -56,9 +58,10 @@ describe('Debian package', { skip: HAVE_DPKG ? false : 'not a Debian system: no 
     const conffiles = (await run('sh', ['-c', `dpkg-deb --ctrl-tarfile '${deb}' | tar -xO ./conffiles`])).stdout;
     assert.deepEqual(conffiles.trim().split('\n'), ['/etc/m2gw/gw.toml', '/etc/logrotate.d/m2gw']);
     const files = (await run('dpkg-deb', ['--contents', deb])).stdout;
-    for (const f of ['./usr/bin/m2gw', './usr/lib/m2gw/bin/m2gw', './usr/lib/m2gw/dist/src/cli.js', './usr/lib/m2gw/node_modules/zeromq/package.json', './usr/lib/m2gw/node_modules/sql.js/dist/sql-wasm.wasm', './etc/m2gw/gw.toml', './lib/systemd/system/m2gw.service']) {
+    for (const f of ['./usr/bin/m2gw', './usr/lib/m2gw/bin/m2gw', './usr/lib/m2gw/dist/src/cli.js', './usr/lib/m2gw/node_modules/sql.js/dist/sql-wasm.wasm', './etc/m2gw/gw.toml', './lib/systemd/system/m2gw.service']) {
       assert.ok(files.includes(` ${f}\n`), `${f} in the package`);
     }
+    for (const dep of await productionDependencies()) assert.ok(files.includes(` ./usr/lib/m2gw/node_modules/${dep}/package.json\n`), `dependency ${dep} in the package`);
     assert.doesNotMatch(files, /node_modules\/(typescript|eslint|yaml|@types\/node)\//, 'no dev dependencies');
     assert.doesNotMatch(files, /\.\/usr\/lib\/m2gw\/(?!node_modules\/)\S*\.(ts|map)\n/, 'no TypeScript of our own: it runs as built');
   });

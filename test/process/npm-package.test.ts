@@ -15,7 +15,7 @@ import path from 'node:path';
 import { request } from '../harness/http-client.js';
 import { m2shLoad } from '../harness/mongrel2.js';
 import { waitFor } from '../harness/wait.js';
-import { packageVersion, packFromCleanCopy, run } from './package-support.js';
+import { packageVersion, packFromCleanCopy, productionDependencies, run } from './package-support.js';
 import { gwToml, startWorld } from './support.js';
 
 describe('npm pack + npm install -g', () => {
@@ -54,7 +54,7 @@ describe('npm pack + npm install -g', () => {
     const installed = await run('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', tarball], { env });
     assert.equal(installed.code, 0, installed.stderr);
     const pkg = path.join(prefix, 'lib', 'node_modules', 'm2gw');
-    for (const dep of ['zeromq', 'undici', 'sql.js', 'smol-toml']) assert.ok(existsSync(path.join(pkg, 'node_modules', dep)) || existsSync(path.join(prefix, 'lib', 'node_modules', dep)), `${dep} installed`);
+    for (const dep of await productionDependencies()) assert.ok(existsSync(path.join(pkg, 'node_modules', dep)) || existsSync(path.join(prefix, 'lib', 'node_modules', dep)), `${dep} installed`);
     for (const dev of ['typescript', 'eslint', '@types/node', 'yaml']) assert.ok(!existsSync(path.join(pkg, 'node_modules', dev)), `dev dependency ${dev} not installed`);
   });
 

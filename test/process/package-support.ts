@@ -29,8 +29,21 @@ export async function run(cmd: string, args: string[], opts: { cwd?: string; env
   }
 }
 
+interface PackageJson {
+  version: string;
+  dependencies?: Record<string, string>;
+}
+
+async function packageJson(): Promise<PackageJson> {
+  return JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as PackageJson;
+}
+
 export async function packageVersion(): Promise<string> {
-  return (JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+  return (await packageJson()).version;
+}
+
+export async function productionDependencies(): Promise<string[]> {
+  return Object.keys((await packageJson()).dependencies ?? {});
 }
 
 const NOT_SOURCES = new Set(['node_modules', 'dist', '.git', '.tmp', 'demo-run', 'test', 'bench']);
