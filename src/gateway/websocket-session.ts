@@ -21,6 +21,7 @@
 import type { Duplex } from 'node:stream';
 import { ClientGoneError, M2gwError, UpstreamError, asM2gwError, type WebSocketProtocolError } from '../errors.js';
 import { encodeResponseHead } from '../mongrel2/http-head.js';
+import { encodeCtl } from '../mongrel2/reply.js';
 import type { HeaderList, RequestAbort, ResponseController, ResponseSink, UpstreamRequest } from '../upstream/upstream.js';
 import { CLOSE_CODE, OPCODE, acceptKey, encodeClosePayload, encodeFrame, encodeFrameHead, parseClosePayload, type FrameHead } from '../websocket/frame.js';
 import { UpstreamTunnel } from '../websocket/upstream-tunnel.js';
@@ -89,6 +90,7 @@ export class WebSocketSession implements ResponseSink {
   private lastFromClient = Date.now();
   private lastMessage = Date.now();
   private pingOut: { payload: string; at: number } | null = null;
+  private lastKeepAlive = Date.now();
   private pingSeq = 0;
   private messagesIn = 0;
   private bytesIn = 0;
@@ -358,6 +360,13 @@ export class WebSocketSession implements ResponseSink {
     const now = Date.now();
     if (now - this.lastMessage >= this.limits.idleTimeoutMs) {
       return this.closeBoth(CLOSE_CODE.GOING_AWAY, 'idle timeout');
+    }
+    if (now - this.lastKeepAlive >= this.limits.pingIntervalMs) {
+      // Mongrel2 does not count WebSocket frames as activity (its state loop, which calls
+      // Register_ping, is not re-entered per frame), so with limits.min_ping exceeded and low
+      // read/write rates it kills even a chatty WebSocket. `ctl keep-alive` is what resets it.
+      this.lastKeepAlive = now;
+      this.conn.socket.send(encodeCtl(this.conn.replySender, [this.conn.connId], { 'keep-alive': true }));
     }
     if (this.pingOut !== null) {
       if (now - this.pingOut.at >= this.limits.pingIntervalMs) this.closeBoth(CLOSE_CODE.GOING_AWAY, 'no pong');

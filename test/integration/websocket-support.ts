@@ -83,11 +83,29 @@ export async function startWsUpstream(): Promise<WsUpstream> {
   };
 }
 
-/** Opens a ws client; resolves on open, rejects on an HTTP refusal (with its status). */
+interface Inbox {
+  readonly messages: Array<{ data: Buffer; binary: boolean }>;
+  waiter: (() => void) | null;
+  closed: number | null;
+}
+/** Messages are collected from the moment the socket exists: the first can arrive in the same read as the 101. */
+const inboxes = new WeakMap<WebSocket, Inbox>();
+
+/** Opens a ws client; resolves on open, rejects on an HTTP refusal (with its status and body). */
 export function connect(url: string, opts: WebSocket.ClientOptions & { protocols?: string[] } = {}): Promise<WebSocket> {
   const { protocols, ...rest } = opts;
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols ?? [], { perMessageDeflate: false, ...rest });
+    const inbox: Inbox = { messages: [], waiter: null, closed: null };
+    inboxes.set(ws, inbox);
+    ws.on('message', (data: WebSocket.RawData, binary: boolean) => {
+      inbox.messages.push({ data: Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]), binary });
+      inbox.waiter?.();
+    });
+    ws.on('close', (code: number) => {
+      inbox.closed = code;
+      inbox.waiter?.();
+    });
     ws.once('open', () => resolve(ws));
     ws.once('unexpected-response', (_req, res) => {
       let body = '';
@@ -98,20 +116,17 @@ export function connect(url: string, opts: WebSocket.ClientOptions & { protocols
   });
 }
 
-/** The next message on a client. */
-export function nextMessage(ws: WebSocket): Promise<{ data: Buffer; binary: boolean }> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (data: WebSocket.RawData, binary: boolean): void => {
-      ws.off('close', onClose);
-      resolve({ data: Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]), binary });
-    };
-    const onClose = (code: number): void => {
-      ws.off('message', onMessage);
-      reject(new Error(`closed (${code}) before a message`));
-    };
-    ws.once('message', onMessage);
-    ws.once('close', onClose);
-  });
+/** The next message on a client opened with connect(). */
+export async function nextMessage(ws: WebSocket): Promise<{ data: Buffer; binary: boolean }> {
+  const inbox = inboxes.get(ws);
+  if (!inbox) throw new Error('not a connect() client');
+  for (;;) {
+    const m = inbox.messages.shift();
+    if (m) return m;
+    if (inbox.closed !== null) throw new Error(`closed (${inbox.closed}) before a message`);
+    await new Promise<void>((r) => (inbox.waiter = r));
+    inbox.waiter = null;
+  }
 }
 
 export function closeOf(ws: WebSocket): Promise<{ code: number; reason: string }> {
