@@ -156,8 +156,9 @@ url = ${tomlString(c.http)}
   }
   if (c.php !== null) {
     parts.push(`
-# PHP-FPM. CHANGE address to the pool's listen (Debian: unix:/run/php/php8.2-fpm.sock)
-# and keep max_connections <= the pool's pm.max_children.
+# PHP-FPM. CHANGE address to the pool's listen (Debian: unix:/run/php/php8.2-fpm.sock).
+# Each kept-alive connection pins one PHP-FPM child: keep max_connections <= the pool's
+# pm.max_children (5 in Debian's default www pool); fpm_pool_config lets m2gw check compare.
 [upstream.php]
 type = "fastcgi"
 address = ${tomlString(c.fpm)}
@@ -165,7 +166,8 @@ document_root = ${tomlString(c.php)}
 index = "index.php"
 # front_controller = "index.php"   # Laravel, Symfony, ...: what is not a file goes to it
 serve_static = true               # other files under document_root are served as they are
-max_connections = 8
+max_connections = 5
+# fpm_pool_config = "/etc/php/8.2/fpm/pool.d/www.conf"
 `);
   }
   // Longest prefix wins, so the order here is only for reading.
