@@ -11,6 +11,19 @@
  *
  * Why batching: every reply produced during one event-loop turn goes out in one write.
  * Each reply is its own single-frame message (Mongrel2 treats each frame as a reply).
+ *
+ * Why the PULL pauses on its own (besides pause() from the supervisor's in-flight cap):
+ * - while the PUB is not subscribed after having been (Mongrel2 restarted): replies made
+ *   now are dropped (they are for the old Mongrel2's clients, whose small-integer
+ *   connection ids the new one hands out again), so requests the new Mongrel2 sends
+ *   must not be taken before its subscription is back, or their replies would be
+ *   dropped too. Our PULL and PUB reconnect on independent timers, so the PULL is often
+ *   first. Bounded by SUBSCRIBE_GRACE_MS, for the same Mongrel2 quirk as connect().
+ * - while more than PUB_HIGH_WATER bytes wait to be written to Mongrel2 (it stopped
+ *   reading: stopped, overloaded): no new work is taken until the socket drains. What
+ *   was in flight still queues: with download.flow_control on, each connection is
+ *   bounded by its credits; without it, by nothing (as before: zeromq.js's noDrop also
+ *   held every reply in memory once libzmq's 10,000-message HWM was full).
  */
 import { ZmtpConnection } from './zmtp-connection.js';
 import { frameHeaderBytes, writeFrameHeader } from './zmtp-codec.js';
@@ -32,6 +45,10 @@ const SUBSCRIBE_GRACE_MS = 2_000;
 const COPY_BELOW = 16 * 1024;
 /** How long close() lets queued replies leave. */
 const LINGER_MS = 2_000;
+/** Unwritten reply bytes above which no more requests are pulled until the PUB drains. */
+export const PUB_HIGH_WATER = 8 * 1024 * 1024;
+
+type PauseReason = 'asked' | 'backlog' | 'unsubscribed';
 
 export class HandlerSocket {
   readonly options: HandlerSocketOptions;
@@ -48,6 +65,9 @@ export class HandlerSocket {
   /** Subscription prefixes Mongrel2 holds on our PUB (latin1). */
   private readonly prefixes = new Set<string>();
   private onPubError: (err: unknown) => void = () => undefined;
+  /** Why the PULL is not being read (see the file comment); empty = reading. */
+  private readonly pauseReasons = new Set<PauseReason>();
+  private resubscribeGrace: NodeJS.Timeout | null = null;
 
   constructor(options: HandlerSocketOptions) {
     this.options = options;
@@ -59,8 +79,21 @@ export class HandlerSocket {
         // until it subscribes again (a restarted Mongrel2 reuses connection ids).
         this.prefixes.clear();
         this.subscribed = false;
+        // Before the first subscription, held replies stay held (see connect()).
+        if (!this.everSubscribed) return;
+        this.queue = [];
+        this.queuedBytes = 0;
+        this.setPaused('backlog', false);
+        this.setPaused('unsubscribed', true);
+        if (this.resubscribeGrace) clearTimeout(this.resubscribeGrace);
+        this.resubscribeGrace = setTimeout(() => {
+          this.resubscribeGrace = null;
+          this.setPaused('unsubscribed', false);
+        }, SUBSCRIBE_GRACE_MS);
+        this.resubscribeGrace.unref();
       },
       problem: (err) => this.onPubError(err),
+      drain: () => this.setPaused('backlog', false),
     });
   }
 
@@ -100,6 +133,7 @@ export class HandlerSocket {
       problem: onError,
     });
     this.pull = pull;
+    if (this.pauseReasons.size > 0) pull.pause();
     pull.open();
   }
 
@@ -139,11 +173,19 @@ export class HandlerSocket {
 
   /** Temporarily stop pulling (too many requests in flight); resumes with resume(). */
   pause(): void {
-    this.pull?.pause();
+    this.setPaused('asked', true);
   }
 
   resume(): void {
-    this.pull?.resume();
+    this.setPaused('asked', false);
+  }
+
+  private setPaused(reason: PauseReason, on: boolean): void {
+    const before = this.pauseReasons.size;
+    if (on) this.pauseReasons.add(reason);
+    else this.pauseReasons.delete(reason);
+    if (before === 0 && this.pauseReasons.size > 0) this.pull?.pause();
+    else if (before > 0 && this.pauseReasons.size === 0) this.pull?.resume();
   }
 
   /** Flush what is queued, then close. Idempotent. */
@@ -153,6 +195,7 @@ export class HandlerSocket {
     this.flush();
     this.closed = true;
     this.flushScheduled = false;
+    if (this.resubscribeGrace) clearTimeout(this.resubscribeGrace);
     await this.pub.close(LINGER_MS);
   }
 
@@ -190,6 +233,7 @@ export class HandlerSocket {
       this.pub.write(f);
     }
     if (out !== null && pos > 0) this.pub.write(out.subarray(0, pos));
+    if (this.pub.writableLength > PUB_HIGH_WATER) this.setPaused('backlog', true);
   };
 
   /** Whether Mongrel2 subscribed to a prefix of this reply (in practice: '' or its recv_ident). */
@@ -215,6 +259,9 @@ export class HandlerSocket {
 
   private markSubscribed(): void {
     this.subscribed = true;
+    if (this.resubscribeGrace) clearTimeout(this.resubscribeGrace);
+    this.resubscribeGrace = null;
+    this.setPaused('unsubscribed', false);
     if (!this.everSubscribed) {
       this.everSubscribed = true;
       if (this.queue.length > 0 && !this.flushScheduled) {

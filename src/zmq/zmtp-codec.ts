@@ -23,7 +23,10 @@ const FLAG_COMMAND = 0x04;
 
 export type SocketType = 'PULL' | 'PUB';
 
-export class ZmtpError extends Error {}
+/** The peer broke ZMTP (or cannot speak it with us): the connection is dropped and re-opened. */
+export class ZmtpError extends Error {
+  override readonly name = 'ZmtpError';
+}
 
 /** Our greeting: signature, version 3.0, mechanism NULL, as-server 0, filler. */
 export function encodeGreeting(): Buffer {
@@ -37,11 +40,18 @@ export function encodeGreeting(): Buffer {
   return g;
 }
 
-/** Checks the peer's 64-byte greeting: ZMTP 3.x with the NULL mechanism. Throws ZmtpError. */
+/**
+ * Checks the peer's greeting as far as it has arrived (call again as bytes come in; at 64
+ * bytes it is complete). Throws ZmtpError as soon as a byte shows the peer cannot talk
+ * to us: an older peer never sends 64 bytes (a ZMTP 2.0 peer, libzmq 3.x, sends 12 and
+ * then waits for our socket type; a ZMTP 1.0 peer, libzmq 2.x, starts with a length byte,
+ * not 0xFF), so waiting for all 64 before judging would hang instead of failing.
+ */
 export function checkGreeting(g: Buffer): void {
-  if (g.length < GREETING_BYTES) throw new ZmtpError('greeting too short');
-  if (g[0] !== 0xff || (g[9]! & 0x01) !== 1) throw new ZmtpError('peer does not speak ZMTP 2 or later');
-  if (g[10]! < 3) throw new ZmtpError(`peer speaks ZMTP ${g[10]}.${g[11]}, 3.0 or later is needed`);
+  if (g.length >= 1 && g[0] !== 0xff) throw new ZmtpError('peer does not speak ZMTP 3 (no 0xFF signature: ZMTP 1.0, libzmq 2.x, or not ZeroMQ at all)');
+  if (g.length >= 10 && (g[9]! & 0x01) !== 1) throw new ZmtpError('peer does not speak ZMTP 3 (bad signature)');
+  if (g.length >= 11 && g[10]! < 3) throw new ZmtpError(`peer speaks ZMTP ${g[10] === 1 ? '2.0 (libzmq 3.x)' : `revision ${g[10]}`}, 3.0 or later is needed`);
+  if (g.length < 32) return;
   const mechanism = g.toString('latin1', 12, 32).replace(/\0+$/, '');
   if (mechanism !== 'NULL') throw new ZmtpError(`peer wants security mechanism ${mechanism}, only NULL is spoken`);
 }
@@ -86,6 +96,21 @@ export function parseCommand(body: Buffer): Command {
     }
   }
   return { name, properties, data };
+}
+
+/**
+ * The PONG answering a PING (ZMTP 3.1 heartbeats: "\x04PING", a 2-byte TTL, up to 16
+ * bytes of context that the PONG echoes). A libzmq peer with ZMQ_HEARTBEAT_IVL set pings
+ * whatever version we announced, and with ZMQ_HEARTBEAT_TIMEOUT it drops a connection
+ * that sends it nothing: our PULL sends nothing else, so it must answer.
+ */
+export function encodePong(ping: Command): Buffer {
+  const context = ping.data.subarray(2, 2 + 16);
+  const body = Buffer.alloc(5 + context.length);
+  body[0] = 4;
+  body.write('PONG', 1, 'latin1');
+  context.copy(body, 5);
+  return Buffer.concat([frameHeader(body.length, false, true), body]);
 }
 
 /** Flags and size of a frame, 2 or 9 bytes. */

@@ -1,12 +1,17 @@
 /**
  * One ZMTP connection m2gw opens toward an endpoint Mongrel2 binds (tcp://host:port or
  * ipc://path), kept up the way libzmq keeps a connecting socket up: when it fails or
- * closes, it is opened again after RECONNECT_MS, for as long as it is wanted.
+ * closes, it is opened again after a reconnect interval, for as long as it is wanted.
  *
  *   connect → greeting both ways → READY both ways (peer's Socket-Type checked) → ready
  *
  * Messages are delivered as their first frame (Mongrel2 sends single-frame messages);
- * commands after the handshake are ignored except SUBSCRIBE/CANCEL (ZMTP 3.1 peers).
+ * commands after the handshake are ignored except SUBSCRIBE/CANCEL (ZMTP 3.1 peers) and
+ * PING, answered with PONG.
+ *
+ * Every connection starts from nothing (fresh greeting, fresh decoder): bytes of a frame
+ * the old connection had half received or half sent are never carried over, so a
+ * reconnect can lose what was in flight (as with libzmq) but never duplicates or splices.
  */
 import net from 'node:net';
 import {
@@ -15,14 +20,30 @@ import {
   ZmtpError,
   checkGreeting,
   encodeGreeting,
+  encodePong,
   encodeReady,
   parseCommand,
   type Frame,
   type SocketType,
 } from './zmtp-codec.js';
 
-/** libzmq's default reconnect interval. */
+/**
+ * libzmq's default ZMQ_RECONNECT_IVL is 100 ms, to which it adds a random jitter of up
+ * to one interval (so many clients of one restarted server do not all come back in the
+ * same millisecond). We also double the interval while attempts keep failing, up to
+ * RECONNECT_MAX_MS (libzmq's ZMQ_RECONNECT_IVL_MAX; off by default there, but a
+ * daemon retrying an absent Mongrel2 ten times a second for hours is noise), and start
+ * again from 100 ms once a handshake succeeds. 1 s bounds how late we notice a
+ * restarted Mongrel2 (it binds its handler sockets ~45 ms after it is spawned).
+ */
 const RECONNECT_MS = 100;
+const RECONNECT_MAX_MS = 1_000;
+/**
+ * libzmq's ZMQ_HANDSHAKE_IVL default: a peer that accepts the connection but does not
+ * finish the handshake in this time (a wrong port, a hung process) is dropped and retried
+ * instead of holding the connection forever.
+ */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
 
 /** Which peer socket types may talk to ours (ZMTP 3.0 §"Socket types"). */
 const PEERS: Record<SocketType, readonly string[]> = { PULL: ['PUSH'], PUB: ['SUB', 'XSUB'] };
@@ -36,6 +57,13 @@ export interface ZmtpEvents {
   down(): void;
   /** A handshake or protocol failure (the connection is retried). */
   problem(err: Error): void;
+  /** Bytes written while write() returned false have left: the kernel takes data again. */
+  drain?(): void;
+}
+
+export interface ZmtpConnectionOptions {
+  /** Default HANDSHAKE_TIMEOUT_MS (tests shorten it). */
+  readonly handshakeTimeoutMs?: number;
 }
 
 type State = 'connecting' | 'greeting' | 'handshake' | 'ready';
@@ -52,12 +80,17 @@ export class ZmtpConnection {
   private paused = false;
   /** The last problem reported: a peer that keeps failing the same way is reported once. */
   private lastProblem = '';
+  private reconnectMs = RECONNECT_MS;
+  private readonly handshakeTimeoutMs: number;
 
   constructor(
     readonly endpoint: string,
     private readonly type: SocketType,
     private readonly events: ZmtpEvents,
-  ) {}
+    options: ZmtpConnectionOptions = {},
+  ) {
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  }
 
   get isReady(): boolean {
     return this.state === 'ready';
@@ -77,22 +110,32 @@ export class ZmtpConnection {
     this.greetingBytes = 0;
     this.decoder = new FrameDecoder();
     this.inMultipart = false;
+    // Covers connecting too: a SYN nobody answers (a firewalled host) is also given up.
+    socket.setTimeout(this.handshakeTimeoutMs);
+    socket.on('timeout', () => {
+      if (this.state === 'ready') return;
+      this.report(new ZmtpError(`no ZMTP handshake within ${this.handshakeTimeoutMs} ms (is ${this.endpoint} Mongrel2's?)`));
+      socket.destroy();
+    });
     socket.on('connect', () => {
       if (socket.remoteFamily !== undefined) socket.setNoDelay(true);
       this.state = 'greeting';
       socket.write(encodeGreeting());
-      if (this.paused) socket.pause();
+      // pause() is not applied before the handshake is done: Mongrel2 1.12 may hold back
+      // its subscription until a PULL is attached (handler-socket.ts), and libzmq attaches
+      // the peer only after READY.
     });
     socket.on('data', (chunk: Buffer) => {
       try {
         this.onData(chunk);
       } catch (err) {
-        const e = err instanceof Error ? err : new Error(String(err));
-        if (e.message !== this.lastProblem) this.events.problem(e);
-        this.lastProblem = e.message;
+        this.report(err instanceof Error ? err : new Error(String(err)));
         socket.destroy();
       }
     });
+    socket.on('drain', () => this.events.drain?.());
+    // Refused/reset connections are normal while Mongrel2 restarts: the close that follows
+    // schedules the retry; a peer that stays away shows as "waiting for Mongrel2" upstairs.
     socket.on('error', () => undefined);
     socket.on('close', () => this.onClose(socket));
   }
@@ -109,7 +152,7 @@ export class ZmtpConnection {
   /** Stop reading (the peer's sends back up into its own queue), or read again. */
   pause(): void {
     this.paused = true;
-    this.socket?.pause();
+    if (this.state === 'ready') this.socket?.pause();
   }
 
   resume(): void {
@@ -140,10 +183,14 @@ export class ZmtpConnection {
     if (this.state === 'greeting') {
       this.greeting.push(chunk);
       this.greetingBytes += chunk.length;
-      if (this.greetingBytes < GREETING_BYTES) return;
-      const all = Buffer.concat(this.greeting, this.greetingBytes);
-      this.greeting = [];
+      const all = this.greeting.length === 1 ? chunk : Buffer.concat(this.greeting, this.greetingBytes);
+      // Judged as it arrives: an older peer stops short of 64 bytes and waits for us.
       checkGreeting(all);
+      if (this.greetingBytes < GREETING_BYTES) {
+        this.greeting = [all];
+        return;
+      }
+      this.greeting = [];
       this.state = 'handshake';
       this.socket!.write(encodeReady(this.type));
       if (all.length === GREETING_BYTES) return;
@@ -162,7 +209,12 @@ export class ZmtpConnection {
         if (!PEERS[this.type].includes(peer)) throw new ZmtpError(`a ${this.type} cannot talk to a ${peer || 'untyped'} socket`);
         this.state = 'ready';
         this.lastProblem = '';
+        this.reconnectMs = RECONNECT_MS;
+        this.socket!.setTimeout(0);
+        if (this.paused) this.socket!.pause();
         this.events.ready();
+      } else if (cmd.name === 'PING') {
+        this.socket!.write(encodePong(cmd));
       } else if (cmd.name === 'SUBSCRIBE' || cmd.name === 'CANCEL') {
         // ZMTP 3.1 subscriptions: handed on as the 3.0 message form.
         this.events.message(Buffer.concat([Buffer.from([cmd.name === 'SUBSCRIBE' ? 1 : 0]), cmd.data]));
@@ -182,16 +234,28 @@ export class ZmtpConnection {
     this.state = 'connecting';
     if (wasReady) this.events.down();
     if (this.closed) return;
+    const delay = this.reconnectMs + Math.floor(Math.random() * this.reconnectMs);
+    this.reconnectMs = Math.min(this.reconnectMs * 2, RECONNECT_MAX_MS);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.open();
-    }, RECONNECT_MS);
+    }, delay);
+  }
+
+  /** A peer that keeps failing the same way is reported once, until a handshake succeeds. */
+  private report(e: Error): void {
+    if (e.message !== this.lastProblem) this.events.problem(e);
+    this.lastProblem = e.message;
   }
 }
 
 /** tcp://host:port (host may be [v6]) or ipc://path, as config/addresses.ts accepts them. */
 export function connectOptions(endpoint: string): net.NetConnectOpts {
-  if (endpoint.startsWith('ipc://')) return { path: endpoint.slice('ipc://'.length) };
+  if (endpoint.startsWith('ipc://')) {
+    // libzmq spells a Linux abstract socket "ipc://@name"; Node spells it with a NUL.
+    const p = endpoint.slice('ipc://'.length);
+    return { path: p.startsWith('@') ? `\0${p.slice(1)}` : p };
+  }
   if (!endpoint.startsWith('tcp://')) throw new Error(`unsupported endpoint ${endpoint}`);
   const hostPort = endpoint.slice('tcp://'.length);
   const colon = hostPort.lastIndexOf(':');

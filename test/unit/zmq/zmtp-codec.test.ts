@@ -10,7 +10,9 @@ import {
   ZmtpError,
   checkGreeting,
   encodeGreeting,
+  encodePong,
   encodeReady,
+  MAX_FRAME_BYTES,
   frameHeader,
   frameHeaderBytes,
   parseCommand,
@@ -94,4 +96,78 @@ describe('ZMTP codec', () => {
     assert.throws(() => parseCommand(Buffer.from([5, 0x52])), ZmtpError);
     assert.throws(() => parseCommand(Buffer.from([5, ...Buffer.from('READY'), 11, ...Buffer.from('Socket-Type'), 0, 0, 0, 9, 0x50])), /truncated/);
   });
+
+  test('greeting judged as it arrives: ZMTP 1.0 after 1 byte, ZMTP 2.0 after 11, a 3.1 peer split anywhere passes', () => {
+    // libzmq 2.x (ZMTP 1.0) opens with its identity frame: a length byte, never 0xFF.
+    assert.throws(() => checkGreeting(Buffer.from([0x01])), /ZMTP 1\.0/);
+    // libzmq 3.x (ZMTP 2.0): signature, revision 1, socket type; then it waits for us.
+    const v2 = Buffer.from([0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 1, 8]);
+    for (let n = 0; n <= 10; n++) checkGreeting(v2.subarray(0, n));
+    assert.throws(() => checkGreeting(v2.subarray(0, 11)), /ZMTP 2\.0/);
+    // libzmq 4.x greets with 3.1 (we answer 3.0 and it downgrades to 3.0).
+    const v31 = encodeGreeting();
+    v31[11] = 1;
+    for (let n = 0; n <= GREETING_BYTES; n++) checkGreeting(v31.subarray(0, n));
+    const curve = encodeGreeting();
+    curve.write('CURVE', 12, 'latin1');
+    for (let n = 0; n < 32; n++) checkGreeting(curve.subarray(0, n));
+    assert.throws(() => checkGreeting(curve.subarray(0, 32)), /CURVE/);
+    assert.throws(() => checkGreeting(Buffer.from('GET / HTTP/1.1\r\n')), ZmtpError);
+  });
+
+  test('PING is answered by a PONG echoing its context', () => {
+    const ping = parseCommand(Buffer.from([4, ...Buffer.from('PING'), 0, 10, ...Buffer.from('ctx-123')]));
+    const [frame] = decodeAll([encodePong(ping)]);
+    assert.equal(frame!.command, true);
+    assert.deepEqual(frame!.body, Buffer.from([4, ...Buffer.from('PONG'), ...Buffer.from('ctx-123')]));
+    // No context, and an over-long one cut at ZMTP's 16 bytes.
+    assert.deepEqual(decodeAll([encodePong(parseCommand(Buffer.from([4, ...Buffer.from('PING'), 0, 0])))])[0]!.body, Buffer.from([4, ...Buffer.from('PONG')]));
+    const long = parseCommand(Buffer.from([4, ...Buffer.from('PING'), 0, 0, ...Buffer.alloc(40, 0x61)]));
+    assert.equal(decodeAll([encodePong(long)])[0]!.body.length, 5 + 16);
+  });
+
+  test('an absurd 8-byte length is refused from its header alone, however the header is split', () => {
+    for (const [hi, lo] of [[0, MAX_FRAME_BYTES + 1], [0x1f_ffff, 0xffff_ffff], [0xffff_ffff, 0xffff_ffff]] as const) {
+      const size = `${hi}:${lo}`;
+      const h = Buffer.alloc(9);
+      h[0] = 0x02;
+      h.writeUInt32BE(hi, 1);
+      h.writeUInt32BE(lo, 5);
+      for (let cut = 0; cut <= 9; cut++) {
+        const d = new FrameDecoder();
+        const prefix = Buffer.concat([frameHeader(3, false), Buffer.from('abc')]);
+        const stream = Buffer.concat([prefix, h]);
+        const at = prefix.length + cut;
+        assert.throws(
+          () => {
+            d.push(stream.subarray(0, at), () => undefined);
+            d.push(stream.subarray(at), () => undefined);
+          },
+          (e: unknown) => e instanceof ZmtpError && /refused/.test(e.message),
+          `size ${size} cut ${cut}`,
+        );
+        // Nothing of the body was waited for or buffered beyond the header.
+        assert.ok(d.pending <= 9 + prefix.length);
+      }
+    }
+  });
+
+  test('every split of a mixed stream into three pieces decodes to the same frames', () => {
+    const stream = Buffer.concat([
+      encodeReady('PULL'),
+      message(Buffer.from('one')),
+      message(Buffer.alloc(300, 9), true),
+      message(Buffer.alloc(0)),
+      Buffer.concat([frameHeader(7, false, true), Buffer.from([4, ...Buffer.from('PING'), 0, 1])]),
+      message(Buffer.from('last')),
+    ]);
+    const whole = decodeAll([stream]).map((f) => [f.command, f.more, f.body.toString('hex')]);
+    for (let a = 0; a <= stream.length; a += 3) {
+      for (let b = a; b <= stream.length; b += 7) {
+        const got = decodeAll([stream.subarray(0, a), stream.subarray(a, b), stream.subarray(b)]).map((f) => [f.command, f.more, f.body.toString('hex')]);
+        assert.deepEqual(got, whole, `cuts ${a}, ${b}`);
+      }
+    }
+  });
 });
+
