@@ -40,6 +40,8 @@ const CATALOGUE = {
   M2GW_NOT_FOUND: { status: 404, body: 'Not Found\n', phases: ['route'] },
   M2GW_FORBIDDEN: { status: 403, body: 'Forbidden\n', phases: ['route'] },
   M2GW_BODY_TOO_LARGE: { status: 413, body: 'Payload Too Large\n', phases: ['route'] },
+  // A chunked streamed upload to FastCGI, which must state CONTENT_LENGTH up front.
+  M2GW_LENGTH_REQUIRED: { status: 411, body: 'Length Required\n', phases: ['route'] },
   // Too much in flight in the gateway (route), or no FastCGI connection free in time (connect).
   M2GW_SATURATED: { status: 503, body: UNAVAILABLE, phases: ['route', 'connect'] },
   M2GW_UPSTREAM_CONNECT: { status: 502, body: BAD_GATEWAY, phases: ['connect'] },

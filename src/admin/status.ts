@@ -24,6 +24,12 @@ export interface HandlerReport {
   readonly pullConnected: boolean;
   /** The supervisor's XPUB has Mongrel2's subscription. */
   readonly subscribed: boolean;
+  /** Mongrel2's download.flow_control as requests show it (DOWNLOAD_CREDITS); null before any request. */
+  readonly flowControl: boolean | null;
+  /** Why the handler socket looks shared with another gateway, or null. */
+  readonly sharedSocket: string | null;
+  /** Control messages for connections this m2gw never saw. */
+  readonly orphanControls: number;
 }
 
 export interface StatusReport {
@@ -116,6 +122,10 @@ export function formatStatus(r: StatusReport): string {
   lines.push('handlers:');
   for (const h of r.handlers) {
     lines.push(`  ${h.sendSpec} / ${h.recvSpec}  pull ${h.pullConnected ? 'connected' : 'DISCONNECTED'}  pub ${h.subscribed ? 'subscribed' : 'NOT SUBSCRIBED'}`);
+    if (h.flowControl === false) {
+      lines.push('    download.flow_control is OFF in Mongrel2 (no DOWNLOAD_CREDITS): slow clients cost memory; set "download.flow_control": 1');
+    }
+    if (h.sharedSocket !== null) lines.push(`    SHARED SOCKET: ${h.sharedSocket}`);
   }
   lines.push('');
   lines.push('workers:');

@@ -97,11 +97,12 @@ function readHandler(t: TableReader): HandlerConfig | null {
   if (!uploadTempStore.startsWith('/') || !uploadTempStore.endsWith('XXXXXX')) {
     t.error('upload_temp_store', `must be Mongrel2's upload.temp_store: an absolute path (inside the chroot) ending in XXXXXX, got "${uploadTempStore}"`);
   }
+  const keepAliveMs = t.duration('keepalive', { allowZero: true }) ?? d.keepAliveMs;
   t.reportUnknownKeys((k) =>
     k === 'send_ident' ? 'is not needed: m2gw takes the sender id from each request (remove it)' : undefined,
   );
   if (sendSpec === undefined || recvSpec === undefined) return null;
-  return { sendSpec, recvSpec, recvIdent, chroot, uploadTempStore };
+  return { sendSpec, recvSpec, recvIdent, chroot, uploadTempStore, keepAliveMs };
 }
 
 /** Routes are checked against the upstream names; `upstreams` holds every name defined (even invalid ones). */

@@ -18,6 +18,11 @@ export interface HandlerConfig {
    * that could not have come from it are refused: clients can send x-mongrel2-upload-* headers.
    */
   readonly uploadTempStore: string;
+  /**
+   * Quiet time after which an open request sends Mongrel2 `["ctl", {"keep-alive": 1}]`, so
+   * long polls and SSE outlive its limits.min_ping. Must be below that min_ping; 0 = never.
+   */
+  readonly keepAliveMs: number;
 }
 
 export interface HttpUpstreamConfig {
@@ -159,6 +164,7 @@ export const DEFAULTS = {
     recvIdent: '',
     chroot: '/',
     uploadTempStore: '/tmp/upload.XXXXXX',
+    keepAliveMs: 20_000,
   },
   gateway: {
     workers: 1 as number | 'auto',

@@ -7,19 +7,49 @@
  * unacknowledged bytes with it. So outbound bytes are coalesced here and released
  * only as credits allow; when the queue grows past HIGH_WATER the response writer
  * pauses its upstream, and resumes it once a flush brings the queue under LOW_WATER.
+ *
+ * Without credits nothing tells us what the client has read, so the only safe rule
+ * is one that holds for a client that reads nothing at all: a response may never be
+ * cut into more than RESPONSE_MESSAGE_BUDGET messages. Message sizes therefore grow
+ * with the response (each at least as large as everything it already sent: 256 KiB,
+ * 256 KiB, 512 KiB, 1 MiB ... 256 MiB), so 512 MiB fit in the budget, and the last
+ * message of the budget waits for the response's end. The price is memory: Mongrel2
+ * holds what a slow client has not read (up to the whole response), and we hold the
+ * message being filled (up to half of what was sent so far). download.flow_control
+ * bounds both; the gateway warns when it is off.
+ *
+ * A quiet open request (long poll, SSE between events) sends nothing, and Mongrel2's
+ * timers kill a connection once `limits.min_ping` passes without a ping *and* its read
+ * and write rates are under `min_read_rate`/`min_write_rate` (all three, with the default
+ * `kill_limit` 2). `["ctl", {"keep-alive": 1}]` is that ping, so while a request is open
+ * we send one whenever nothing went out for keepAliveMs.
  */
-import { encodeClose, encodeReplyParts } from '../mongrel2/reply.js';
+import { encodeClose, encodeCtl, encodeReplyParts } from '../mongrel2/reply.js';
 
 /** Above this many queued bytes the upstream is paused. */
 export const HIGH_WATER = 512 * 1024;
 /** Below this the upstream resumes. */
 export const LOW_WATER = 128 * 1024;
-/** Without flow control, coalesce to at least this much before sending (unless the response ended). */
-const MIN_MESSAGE = 128 * 1024;
-/** Without flow control, one message carries at most this much. */
-const MAX_MESSAGE = 2 * 1024 * 1024;
-/** Without flow control, small pieces wait at most this long for company. */
+/** Without flow control, the smallest message sent before the response ends. */
+export const MIN_MESSAGE = 256 * 1024;
+/** Without flow control, one message carries at most this much (Mongrel2 copies each into one buffer). */
+export const MAX_MESSAGE = 256 * 1024 * 1024;
+/**
+ * Without flow control, the most messages one response may take: Mongrel2 queues 16 per
+ * connection; one is left for the close message and one for the previous response's tail
+ * (a pipelined request starts before the previous response's last bytes left).
+ */
+export const RESPONSE_MESSAGE_BUDGET = 14;
+/**
+ * Without flow control, small pieces wait at most this long for company, but only for a
+ * response's first few messages: each such message spends budget a size-based one would not.
+ */
 const COALESCE_DELAY_MS = 2;
+const LATENCY_MESSAGES = 4;
+/** Without flow control, how long an answer gets to reach the client before a cancel ends its connection. */
+const CANCEL_GRACE_MS = 1_000;
+/** Default quiet time after which an open request sends Mongrel2 a keep-alive (its min_ping is 120 s). */
+export const DEFAULT_KEEPALIVE_MS = 20_000;
 
 /** Where replies go (a HandlerSocket; anything with send() in tests). */
 export interface ReplySocket {
@@ -50,6 +80,15 @@ export class ClientConnection {
   private readonly scheduler: FlushScheduler;
   /** Called after the close message is sent: the connection table forgets the connection. */
   onClosed: (() => void) | null = null;
+  /** Without flow control: messages and bytes the current response has sent. */
+  private responseMessages = 0;
+  private responseBytes = 0;
+  /** Requests being answered on this connection (a keep-alive ping is due only while > 0). */
+  private openRequests = 0;
+  private lastSendAt = 0;
+  private keepAliveTimer: NodeJS.Timeout | null = null;
+  /** Quiet time before a keep-alive ctl message; 0 disables them. */
+  keepAliveMs = DEFAULT_KEEPALIVE_MS;
 
   constructor(key: string, connId: string, socket: ReplySocket, replySender: string, scheduler: FlushScheduler) {
     this.key = key;
@@ -88,6 +127,16 @@ export class ClientConnection {
     this.scheduler.schedule(this);
   }
 
+  /**
+   * Set while a streamed upload on this connection is incomplete: Mongrel2's upload reader
+   * then sleeps until it gets credits, and only `["ctl", {"cancel": 1}]` wakes it to end the
+   * connection (the close message alone would leave it asleep, the connection half dead).
+   * But cancel drops what is still queued in Mongrel2, so it goes out only once our last
+   * bytes were written: acknowledged by credits with flow control, CANCEL_GRACE_MS later without.
+   */
+  closeByCancel = false;
+  private cancelTimer: NodeJS.Timeout | null = null;
+
   /** Queue the close message: sent after every byte queued before it. */
   close(): void {
     if (this.finished || this.closeQueued) return;
@@ -111,10 +160,36 @@ export class ClientConnection {
     }
   }
 
-  /** Resolve when the queue is under LOW_WATER (immediately if already). */
+  /**
+   * A request on this connection is being answered (its response is the next one written).
+   * Starts the per-response message budget and, while it is open, the keep-alive pings.
+   */
+  beginResponse(): void {
+    this.responseMessages = 0;
+    this.responseBytes = 0;
+    this.openRequests++;
+    this.lastSendAt = performance.now();
+    this.armKeepAlive();
+  }
+
+  /** The response begun last has been handed over completely (or failed). */
+  endResponse(): void {
+    if (this.openRequests > 0) this.openRequests--;
+    if (this.openRequests === 0) this.stopKeepAlive();
+  }
+
+  /**
+   * Resolve when the connection wants more bytes: the queue is under LOW_WATER or, without
+   * flow control, still short of the next message (pausing then would only stall it).
+   */
   whenDrained(cb: () => void): void {
-    if (this.outBytes <= LOW_WATER) cb();
+    if (this.wantsMore()) cb();
     else this.drainWaiters.push(cb);
+  }
+
+  private wantsMore(): boolean {
+    if (this.outBytes <= LOW_WATER) return true;
+    return this.window === null && !this.finished && this.outBytes < this.unmeteredTarget();
   }
 
   /** The client is gone: drop everything. */
@@ -125,6 +200,10 @@ export class ClientConnection {
     this.drainWaiters = [];
     if (this.coalesceTimer) clearTimeout(this.coalesceTimer);
     this.coalesceTimer = null;
+    this.openRequests = 0;
+    this.stopKeepAlive();
+    if (this.cancelTimer) clearTimeout(this.cancelTimer);
+    this.cancelTimer = null;
   }
 
   /** Send what flow control allows. Called by the gateway's once-per-turn flusher. */
@@ -132,38 +211,75 @@ export class ClientConnection {
     if (this.finished) return;
     if (this.window === null) this.flushUnmetered();
     else this.flushMetered(this.window);
-    if (this.outBytes === 0 && this.closeQueued) {
+    if (this.outBytes === 0 && this.closeQueued && !this.cancelTimer) {
+      if (this.closeByCancel) {
+        if (this.window !== null && this.unacked > 0) return; // credit() flushes again
+        const send = (): void => {
+          this.cancelTimer = null;
+          this.finished = true;
+          this.stopKeepAlive();
+          this.socket.send(encodeCtl(this.replySender, [this.connId], { cancel: 1 }));
+          this.onClosed?.();
+        };
+        if (this.window !== null) send();
+        else {
+          this.cancelTimer = setTimeout(send, CANCEL_GRACE_MS);
+          this.cancelTimer.unref();
+        }
+        return;
+      }
       this.finished = true;
+      this.stopKeepAlive();
       this.socket.send(encodeClose(this.replySender, [this.connId]));
       this.onClosed?.();
     }
-    if (this.outBytes <= LOW_WATER && this.drainWaiters.length > 0) {
+    if (this.drainWaiters.length > 0 && this.wantsMore()) {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
       for (const w of waiters) w();
     }
   }
 
+  /** Without flow control: the size the next message must reach before the response ends. */
+  private unmeteredTarget(): number {
+    // The budget's last message carries the rest of the response, whatever its size.
+    if (this.responseMessages >= RESPONSE_MESSAGE_BUDGET - 1) return Infinity;
+    return Math.min(MAX_MESSAGE, Math.max(MIN_MESSAGE, this.responseBytes));
+  }
+
   private flushUnmetered(): void {
     if (this.outBytes === 0) return;
-    if (this.outBytes < MIN_MESSAGE && !this.forceFlush) {
-      // Small pieces: give the upstream a moment to add more, so a streamed body
-      // does not become dozens of tiny messages (Mongrel2 drops at 16 queued).
-      if (!this.coalesceTimer) {
-        this.coalesceTimer = setTimeout(() => {
-          this.coalesceTimer = null;
-          this.forceFlush = true;
-          this.scheduler.schedule(this);
-        }, COALESCE_DELAY_MS);
-      }
-      return;
-    }
+    const force = this.forceFlush;
+    this.forceFlush = false;
     if (this.coalesceTimer) {
       clearTimeout(this.coalesceTimer);
       this.coalesceTimer = null;
     }
-    this.forceFlush = false;
-    while (this.outBytes > 0) this.sendUpTo(MAX_MESSAGE);
+    // A forced flush (response head, end, error page, close) sends everything in one message.
+    if (force) {
+      this.sendUnmetered(Infinity);
+      return;
+    }
+    let target = this.unmeteredTarget();
+    while (this.outBytes >= target) {
+      this.sendUnmetered(target);
+      target = this.unmeteredTarget();
+    }
+    if (this.outBytes > 0 && this.responseMessages < LATENCY_MESSAGES) {
+      // Small pieces early in a response: give the upstream a moment to add more, then send
+      // them anyway so a short trickle is not held back.
+      this.coalesceTimer = setTimeout(() => {
+        this.coalesceTimer = null;
+        this.forceFlush = true;
+        this.scheduler.schedule(this);
+      }, COALESCE_DELAY_MS);
+    }
+  }
+
+  private sendUnmetered(limit: number): void {
+    const size = this.sendUpTo(limit);
+    this.responseMessages++;
+    this.responseBytes += size;
   }
 
   private flushMetered(window: number): void {
@@ -199,6 +315,30 @@ export class ClientConnection {
     this.outBytes -= size;
     const frame = encodeReplyParts(this.replySender, [this.connId], parts);
     this.socket.send(frame.length === 1 ? frame[0]! : Buffer.concat(frame));
+    this.lastSendAt = performance.now();
     return size;
+  }
+
+  private armKeepAlive(): void {
+    if (this.keepAliveTimer || this.keepAliveMs <= 0 || this.finished) return;
+    // Checked at a fraction of the interval so a ping goes out within keepAliveMs * 1.25 of quiet.
+    const timer = setInterval(() => this.keepAliveTick(), Math.max(50, this.keepAliveMs / 4));
+    timer.unref();
+    this.keepAliveTimer = timer;
+  }
+
+  private keepAliveTick(): void {
+    if (this.finished || this.openRequests === 0) {
+      this.stopKeepAlive();
+      return;
+    }
+    if (performance.now() - this.lastSendAt < this.keepAliveMs) return;
+    this.lastSendAt = performance.now();
+    this.socket.send(encodeCtl(this.replySender, [this.connId], { 'keep-alive': 1 }));
+  }
+
+  private stopKeepAlive(): void {
+    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = null;
   }
 }

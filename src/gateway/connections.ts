@@ -19,8 +19,10 @@ import { headerFirst, type Mongrel2Request } from '../mongrel2/request.js';
 import type { RequestAbort } from '../upstream/upstream.js';
 import type { HandlerSocket } from '../zmq/handler-socket.js';
 import { ClientConnection, type FlushScheduler } from './client-connection.js';
+import type { HandlerWatch } from './handler-watch.js';
 import type { ResponseWriter } from './response-writer.js';
 import type { Route } from './router.js';
+import type { StreamedUpload } from './streamed-upload.js';
 
 export interface HandlerRuntime {
   readonly index: number;
@@ -28,6 +30,8 @@ export interface HandlerRuntime {
   readonly socket: HandlerSocket;
   /** DOWNLOAD_CREDITS seen on this handler (download.flow_control is on), or null. */
   creditWindow: number | null;
+  /** What this handler's traffic says about Mongrel2's set-up (flow control, a shared socket). */
+  readonly watch: HandlerWatch;
 }
 
 /** A request waiting its turn on its connection (or about to start). */
@@ -37,6 +41,8 @@ export interface Pending {
   readonly bodyFile: { path: string; length: number } | null;
   /** Refused before reading the body (upload start): answer, then close. */
   readonly refusal: M2gwError | null;
+  /** A streamed upload (upload.stream) still arriving: the body. */
+  readonly bodyStream?: StreamedUpload | null;
 }
 
 /** The request a connection is answering now. */
@@ -49,6 +55,7 @@ export interface Active {
   readonly uri: string;
   readonly route: Route | null;
   readonly bodyFile: string | null;
+  readonly bodyStream: StreamedUpload | null;
 }
 
 export interface ConnState {
@@ -62,6 +69,8 @@ export interface ConnState {
   refusedUploads: Set<string> | null;
   /** Its upload-done is being looked at (async): busy although nothing is active yet. */
   uploadCheck: boolean;
+  /** A streamed upload whose later messages are still due (streamed-upload.ts). */
+  streamUpload: StreamedUpload | null;
 }
 
 export class ConnectionTable implements FlushScheduler {
@@ -95,7 +104,10 @@ export class ConnectionTable implements FlushScheduler {
   /** Forget the connection now (client disconnected); returns what was known of it. */
   remove(key: string): ConnState | undefined {
     const state = this.conns.get(key);
-    if (state) this.conns.delete(key);
+    if (state) {
+      this.conns.delete(key);
+      state.handler.watch.forget(state.conn.connId);
+    }
     return state;
   }
 
@@ -116,9 +128,14 @@ export class ConnectionTable implements FlushScheduler {
     if (!state) {
       const sender = handler.config.recvIdent !== '' ? handler.config.recvIdent : req.sender;
       const conn = new ClientConnection(key, req.connId, handler.socket, sender, this);
-      state = { conn, handler, queue: [], active: null, uploadPath: null, refusedUploads: null, uploadCheck: false };
+      conn.keepAliveMs = handler.config.keepAliveMs;
+      state = { conn, handler, queue: [], active: null, uploadPath: null, refusedUploads: null, uploadCheck: false, streamUpload: null };
       const created = state;
+      // A connection first seen here: its first request tells whether flow control is on
+      // (one handed over by another worker inherits what its handler showed).
+      handler.watch.newConnection(headerFirst(req.headers, 'DOWNLOAD_CREDITS') !== undefined || handler.creditWindow !== null);
       conn.onClosed = () => {
+        handler.watch.forget(req.connId);
         if (this.conns.get(key) === created && created.active === null) this.conns.delete(key);
         this.hooks.onConnectionClosed?.(handler.index, req.connId);
       };
@@ -164,7 +181,8 @@ export class ConnectionTable implements FlushScheduler {
         // start from a full window and overrun Mongrel2's queue limit.
         (s.conn.window !== null && s.conn.unackedBytes > 0) ||
         (s.conn.closing && !s.conn.finished) ||
-        s.uploadCheck
+        s.uploadCheck ||
+        s.streamUpload !== null
       ) {
         keys.push(key);
       }

@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.js';
 import { ClientGoneError, FrameError, M2gwError, asM2gwError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { classify, parseRequest, type Mongrel2Request } from '../mongrel2/request.js';
-import { RequestAbort, type RequestBody, type Upstream, type UpstreamRequest } from '../upstream/upstream.js';
+import { RequestAbort, bodyLength, type RequestBody, type Upstream, type UpstreamRequest } from '../upstream/upstream.js';
 import { HandlerSocket } from '../zmq/handler-socket.js';
 import { ConnectionTable, type Active, type ConnState, type HandlerRuntime, type Pending } from './connections.js';
 import { Pipeline } from './pipeline.js';
@@ -19,6 +19,8 @@ import { clientHeaders, readRequestLine, requestIdFor } from './request-builder.
 import { RequestLog, type GatewayHooks } from './request-log.js';
 import { ResponseWriter, type ResponseOutcome } from './response-writer.js';
 import { Router, upstreamPath } from './router.js';
+import { HandlerWatch } from './handler-watch.js';
+import { StreamedUploads } from './streamed-upload.js';
 import { Uploads, unlinkQuietly } from './uploads.js';
 import { WebSockets } from './websockets.js';
 
@@ -49,6 +51,7 @@ export class Gateway {
   private readonly conns: ConnectionTable;
   private readonly pipeline: Pipeline;
   private readonly uploads: Uploads;
+  private readonly streamedUploads: StreamedUploads;
   private readonly requestLog: RequestLog;
   private readonly websockets: WebSockets;
   private inFlightCount = 0;
@@ -64,12 +67,15 @@ export class Gateway {
     this.conns = new ConnectionTable(this.hooks);
     this.pipeline = new Pipeline((state, pending) => this.startRequest(state, pending));
     this.uploads = new Uploads(this.log, this.router, this.conns, this.pipeline.enqueue);
+    this.streamedUploads = new StreamedUploads(this.log, this.router, this.conns, this.pipeline.enqueue);
     this.requestLog = new RequestLog(this.log, opts.config.log.accessLog, this.hooks);
     this.websockets = new WebSockets(opts.config, this.log, this.router, this.hooks);
     this.handlers = opts.config.handlers.map((config, index) => ({
       index,
       config,
       creditWindow: opts.creditWindows?.[index] ?? null,
+      // A worker's supervisor watches the handler for the whole process group (and logs).
+      watch: new HandlerWatch(config.sendSpec, opts.publishOnly === true ? null : this.log),
       socket: new HandlerSocket({
         sendSpec: config.sendSpec,
         recvSpec: config.recvSpec,
@@ -102,6 +108,21 @@ export class Gateway {
   /** Close every open WebSocket with 1001 (a retiring worker's drain_timeout passed). */
   closeWebSockets(): void {
     this.websockets.closeAll();
+  }
+
+  /** Per handler: download.flow_control as its requests show it (null: no request yet). */
+  flowControl(): Array<boolean | null> {
+    return this.handlers.map((h) => h.watch.flowControl);
+  }
+
+  /** Per handler: why its socket looks shared with another gateway, or null. */
+  sharedSockets(): Array<string | null> {
+    return this.handlers.map((h) => h.watch.shared);
+  }
+
+  /** Control messages for connections this process never saw, all handlers. */
+  get orphanControls(): number {
+    return this.handlers.reduce((n, h) => n + h.watch.orphans, 0);
   }
 
   /** True when every handler socket has Mongrel2's subscription (replies can flow). */
@@ -157,11 +178,12 @@ export class Gateway {
     switch (kind.kind) {
       case 'disconnect':
         this.websockets.disconnect(key);
-        this.onDisconnect(key);
+        if (!this.onDisconnect(key)) handler.watch.orphanControl('disconnect', req.connId);
         return;
       case 'credits': {
         const state = this.conns.get(key);
-        state?.conn.credit(kind.credits);
+        if (state) state.conn.credit(kind.credits);
+        else handler.watch.orphanControl('credits', req.connId);
         return;
       }
       case 'http':
@@ -181,6 +203,9 @@ export class Gateway {
           refusal: new M2gwError('M2GW_BAD_REQUEST', 'upload start and done paths differ', 'route'),
         });
         return;
+      case 'upload-stream':
+        if (!this.streamedUploads.onMessage(handler, req, key, kind.offset, kind.done)) handler.watch.orphanControl('upload', req.connId);
+        return;
       case 'websocket-handshake':
         this.websockets.handshake(this.conns.stateFor(handler, req, key), req);
         return;
@@ -188,14 +213,6 @@ export class Gateway {
         if (!this.websockets.message(key, kind.flags, req.body)) {
           this.log.debug('WebSocket message for a connection without an open WebSocket dropped', { conn: req.connId });
         }
-        return;
-      case 'upload-stream':
-        // Not something an HTTP/FastCGI app behind m2gw can take: refuse clearly and close.
-        this.pipeline.enqueue(this.conns.stateFor(handler, req, key), {
-          req,
-          bodyFile: null,
-          refusal: new M2gwError('M2GW_BAD_REQUEST', `${kind.kind} messages are not supported (disable upload.stream / route WebSockets elsewhere)`, 'route'),
-        });
         return;
       case 'control-other':
         this.log.debug('ignored Mongrel2 control message', { conn: req.connId, type: kind.type });
@@ -213,12 +230,23 @@ export class Gateway {
     const started = performance.now();
     // eslint-disable-next-line prefer-const
     let active: Active;
+    const tooLarge = pending.refusal?.code === 'M2GW_BODY_TOO_LARGE';
+    const conn = state.conn;
     const writer = new ResponseWriter(
       state.conn,
-      { method: line.method, keepAlive: line.keepAlive, http10: line.http10, requestId: id, mustClose: pending.refusal?.code === 'M2GW_BODY_TOO_LARGE' },
+      {
+        method: line.method,
+        keepAlive: line.keepAlive,
+        http10: line.http10,
+        requestId: id,
+        // Asked when the answer is written: a streamed body still arriving then must end the connection.
+        get mustClose() {
+          return tooLarge || conn.closeByCancel;
+        },
+      },
       (outcome) => this.finish(state, active, outcome),
     );
-    active = { id, writer, abort, started, method: line.method, uri: line.uri, route, bodyFile: pending.bodyFile?.path ?? null };
+    active = { id, writer, abort, started, method: line.method, uri: line.uri, route, bodyFile: pending.bodyFile?.path ?? null, bodyStream: pending.bodyStream ?? null };
     state.active = active;
     this.inFlightCount++;
 
@@ -229,11 +257,22 @@ export class Gateway {
       return writer.onResponseError(new M2gwError('M2GW_SATURATED', `more than ${this.config.gateway.maxInFlight} requests in flight`, 'route'));
     }
     let body: RequestBody | null = null;
-    if (pending.bodyFile) body = { kind: 'file', path: pending.bodyFile.path, length: pending.bodyFile.length };
+    const stream = pending.bodyStream ?? null;
+    if (stream) {
+      if (stream.failure) return writer.onResponseError(stream.failure, true);
+      // The body fails as it arrives (over max_body, client gone): answer if still possible, stop the upstream.
+      stream.onFailure = (err) => {
+        if (state.active !== active) return;
+        // Answer first: aborting makes the upstream report the request as the client's doing.
+        active.writer.onResponseError(err, true);
+        active.abort.abort(err);
+      };
+      body = { kind: 'stream', stream };
+    } else if (pending.bodyFile) body = { kind: 'file', path: pending.bodyFile.path, length: pending.bodyFile.length };
     else if (req.body.length > 0) body = { kind: 'buffer', data: req.body };
-    const bodyLength = body === null ? 0 : body.kind === 'file' ? body.length : body.data.length;
-    if (bodyLength > route.maxBodyBytes) {
-      return writer.onResponseError(new M2gwError('M2GW_BODY_TOO_LARGE', `request body of ${bodyLength} bytes exceeds max_body ${route.maxBodyBytes}`, 'route'));
+    const length = body === null ? 0 : (bodyLength(body) ?? 0);
+    if (length > route.maxBodyBytes) {
+      return writer.onResponseError(new M2gwError('M2GW_BODY_TOO_LARGE', `request body of ${length} bytes exceeds max_body ${route.maxBodyBytes}`, 'route'));
     }
     const upstreamReq: UpstreamRequest = {
       id,
@@ -267,6 +306,8 @@ export class Gateway {
     this.inFlightCount--;
     const durationMs = performance.now() - active.started;
     if (active.bodyFile) void unlinkQuietly(active.bodyFile);
+    // Answered before its streamed body ended: grant no more (the connection is ending by cancel).
+    if (active.bodyStream && !active.bodyStream.complete) active.bodyStream.cancel();
     this.requestLog.finished(active, state.conn.key, outcome, durationMs);
     this.pipeline.advance(state, outcome.closed);
     this.conns.forgetIfClosed(state);
@@ -277,9 +318,10 @@ export class Gateway {
     }
   }
 
-  private onDisconnect(key: string): void {
+  /** False when the connection was unknown here. */
+  private onDisconnect(key: string): boolean {
     const state = this.conns.remove(key);
-    if (!state) return;
+    if (!state) return false;
     state.conn.abandon();
     this.pipeline.drop(state);
     const active = state.active;
@@ -289,6 +331,9 @@ export class Gateway {
       active.abort.abort(err);
       active.writer.onResponseError(err);
     }
+    state.streamUpload?.fail(new M2gwError('M2GW_CLIENT_GONE', 'client disconnected during a streamed upload', 'request-sent'));
+    state.streamUpload = null;
+    return true;
   }
 
   /**

@@ -50,7 +50,12 @@ export class ResponseWriter implements ResponseSink {
   constructor(conn: ClientConnection, opts: ResponseWriterOptions, done: (outcome: ResponseOutcome) => void) {
     this.conn = conn;
     this.opts = opts;
-    this.done = done;
+    // The connection keeps a quiet open request alive and budgets its messages per response.
+    conn.beginResponse();
+    this.done = (outcome) => {
+      conn.endResponse();
+      done(outcome);
+    };
   }
 
   get headersSent(): boolean {

@@ -25,6 +25,10 @@ export const METRIC = {
   websocketCloses: { name: 'm2gw_websocket_closes_total', help: 'WebSockets ended, by close code and the side that closed (client, upstream, m2gw)' },
   limitHits: { name: 'm2gw_limit_hits_total', help: 'Times a cap refused or cut something (pipeline_queue, connection_states, upload_states, refused_uploads, upstream_header_count, upstream_header_bytes, queued_reply_bytes)' },
   warnings: { name: 'm2gw_warnings_total', help: 'Warnings by kind, counted exactly (their log lines are rate-limited to one per kind per second)' },
+  orphanControls: {
+    name: 'm2gw_orphan_control_messages_total',
+    help: 'Mongrel2 control messages for connections this m2gw never saw, by handler (a steady rate: another process PULLs from the same send_spec)',
+  },
   startTime: { name: 'm2gw_start_time_seconds', help: 'When the supervisor started, seconds since the epoch' },
 } as const;
 

@@ -22,6 +22,8 @@ export interface MetricJson {
 export interface SupervisorGauges {
   workers(): Record<string, number>;
   parked(): number;
+  /** Per handler send_spec: control messages for connections never seen (HandlerWatch.orphans). */
+  orphanControls(): Record<string, number>;
 }
 
 export interface RenderedMetrics {
@@ -56,6 +58,16 @@ export class SupervisorMetrics {
       registers,
       collect() {
         this.set(gauges.parked());
+      },
+    });
+    new Counter({
+      ...METRIC.orphanControls,
+      labelNames: ['handler'] as const,
+      registers,
+      collect() {
+        // HandlerWatch keeps the running totals; a counter that mirrors them never goes down.
+        this.reset();
+        for (const [handler, n] of Object.entries(gauges.orphanControls())) this.inc({ handler }, n);
       },
     });
     new Gauge({ ...METRIC.startTime, registers }).set(Math.round(Date.now() / 1000));

@@ -32,6 +32,12 @@ export interface OwnershipEvents {
   refuse(handlerIndex: number, sender: string, connId: string): void;
   /** The message has no valid sender/conn id: it cannot be routed. */
   badFrame(handlerIndex: number, msg: Buffer, err: unknown): void;
+  /** A control message (credits, disconnect) for a connection nobody holds (HandlerWatch.orphanControl). */
+  orphanControl?(handlerIndex: number, connId: string, kind: 'credits' | 'disconnect'): void;
+  /** A connection's first message: it carried DOWNLOAD_CREDITS, or the handler's window is known. */
+  newConnection?(handlerIndex: number, flowControl: boolean): void;
+  /** The mapping for a connection ended: late control messages for it are expected. */
+  forgot?(handlerIndex: number, connId: string): void;
 }
 
 interface Slot {
@@ -172,8 +178,12 @@ export class ConnectionOwners {
       return;
     }
     // Credits or a disconnect for a connection nobody holds: nothing is waiting for it.
-    if (control) return;
+    if (control) {
+      this.events.orphanControl?.(handlerIndex, connId, msg.indexOf(DISCONNECT, p) !== -1 ? 'disconnect' : 'credits');
+      return;
+    }
     if (!this.windows.has(handlerIndex)) this.learnWindow(handlerIndex, msg);
+    this.events.newConnection?.(handlerIndex, this.windows.has(handlerIndex));
     const slot = this.pick();
     if (slot) {
       this.send(slot, handlerIndex, msg);
@@ -234,6 +244,10 @@ export class ConnectionOwners {
   private unown(key: string, owner: Owner): void {
     this.owners.delete(key);
     owner.slot.owned.delete(key);
+    if (this.events.forgot) {
+      const colon = key.indexOf(':');
+      this.events.forgot(Number(key.slice(0, colon)), key.slice(colon + 1));
+    }
   }
 
   /** Fewest connections among accepting workers; ties rotate so equal workers share. */

@@ -3,6 +3,7 @@
  * are asked over IPC (in parallel, each with a short timeout) so a stuck worker
  * shows up as "not answering" rather than hanging the endpoint.
  */
+import type { HandlerWatch } from '../gateway/handler-watch.js';
 import type { AdminProvider } from '../admin/admin-server.js';
 import { mergeUpstreamHealth, type Readiness, type ReloadResult, type StatusReport, type WorkerReport } from '../admin/status.js';
 import type { Config } from '../config/schema.js';
@@ -29,6 +30,7 @@ export interface SupervisorView {
   readonly restartCount: number;
   readonly owners: ConnectionOwners;
   readonly sockets: readonly HandlerSocket[];
+  readonly watches: readonly HandlerWatch[];
   readonly pool: WorkerPool;
   readonly workers: ReadonlyMap<number, WorkerHandle>;
   readonly metrics: SupervisorMetrics;
@@ -67,6 +69,9 @@ export class SupervisorStatus implements AdminProvider {
         recvSpec: h.recvSpec,
         pullConnected: sup.sockets[i]?.isPulling ?? false,
         subscribed: sup.sockets[i]?.isSubscribed ?? false,
+        flowControl: sup.watches[i]?.flowControl ?? null,
+        sharedSocket: sup.watches[i]?.shared ?? null,
+        orphanControls: sup.watches[i]?.orphans ?? 0,
       })),
       workers,
       sparePid: sup.pool.spare?.pid ?? null,
@@ -82,6 +87,8 @@ export class SupervisorStatus implements AdminProvider {
       const s = sup.sockets[i];
       if (!s?.isPulling) reasons.push(`handler ${h.sendSpec}: not connected to Mongrel2`);
       if (!s?.isSubscribed) reasons.push(`handler ${h.recvSpec}: Mongrel2 has not subscribed`);
+      const shared = sup.watches[i]?.shared;
+      if (shared) reasons.push(shared);
     });
     const answers = (await this.askAll()).filter(({ w }) => w.generation === sup.generation && w.state === 'active');
     if (answers.length === 0) reasons.push('no worker is ready');

@@ -22,6 +22,7 @@ import { HandlerSocket } from '../zmq/handler-socket.js';
 import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
 import type { ReloadResult } from '../admin/status.js';
 import { ConnectionOwners } from './connection-owners.js';
+import { HandlerWatch } from '../gateway/handler-watch.js';
 import { removePidFile, writePidFile } from './pid-file.js';
 import { readReloadConfig } from './reload-config.js';
 import { RestartPolicy } from './restart-policy.js';
@@ -48,6 +49,8 @@ export class Supervisor {
   readonly pool: WorkerPool;
   readonly owners: ConnectionOwners;
   readonly sockets: HandlerSocket[];
+  /** Per handler: flow control seen, a shared socket suspected (handler-watch.ts). */
+  readonly watches: HandlerWatch[];
   readonly metrics: SupervisorMetrics;
   reloadCount = 0;
   lastReload: ReloadResult | null = null;
@@ -89,7 +92,11 @@ export class Supervisor {
         this.metrics.own.hooks.onBadFrame?.();
         this.warnings.warn('malformed Mongrel2 message dropped', { handler: this.handlers[h]?.sendSpec, error: String(err), bytes: msg.length });
       },
+      orphanControl: (h, connId, kind) => this.watches[h]?.orphanControl(kind, connId),
+      newConnection: (h, flowControl) => this.watches[h]?.newConnection(flowControl),
+      forgot: (h, connId) => this.watches[h]?.forget(connId),
     });
+    this.watches = config.handlers.map((h) => new HandlerWatch(h.sendSpec, this.log));
     this.sockets = config.handlers.map(
       (h) => new HandlerSocket({ sendSpec: h.sendSpec, recvSpec: h.recvSpec, recvIdent: h.recvIdent }),
     );
@@ -102,6 +109,7 @@ export class Supervisor {
         return counts;
       },
       parked: () => this.owners.parkedCount,
+      orphanControls: () => Object.fromEntries(this.watches.map((w, i) => [this.handlers[i]!.sendSpec, w.orphans])),
     });
     this.pool = new WorkerPool(file, this.poolEvents(), () => this.owners.creditWindows(this.handlers.length));
   }

@@ -12,7 +12,8 @@
  *   idempotent, or if the upstream shows it closed without reading the request (FastCGI:
  *   PHP-FPM recycled its child right after answering the previous request);
  * - anything else (a timeout after sending, any response byte, a protocol error): never,
- *   the upstream may have acted on the request.
+ *   the upstream may have acted on the request;
+ * - and never once a streamed upload's body was read: it is gone.
  * Each upstream retries at most `retries` times (config, default 1) and decides where: HTTP on
  * another server, FastCGI on a new connection.
  */
@@ -36,10 +37,12 @@ export interface FailedAttempt {
   readonly reusedConnection: boolean;
   /** The upstream's own evidence that it closed without reading the request. */
   readonly closedUnread: boolean;
+  /** The body is a streamed upload (BodyStream) that was read from: it cannot be sent again. */
+  readonly bodyConsumed?: boolean;
 }
 
 export function mayRetry(a: FailedAttempt): boolean {
-  if (a.attempts > a.retries) return false;
+  if (a.attempts > a.retries || a.bodyConsumed === true) return false;
   const code = a.error.code;
   if (a.error.phase === 'connect') return code === 'M2GW_UPSTREAM_CONNECT' || code === 'M2GW_UPSTREAM_TIMEOUT';
   if (a.error.phase !== 'request-sent' || code !== 'M2GW_UPSTREAM_RESET' || a.answered || !a.reusedConnection) return false;

@@ -11,11 +11,49 @@ export type HeaderList = Array<[name: string, value: string]>;
 
 /**
  * A request body. Inline bodies are Buffers; async uploads are Mongrel2 temp files,
- * kept as a path so an upstream can reopen it for a retry that sent nothing.
+ * kept as a path so an upstream can reopen it for a retry that sent nothing; streamed
+ * uploads (Mongrel2's upload.stream) are a BodyStream, readable once.
  */
 export type RequestBody =
   | { readonly kind: 'buffer'; readonly data: Buffer }
-  | { readonly kind: 'file'; readonly path: string; readonly length: number };
+  | { readonly kind: 'file'; readonly path: string; readonly length: number }
+  | { readonly kind: 'stream'; readonly stream: BodyStream };
+
+/**
+ * A request body still arriving from the client. Promises to the upstream:
+ * - `read()` resolves with the next piece (never empty), or null once the body is
+ *   complete: exactly `length` bytes when that is known.
+ * - It rejects with an M2gwError when the body cannot complete (client gone, over the
+ *   route's max_body); the request is then being answered or aborted by the gateway,
+ *   and the upstream only has to stop.
+ * - One read at a time. Reading is what lets the client send more: the gateway grants
+ *   Mongrel2 upload credits as pieces are taken, so an upstream that stops reading holds
+ *   the client back and memory stays bounded.
+ * - It cannot be replayed: an upstream must not retry a request once it called read().
+ * The upstream's promises in return: read only as fast as it can pass bytes on (wait for
+ * its socket to drain), and call `cancel()` if it gives up on the body before its end.
+ */
+export interface BodyStream {
+  /** Content-Length when the client sent one; null for a chunked body. */
+  readonly length: number | null;
+  /** True once read() was called: the body can no longer be sent elsewhere. */
+  readonly started: boolean;
+  read(): Promise<Buffer | null>;
+  /** The upstream will read no more (it answered early or failed). Idempotent. */
+  cancel(): void;
+}
+
+/** A body's length when known up front (null: a chunked streamed body). */
+export function bodyLength(body: RequestBody): number | null {
+  switch (body.kind) {
+    case 'buffer':
+      return body.data.length;
+    case 'file':
+      return body.length;
+    case 'stream':
+      return body.stream.length;
+  }
+}
 
 /**
  * The part of AbortSignal upstreams use. The gateway passes a RequestAbort (below):

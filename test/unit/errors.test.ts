@@ -42,6 +42,7 @@ const EXPECTED: Record<ErrorCode, Row> = {
   M2GW_NOT_FOUND: { status: 404, body: 'Not Found\n', phases: ['route'] },
   M2GW_FORBIDDEN: { status: 403, body: 'Forbidden\n', phases: ['route'] },
   M2GW_BODY_TOO_LARGE: { status: 413, body: 'Payload Too Large\n', phases: ['route'] },
+  M2GW_LENGTH_REQUIRED: { status: 411, body: 'Length Required\n', phases: ['route'] },
   M2GW_SATURATED: { status: 503, body: 'Service Unavailable\n', phases: ['route', 'connect'] },
   M2GW_UPSTREAM_CONNECT: { status: 502, body: 'Bad Gateway\n', phases: ['connect'] },
   M2GW_UPSTREAM_RESET: { status: 502, body: 'Bad Gateway\n', phases: ['request-sent', 'headers-sent'] },

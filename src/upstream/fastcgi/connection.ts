@@ -14,13 +14,14 @@
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { UpstreamError } from '../../errors.js';
+import { M2gwError, UpstreamError } from '../../errors.js';
 import type { FcgiAddress } from './address.js';
 import { describeAddress } from './address.js';
 import type { CloseInfo, ConnectionJob, Unfinished } from './job.js';
 import { RecordDecodeError, RecordDecoder } from './record-decoder.js';
 import { setRecordId, stdinRecords } from './records.js';
 import { streamFileAsStdin } from './stdin-file.js';
+import { streamBodyAsStdin } from './stdin-stream.js';
 import type { StdinFileStream } from './stdin-file.js';
 
 /**
@@ -182,20 +183,24 @@ export class FcgiConnection<J extends ConnectionJob> {
     } else {
       this.socket.write(head);
       this.writingBodyOf = job;
-      this.bodyStream = streamFileAsStdin(this.socket, id, body.path, body.length, {
-        done: () => {
+      const events = {
+        done: (): void => {
           this.bodyStream = null;
           if (this.writingBodyOf !== job) return;
           this.writingBodyOf = null;
           this.updateTimer();
           this.owner.bodySent(this);
         },
-        failed: (err) => {
+        failed: (err: Error): void => {
           this.bodyStream = null;
-          this.jobErrors.set(job, new UpstreamError('M2GW_INTERNAL', `request body ${body.path}: ${err.message}`, 'request-sent', { cause: err }));
+          // A streamed body fails with the gateway's own error (client gone, too large): keep it.
+          const mapped = err instanceof M2gwError ? new UpstreamError(err.code, err.message, err.phase, { cause: err }) : new UpstreamError('M2GW_INTERNAL', `request body ${body.kind === 'file' ? body.path : ''}: ${err.message}`, 'request-sent', { cause: err });
+          this.jobErrors.set(job, mapped);
           this.destroy();
         },
-      });
+      };
+      this.bodyStream =
+        body.kind === 'file' ? streamFileAsStdin(this.socket, id, body.path, body.length, events) : streamBodyAsStdin(this.socket, id, body.stream, events);
     }
     if (this.slots.length === 1) this.updateTimer();
   }

@@ -123,6 +123,11 @@ class FastcgiUpstream implements Upstream {
 
   private runScript(req: UpstreamRequest, sink: ResponseSink, script: Extract<Resolution, { kind: 'script' }>): void {
     const body = req.body;
+    if (body?.kind === 'stream' && body.stream.length === null) {
+      // CGI states the body's length up front (CONTENT_LENGTH); PHP reads no body without it.
+      sink.onResponseError(new M2gwError('M2GW_LENGTH_REQUIRED', 'a chunked request body cannot be streamed to FastCGI (no CONTENT_LENGTH)', 'route'));
+      return;
+    }
     const inline = body === null ? null : body.kind === 'buffer' && body.data.length <= INLINE_BODY_MAX ? body.data : 'stream';
     let head: Buffer;
     try {

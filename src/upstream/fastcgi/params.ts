@@ -9,7 +9,7 @@
  * prefix "/app/" with strip_prefix reaches PHP as SCRIPT_NAME "/app/x.php" while
  * SCRIPT_FILENAME is "<document_root>/x.php". PHP apps then build URLs that route back here.
  */
-import type { UpstreamRequest } from '../upstream.js';
+import { bodyLength, type UpstreamRequest } from '../upstream.js';
 
 export interface ScriptTarget {
   /** Absolute file name (byte string). */
@@ -123,7 +123,9 @@ export function buildParams(req: UpstreamRequest, script: ScriptTarget, ctx: Par
   }
   if (req.id !== '') params.push(['HTTP_X_REQUEST_ID', req.id]);
   if (contentType !== undefined) params.push(['CONTENT_TYPE', contentType]);
-  if (body !== null) params.push(['CONTENT_LENGTH', String(body.kind === 'buffer' ? body.data.length : body.length)]);
+  // A chunked streamed body has no length to state (FastCGI upstreams refuse those with 411).
+  const length = body === null ? null : bodyLength(body);
+  if (length !== null) params.push(['CONTENT_LENGTH', String(length)]);
 
   for (const [name, value] of ctx.extra) {
     const i = params.findIndex((p) => p[0] === name);

@@ -27,7 +27,7 @@ const PIPELINE_BEHIND_MS = 10;
 
 /** The pool's state for one request, from submit to its end. Only FcgiPool writes the fields. */
 export class PoolJob implements ConnectionJob {
-  /** The body streams from a file: only on an idle connection, never pipelined behind. */
+  /** The body streams (from a file or the client): only on an idle connection, never pipelined behind. */
   readonly streamsBody: boolean;
   /** Connections tried so far. */
   attempts = 0;
@@ -39,7 +39,7 @@ export class PoolJob implements ConnectionJob {
   preferFresh = false;
 
   constructor(readonly request: PoolRequest) {
-    this.streamsBody = request.separateBody !== null && request.separateBody.kind === 'file';
+    this.streamsBody = request.separateBody !== null && request.separateBody.kind !== 'buffer';
   }
 
   /** Some connection has been given the request (PHP may have seen it). */
@@ -207,6 +207,7 @@ export class FcgiPool implements ConnectionOwner<PoolJob> {
 
   private mayRetry(u: Unfinished<PoolJob>, info: CloseInfo): boolean {
     if (this.destroying) return false;
+    const body = u.job.request.separateBody;
     return mayRetry({
       method: u.job.request.method,
       error: u.error,
@@ -217,6 +218,8 @@ export class FcgiPool implements ConnectionOwner<PoolJob> {
       // PHP-FPM recycled its child: it closed right after answering the previous request,
       // before reading this one (RECYCLE_WINDOW_MS in connection.ts).
       closedUnread: info.recycledByPeer,
+      // A streamed upload flows into the socket as soon as it is written, even before it connects.
+      bodyConsumed: body?.kind === 'stream' && body.stream.started,
     });
   }
 

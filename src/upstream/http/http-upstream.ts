@@ -8,13 +8,13 @@
  * every Set-Cookie separate), and its return value is backpressure.
  */
 import { createReadStream } from 'node:fs';
-import type { Duplex } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { HttpUpstreamConfig } from '../../config/schema.js';
 import { ClientGoneError, UpstreamError, type M2gwError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { IDEMPOTENT_METHODS, mayRetry } from '../lifecycle.js';
-import type { HeaderList, ResponseController, ResponseSink, Upstream, UpstreamHealth, UpstreamRequest } from '../upstream.js';
+import type { BodyStream, HeaderList, ResponseController, ResponseSink, Upstream, UpstreamHealth, UpstreamRequest } from '../upstream.js';
 
 interface Server {
   readonly origin: string;
@@ -193,10 +193,15 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
       if (req.body.kind === 'buffer') {
         body = req.body.data;
         headers.push('content-length', String(req.body.data.length));
-      } else {
+      } else if (req.body.kind === 'file') {
         // Bounded memory: undici pulls from the stream as the socket drains.
         body = createReadStream(req.body.path, { highWaterMark: 256 * 1024 });
         headers.push('content-length', String(req.body.length));
+      } else {
+        // Same for a streamed upload: undici pulls as the socket drains, and each pull
+        // lets Mongrel2 read more from the client. Unknown length: undici sends it chunked.
+        body = Readable.from(pieces(req.body.stream), { objectMode: false });
+        if (req.body.stream.length !== null) headers.push('content-length', String(req.body.stream.length));
       }
     }
     const path = server.basePath + req.path + (req.hasQuery ? '?' + req.query : '');
@@ -291,6 +296,7 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
       // undici keeps its connections to itself: no evidence of a keep-alive race here.
       reusedConnection: false,
       closedUnread: false,
+      bodyConsumed: this.req.body?.kind === 'stream' && this.req.body.stream.started,
     });
     if (again && this.up.serverCount > 1) {
       // Another server: the one that failed is out of rotation (or about to be).
@@ -326,6 +332,7 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
   private fail(err: M2gwError): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.req.body?.kind === 'stream') this.req.body.stream.cancel();
     this.cleanup();
     this.sink.onResponseError(err);
   }
@@ -338,4 +345,18 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
 
 function latin1(b: Buffer | string): string {
   return typeof b === 'string' ? b : b.toString('latin1');
+}
+
+/** A BodyStream as an async iterable (what undici's stream body pulls from). */
+async function* pieces(stream: BodyStream): AsyncGenerator<Buffer> {
+  try {
+    for (;;) {
+      const piece = await stream.read();
+      if (piece === null) return;
+      yield piece;
+    }
+  } finally {
+    // undici stopped pulling early (the upstream answered or failed): no more credits.
+    stream.cancel();
+  }
 }

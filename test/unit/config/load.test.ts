@@ -102,8 +102,8 @@ test('a full config reads every key: durations in ms, sizes in bytes, relative p
   const expected: Config = {
     file,
     handlers: [
-      { sendSpec: 'tcp://127.0.0.1:9997', recvSpec: 'tcp://127.0.0.1:9996', recvIdent: 'm2gw-a', chroot: path.join(dir, 'm2'), uploadTempStore: '/tmp/upload.XXXXXX' },
-      { sendSpec: 'ipc:///tmp/m2-send', recvSpec: 'ipc:///tmp/m2-recv', recvIdent: '', chroot: '/', uploadTempStore: '/tmp/upload.XXXXXX' },
+      { sendSpec: 'tcp://127.0.0.1:9997', recvSpec: 'tcp://127.0.0.1:9996', recvIdent: 'm2gw-a', chroot: path.join(dir, 'm2'), uploadTempStore: '/tmp/upload.XXXXXX', keepAliveMs: 20_000 },
+      { sendSpec: 'ipc:///tmp/m2-send', recvSpec: 'ipc:///tmp/m2-recv', recvIdent: '', chroot: '/', uploadTempStore: '/tmp/upload.XXXXXX', keepAliveMs: 20_000 },
     ],
     upstreams: {
       rails: {
@@ -188,6 +188,7 @@ test('a minimal config gets every default from schema.ts', () => {
     recvIdent: DEFAULTS.handler.recvIdent,
     chroot: DEFAULTS.handler.chroot,
     uploadTempStore: DEFAULTS.handler.uploadTempStore,
+    keepAliveMs: DEFAULTS.handler.keepAliveMs,
   });
   assert.deepEqual(config.upstreams.web, { type: 'http', name: 'web', urls: ['http://127.0.0.1:3000'], ...DEFAULTS.http });
   assert.deepEqual(config.routes, [{ prefix: '/', host: null, upstream: 'web', ...DEFAULTS.route }]);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClientConnection, HIGH_WATER, LOW_WATER, type FlushScheduler } from '../../../src/gateway/client-connection.js';
+import { ClientConnection, HIGH_WATER, LOW_WATER, MIN_MESSAGE, RESPONSE_MESSAGE_BUDGET, type FlushScheduler } from '../../../src/gateway/client-connection.js';
 import { parseReply } from '../../../src/mongrel2/reply.js';
 
 /** Records frames; flushes synchronously when asked so tests control time. */
@@ -64,10 +64,72 @@ test('unmetered: small pieces are coalesced, a forced flush sends them as one me
 
 test('unmetered: large bodies go out at once in big messages', () => {
   const h = harness();
+  h.conn.beginResponse();
   h.conn.write(Buffer.alloc(5 * 1024 * 1024));
   h.flush();
-  assert.ok(h.frames.length <= 3, `${h.frames.length} messages`);
+  assert.ok(h.frames.length <= 5, `${h.frames.length} messages`);
+  h.conn.flushSoon();
+  h.flush();
   assert.equal(payloads(h.frames).reduce((n, p) => n + p.length, 0), 5 * 1024 * 1024);
+});
+
+test('unmetered: a response never takes more than the message budget, however it arrives', () => {
+  for (const [piece, total] of [[1_000, 30 * 1024 * 1024], [64 * 1024, 100 * 1024 * 1024], [1024 * 1024, 700 * 1024 * 1024]] as const) {
+    // Only sizes are kept: the frames of a 700 MiB response would not fit a unit test.
+    const sizes: number[] = [];
+    const sched: FlushScheduler = { schedule: () => undefined };
+    const conn = new ClientConnection('0:7', '7', { send: (f) => sizes.push(parseReply(f).payload.length) }, 'uuid-1', sched);
+    conn.keepAliveMs = 0;
+    conn.beginResponse();
+    conn.write(Buffer.from('HTTP/1.1 200 OK\r\n\r\n'), true);
+    conn.flush();
+    const body = Buffer.alloc(piece);
+    let sent = 0;
+    for (; sent < total; sent += piece) {
+      conn.write(body);
+      conn.flush(); // the worst case: a flush after every piece (a fast upstream, a client reading nothing)
+    }
+    conn.flushSoon();
+    conn.flush();
+    conn.close();
+    conn.flush();
+    const what = `${piece}-byte pieces, ${total} bytes: ${sizes.length} messages: ${sizes.join(' ')}`;
+    assert.ok(sizes.length <= 16, what);
+    assert.ok(sizes.length - 1 <= RESPONSE_MESSAGE_BUDGET, what);
+    assert.equal(sizes.reduce((a, b) => a + b, 0), sent + 19);
+    // Sizes grow: each data message but the last is at least MIN_MESSAGE and at least all before it.
+    let before = 0;
+    for (const size of sizes.slice(1, -2)) {
+      assert.ok(size >= MIN_MESSAGE && size >= Math.min(before, 256 * 1024 * 1024), what);
+      before += size;
+    }
+  }
+});
+
+test('unmetered: the writer is never paused below the size the next message needs', () => {
+  const h = harness();
+  h.conn.beginResponse();
+  h.conn.write(Buffer.alloc(MIN_MESSAGE), true);
+  h.flush();
+  h.conn.write(Buffer.alloc(HIGH_WATER + 1));
+  h.flush();
+  let resumed = 0;
+  h.conn.whenDrained(() => resumed++);
+  assert.equal(resumed, 1);
+});
+
+test('keep-alive: a quiet open request sends ["ctl", {"keep-alive": 1}]; none after the response', async () => {
+  const h = harness();
+  h.conn.keepAliveMs = 60;
+  h.conn.beginResponse();
+  await new Promise((r) => setTimeout(r, 200));
+  const ctl = h.frames.map((f) => parseReply(f)).filter((r) => r.extended);
+  assert.ok(ctl.length >= 1, 'a keep-alive went out');
+  assert.equal(ctl[0]!.payload.toString('latin1'), '28:3:ctl,18:10:keep-alive,1:1#}]');
+  h.conn.endResponse();
+  const n = h.frames.length;
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(h.frames.length, n, 'no keep-alive once nothing is open');
 });
 
 test('close message follows every queued byte, then nothing more is sent', () => {

@@ -25,7 +25,7 @@ test('deaths spread out are not a loop, and the delay falls back after a quiet w
 });
 
 test('a reload may change everything about a handler but its sockets', () => {
-  const h: HandlerConfig = { sendSpec: 'tcp://127.0.0.1:1', recvSpec: 'tcp://127.0.0.1:2', recvIdent: '', chroot: '/a', uploadTempStore: '/tmp/upload.XXXXXX' };
+  const h: HandlerConfig = { sendSpec: 'tcp://127.0.0.1:1', recvSpec: 'tcp://127.0.0.1:2', recvIdent: '', chroot: '/a', uploadTempStore: '/tmp/upload.XXXXXX', keepAliveMs: 20_000 };
   assert.equal(handlerChange([h], [{ ...h, chroot: '/b' }]), null);
   assert.match(handlerChange([h], [{ ...h, sendSpec: 'tcp://127.0.0.1:3' }]) ?? '', /handler 1: send_spec changed/);
   assert.match(handlerChange([h], [{ ...h, recvIdent: 'x' }]) ?? '', /recv_ident changed/);

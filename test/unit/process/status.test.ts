@@ -48,7 +48,7 @@ test('durations and the status text', () => {
     workerRestarts: 1,
     inFlight: 5,
     connections: 9,
-    handlers: [{ sendSpec: 'tcp://127.0.0.1:9997', recvSpec: 'tcp://127.0.0.1:9996', pullConnected: true, subscribed: false }],
+    handlers: [{ sendSpec: 'tcp://127.0.0.1:9997', recvSpec: 'tcp://127.0.0.1:9996', pullConnected: true, subscribed: false, flowControl: false, sharedSocket: null, orphanControls: 0 }],
     workers: [{ id: 7, pid: 1234, generation: 3, state: 'active', uptimeSeconds: 10, connections: 9, inFlight: 5, connected: true }],
     sparePid: 99,
     upstreams: [h([true, false], 5)],
@@ -61,4 +61,5 @@ test('durations and the status text', () => {
   assert.match(text, /app \(http\) healthy {2}in flight 5 {2}queued 1 {2}connections busy 5 idle 2 max 64/);
   assert.match(text, /http:\/\/b \(down\)/);
   assert.match(text, /spare worker pid 99/);
+  assert.match(text, /download.flow_control is OFF in Mongrel2/);
 });
