@@ -30,6 +30,8 @@ export interface HandlerReport {
   readonly sharedSocket: string | null;
   /** Control messages for connections this m2gw never saw. */
   readonly orphanControls: number;
+  /** Removed by a reload, finishing its connections before it disconnects. */
+  readonly removing?: boolean;
 }
 
 export interface StatusReport {

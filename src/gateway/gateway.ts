@@ -39,6 +39,11 @@ export interface GatewayOptions {
    * never saw). null: not known.
    */
   readonly creditWindows?: ReadonlyArray<number | null>;
+  /**
+   * Per handler (config order), the id messages name it by: a supervisor's ids survive
+   * reloads that add or remove handlers (process/live-handlers.ts). Default: the position.
+   */
+  readonly handlerIds?: readonly number[];
 }
 
 export class Gateway {
@@ -48,6 +53,7 @@ export class Gateway {
   private readonly upstreams: ReadonlyMap<string, Upstream>;
   private readonly hooks: GatewayHooks;
   private readonly handlers: HandlerRuntime[];
+  private readonly handlerById = new Map<number, HandlerRuntime>();
   private readonly conns: ConnectionTable;
   private readonly pipeline: Pipeline;
   private readonly uploads: Uploads;
@@ -70,10 +76,10 @@ export class Gateway {
     this.streamedUploads = new StreamedUploads(this.log, this.router, this.conns, this.pipeline.enqueue);
     this.requestLog = new RequestLog(this.log, opts.config.log.accessLog, this.hooks);
     this.websockets = new WebSockets(opts.config, this.log, this.router, this.hooks);
-    this.handlers = opts.config.handlers.map((config, index) => ({
-      index,
+    this.handlers = opts.config.handlers.map((config, position) => ({
+      index: opts.handlerIds?.[position] ?? position,
       config,
-      creditWindow: opts.creditWindows?.[index] ?? null,
+      creditWindow: opts.creditWindows?.[position] ?? null,
       // A worker's supervisor watches the handler for the whole process group (and logs).
       watch: new HandlerWatch(config.sendSpec, opts.publishOnly === true ? null : this.log),
       socket: new HandlerSocket({
@@ -83,6 +89,7 @@ export class Gateway {
         publishOnly: opts.publishOnly === true,
       }),
     }));
+    for (const h of this.handlers) this.handlerById.set(h.index, h);
   }
 
   get inFlight(): number {
@@ -145,7 +152,7 @@ export class Gateway {
 
   /** Entry point for one raw Mongrel2 message (from our PULL or from the supervisor). */
   handleMessage(handlerIndex: number, msg: Buffer): void {
-    const handler = this.handlers[handlerIndex];
+    const handler = this.handlerById.get(handlerIndex);
     if (!handler) {
       this.log.warn('message for unknown handler index', { handlerIndex });
       return;

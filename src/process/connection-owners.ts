@@ -75,6 +75,8 @@ export class ConnectionOwners {
   private readonly maxParked: number;
   private readonly senders = new Map<number, string>();
   private readonly windows = new Map<number, number>();
+  /** Handlers being removed (reload): their new connections are refused, owned ones still served. */
+  private readonly refusedHandlers = new Set<number>();
 
   constructor(private readonly events: OwnershipEvents, opts: ConnectionOwnersOptions = {}) {
     this.maxParked = opts.maxParked ?? 10_000;
@@ -142,8 +144,28 @@ export class ConnectionOwners {
    * seen; download.flow_control is off or no request came yet). New workers get it:
    * a connection handed to them carries it no more.
    */
-  creditWindows(handlers: number): Array<number | null> {
-    return Array.from({ length: handlers }, (_, i) => this.windows.get(i) ?? null);
+  creditWindows(handlerIds: readonly number[]): Array<number | null> {
+    return handlerIds.map((id) => this.windows.get(id) ?? null);
+  }
+
+  /** A handler leaves (reload): refuse its new connections (503, close); owned ones stay with their owners. */
+  refuseHandler(handlerId: number): void {
+    this.refusedHandlers.add(handlerId);
+  }
+
+  /** The handler's socket is closed: forget what was learnt about it. */
+  forgetHandler(handlerId: number): void {
+    this.refusedHandlers.delete(handlerId);
+    this.senders.delete(handlerId);
+    this.windows.delete(handlerId);
+  }
+
+  /** Connections of one handler that some worker owns. */
+  ownedOnHandler(handlerId: number): number {
+    const prefix = `${handlerId}:`;
+    let n = 0;
+    for (const key of this.owners.keys()) if (key.startsWith(prefix)) n++;
+    return n;
   }
 
   /** The sender token last seen on a handler (for replies the supervisor makes itself). */
@@ -184,6 +206,10 @@ export class ConnectionOwners {
     }
     if (!this.windows.has(handlerIndex)) this.learnWindow(handlerIndex, msg);
     this.events.newConnection?.(handlerIndex, this.windows.has(handlerIndex));
+    if (this.refusedHandlers.has(handlerIndex)) {
+      this.events.refuse(handlerIndex, sender, connId);
+      return;
+    }
     const slot = this.pick();
     if (slot) {
       this.send(slot, handlerIndex, msg);

@@ -16,6 +16,8 @@ export type ToWorker =
       readonly generation: number;
       readonly file: string;
       readonly text: string;
+      /** The id of each [[handler]] of `text`, in order: how the data channel names them. */
+      readonly handlerIds: readonly number[];
       /** Per handler: the DOWNLOAD_CREDITS window the supervisor has seen, or null. */
       readonly creditWindows: ReadonlyArray<number | null>;
     }
@@ -68,7 +70,7 @@ export function isToWorker(v: unknown): v is ToWorker {
   return t !== null && SUPERVISOR_TAGS.has(t);
 }
 
-/** Key of one Mongrel2 connection, shared by ConnectionOwners and the gateway. */
-export function connKey(handlerIndex: number, connId: string): string {
-  return `${handlerIndex}:${connId}`;
+/** Key of one Mongrel2 connection, shared by ConnectionOwners and the gateway (handler id, not position). */
+export function connKey(handlerId: number, connId: string): string {
+  return `${handlerId}:${connId}`;
 }

@@ -1,6 +1,14 @@
 /**
- * What a SIGHUP reads: the config file, validated as `m2gw check` would, plus the
- * one thing a reload cannot change — the [[handler]] sockets the supervisor holds.
+ * What a SIGHUP reads: the config file, validated as `m2gw check` would, and how its
+ * [[handler]] sections map onto the running ones.
+ *
+ * Handlers are identified by their socket spec, not their position: a handler whose
+ * send_spec, recv_spec and recv_ident are all unchanged keeps its id (its sockets stay
+ * connected, its connections stay with their workers), whatever moved around it. Any
+ * other handler in the new file is added (new id, new sockets); a running one the new
+ * file no longer has is removed. A changed one (same send_spec, other recv_spec or
+ * recv_ident) is both: it is added, and the old one is removed, as each other's twin so
+ * the supervisor can route a connection's messages to whichever of the two holds it.
  */
 import fs from 'node:fs';
 import { parseConfigText } from '../config/load.js';
@@ -11,7 +19,7 @@ export type ReloadInput =
   | { readonly ok: true; readonly config: Config; readonly text: string; readonly warnings: readonly string[] }
   | { readonly ok: false; readonly message: string; readonly problems: readonly string[] };
 
-export function readReloadConfig(file: string, running: readonly HandlerConfig[]): ReloadInput {
+export function readReloadConfig(file: string): ReloadInput {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -24,20 +32,47 @@ export function readReloadConfig(file: string, running: readonly HandlerConfig[]
     const errors = problems.filter((p) => p.severity !== 'warning').length;
     return { ok: false, message: `${errors} problem(s) in ${file} (see the log); keeping the running config`, problems: lines };
   }
-  const changed = handlerChange(running, config.handlers);
-  if (changed) return { ok: false, message: `${changed}: [[handler]] changes need a restart; keeping the running config`, problems: [] };
   return { ok: true, config, text, warnings: lines };
 }
 
-/** Why the new handlers cannot be applied by a reload, or null. */
-export function handlerChange(old: readonly HandlerConfig[], next: readonly HandlerConfig[]): string | null {
-  if (old.length !== next.length) return `the number of [[handler]] sections changed (${old.length} → ${next.length})`;
-  for (let i = 0; i < old.length; i++) {
-    const a = old[i]!;
-    const b = next[i]!;
-    for (const [k, toml] of [['sendSpec', 'send_spec'], ['recvSpec', 'recv_spec'], ['recvIdent', 'recv_ident']] as const) {
-      if (a[k] !== b[k]) return `handler ${i + 1}: ${toml} changed (${JSON.stringify(a[k])} → ${JSON.stringify(b[k])})`;
+export interface RunningHandler {
+  readonly id: number;
+  readonly config: HandlerConfig;
+}
+
+export interface HandlerPlan {
+  /** The id of each handler of the new config, in its order (what its workers are told). */
+  readonly ids: readonly number[];
+  readonly added: ReadonlyArray<{ readonly id: number; readonly config: HandlerConfig; readonly twin: number | null }>;
+  /** Running handlers the new config does not have; `twin`: the id that replaces it. */
+  readonly removed: ReadonlyArray<{ readonly id: number; readonly twin: number | null }>;
+}
+
+function sameSockets(a: HandlerConfig, b: HandlerConfig): boolean {
+  return a.sendSpec === b.sendSpec && a.recvSpec === b.recvSpec && a.recvIdent === b.recvIdent;
+}
+
+export function planHandlers(running: readonly RunningHandler[], next: readonly HandlerConfig[], newId: () => number): HandlerPlan {
+  const kept = new Set<number>();
+  const ids: number[] = [];
+  const added: Array<{ id: number; config: HandlerConfig; twin: number | null }> = [];
+  for (const config of next) {
+    const same = running.find((r) => !kept.has(r.id) && sameSockets(r.config, config));
+    if (same) {
+      kept.add(same.id);
+      ids.push(same.id);
+    } else {
+      const id = newId();
+      ids.push(id);
+      added.push({ id, config, twin: null });
     }
   }
-  return null;
+  const removed: Array<{ id: number; twin: number | null }> = [];
+  for (const r of running) {
+    if (kept.has(r.id)) continue;
+    const replacement = added.find((a) => a.twin === null && a.config.sendSpec === r.config.sendSpec);
+    if (replacement) replacement.twin = r.id;
+    removed.push({ id: r.id, twin: replacement?.id ?? null });
+  }
+  return { ids, added, removed };
 }

@@ -28,14 +28,14 @@ function refusal(code: Refusal): Buffer {
 
 export class SupervisorReplies {
   constructor(
-    private readonly handlers: readonly HandlerConfig[],
-    private readonly sockets: readonly HandlerSocket[],
-    private readonly senderOf: (handlerIndex: number) => string | null,
+    /** The live handler with that id (ids survive reloads; see reload-config.ts). */
+    private readonly handler: (handlerId: number) => { readonly config: HandlerConfig; readonly socket: HandlerSocket } | undefined,
+    private readonly senderOf: (handlerId: number) => string | null,
   ) {}
 
   /** The catalogue's response for `why` (a 503), then close, on one connection. */
   refuse(handlerIndex: number, sender: string, connId: string, why: Refusal): void {
-    const socket = this.sockets[handlerIndex];
+    const socket = this.handler(handlerIndex)?.socket;
     const who = this.replySender(handlerIndex, sender);
     if (!socket || who === null) return;
     socket.send(encodeReply(who, [connId], REFUSALS[why]));
@@ -54,7 +54,7 @@ export class SupervisorReplies {
     }
     let n = 0;
     for (const [h, ids] of byHandler) {
-      const socket = this.sockets[h];
+      const socket = this.handler(h)?.socket;
       const who = this.replySender(h, this.senderOf(h) ?? '');
       if (!socket || who === null) continue;
       for (let i = 0; i < ids.length; i += MAX_TARGETS) {
@@ -67,7 +67,7 @@ export class SupervisorReplies {
   }
 
   private replySender(handlerIndex: number, sender: string): string | null {
-    const cfg = this.handlers[handlerIndex];
+    const cfg = this.handler(handlerIndex)?.config;
     if (!cfg) return null;
     const who = cfg.recvIdent !== '' ? cfg.recvIdent : sender;
     return who === '' ? null : who;

@@ -3,15 +3,14 @@
  * are asked over IPC (in parallel, each with a short timeout) so a stuck worker
  * shows up as "not answering" rather than hanging the endpoint.
  */
-import type { HandlerWatch } from '../gateway/handler-watch.js';
 import type { AdminProvider } from '../admin/admin-server.js';
 import { mergeUpstreamHealth, type Readiness, type ReloadResult, type StatusReport, type WorkerReport } from '../admin/status.js';
 import type { Config } from '../config/schema.js';
 import type { RenderedMetrics, SupervisorMetrics } from '../metrics/supervisor-metrics.js';
 import type { UpstreamHealth } from '../upstream/upstream.js';
 import { VERSION } from '../version.js';
-import type { HandlerSocket } from '../zmq/handler-socket.js';
 import type { ConnectionOwners } from './connection-owners.js';
+import type { LiveHandlers } from './live-handlers.js';
 import type { WorkerStatus } from './messages.js';
 import type { WorkerHandle } from './worker-handle.js';
 import type { WorkerPool } from './worker-pool.js';
@@ -29,8 +28,7 @@ export interface SupervisorView {
   readonly lastReload: ReloadResult | null;
   readonly restartCount: number;
   readonly owners: ConnectionOwners;
-  readonly sockets: readonly HandlerSocket[];
-  readonly watches: readonly HandlerWatch[];
+  readonly handlers: LiveHandlers;
   readonly pool: WorkerPool;
   readonly workers: ReadonlyMap<number, WorkerHandle>;
   readonly metrics: SupervisorMetrics;
@@ -64,14 +62,15 @@ export class SupervisorStatus implements AdminProvider {
       workerRestarts: sup.restartCount,
       inFlight: answers.reduce((n, a) => n + (a.s?.inFlight ?? 0), 0),
       connections: sup.owners.connectionCount,
-      handlers: sup.config.handlers.map((h, i) => ({
-        sendSpec: h.sendSpec,
-        recvSpec: h.recvSpec,
-        pullConnected: sup.sockets[i]?.isPulling ?? false,
-        subscribed: sup.sockets[i]?.isSubscribed ?? false,
-        flowControl: sup.watches[i]?.flowControl ?? null,
-        sharedSocket: sup.watches[i]?.shared ?? null,
-        orphanControls: sup.watches[i]?.orphans ?? 0,
+      handlers: sup.handlers.list().map((h) => ({
+        sendSpec: h.config.sendSpec,
+        recvSpec: h.config.recvSpec,
+        pullConnected: h.socket.isPulling,
+        subscribed: h.socket.isSubscribed,
+        flowControl: h.watch.flowControl,
+        sharedSocket: h.watch.shared,
+        orphanControls: h.watch.orphans,
+        ...(h.removing ? { removing: true } : {}),
       })),
       workers,
       sparePid: sup.pool.spare?.pid ?? null,
@@ -83,13 +82,14 @@ export class SupervisorStatus implements AdminProvider {
     const sup = this.sup;
     const reasons: string[] = [];
     if (sup.state === 'starting' || sup.state === 'stopping') reasons.push(`m2gw is ${sup.state}`);
-    sup.config.handlers.forEach((h, i) => {
-      const s = sup.sockets[i];
-      if (!s?.isPulling) reasons.push(`handler ${h.sendSpec}: not connected to Mongrel2`);
-      if (!s?.isSubscribed) reasons.push(`handler ${h.recvSpec}: Mongrel2 has not subscribed`);
-      const shared = sup.watches[i]?.shared;
+    for (const h of sup.handlers.list()) {
+      // A handler a reload removed is only finishing its connections.
+      if (h.removing) continue;
+      if (!h.socket.isPulling) reasons.push(`handler ${h.config.sendSpec}: not connected to Mongrel2`);
+      if (!h.socket.isSubscribed) reasons.push(`handler ${h.config.recvSpec}: Mongrel2 has not subscribed`);
+      const shared = h.watch.shared;
       if (shared) reasons.push(shared);
-    });
+    }
     const answers = (await this.askAll()).filter(({ w }) => w.generation === sup.generation && w.state === 'active');
     if (answers.length === 0) reasons.push('no worker is ready');
     for (const { w, s } of answers) {

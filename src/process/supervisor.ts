@@ -13,16 +13,15 @@
  * A worker that dies is replaced (restart-policy.ts); the connections it owned are
  * closed so their clients do not hang. A crash loop ends the daemon with exit 1.
  */
-import type { Config, HandlerConfig } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
 import { statusOf } from '../errors.js';
 import { createLogger, reopenLogFiles, type Logger } from '../log.js';
 import { WarningThrottle } from '../log-throttle.js';
 import { SupervisorMetrics } from '../metrics/supervisor-metrics.js';
-import { HandlerSocket } from '../zmq/handler-socket.js';
 import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
 import type { ReloadResult } from '../admin/status.js';
 import { ConnectionOwners } from './connection-owners.js';
-import { HandlerWatch } from '../gateway/handler-watch.js';
+import { LiveHandlers } from './live-handlers.js';
 import { removePidFile, writePidFile } from './pid-file.js';
 import { readReloadConfig } from './reload-config.js';
 import { RestartPolicy } from './restart-policy.js';
@@ -48,9 +47,8 @@ export class Supervisor {
   readonly startedAt = Date.now();
   readonly pool: WorkerPool;
   readonly owners: ConnectionOwners;
-  readonly sockets: HandlerSocket[];
-  /** Per handler: flow control seen, a shared socket suspected (handler-watch.ts). */
-  readonly watches: HandlerWatch[];
+  /** The Mongrel2 handlers, by id (live-handlers.ts): a reload may add and remove them. */
+  readonly handlers: LiveHandlers;
   readonly metrics: SupervisorMetrics;
   reloadCount = 0;
   lastReload: ReloadResult | null = null;
@@ -59,7 +57,6 @@ export class Supervisor {
   /** Warnings a client can cause at will (malformed frames): rate-limited, counted exactly. */
   private readonly warnings = new WarningThrottle(() => this.log);
   private text: string;
-  private readonly handlers: readonly HandlerConfig[];
   private readonly replies: SupervisorReplies;
   private admin: AdminServer | null = null;
   private readonly restarts = new RestartPolicy();
@@ -78,7 +75,6 @@ export class Supervisor {
   ) {
     this.text = text;
     this.config = config;
-    this.handlers = config.handlers;
     this.pidFile = config.gateway.pidFile;
     this.log = createLogger(config.log, { pid: process.pid, role: 'supervisor' });
     this.owners = new ConnectionOwners({
@@ -90,17 +86,15 @@ export class Supervisor {
       },
       badFrame: (h, msg, err) => {
         this.metrics.own.hooks.onBadFrame?.();
-        this.warnings.warn('malformed Mongrel2 message dropped', { handler: this.handlers[h]?.sendSpec, error: String(err), bytes: msg.length });
+        this.warnings.warn('malformed Mongrel2 message dropped', { handler: this.handlers.get(h)?.config.sendSpec, error: String(err), bytes: msg.length });
       },
-      orphanControl: (h, connId, kind) => this.watches[h]?.orphanControl(kind, connId),
-      newConnection: (h, flowControl) => this.watches[h]?.newConnection(flowControl),
-      forgot: (h, connId) => this.watches[h]?.forget(connId),
+      orphanControl: (h, connId, kind) => this.handlers.get(h)?.watch.orphanControl(kind, connId),
+      newConnection: (h, flowControl) => this.handlers.get(h)?.watch.newConnection(flowControl),
+      forgot: (h, connId) => this.handlers.get(h)?.watch.forget(connId),
     });
-    this.watches = config.handlers.map((h) => new HandlerWatch(h.sendSpec, this.log));
-    this.sockets = config.handlers.map(
-      (h) => new HandlerSocket({ sendSpec: h.sendSpec, recvSpec: h.recvSpec, recvIdent: h.recvIdent }),
-    );
-    this.replies = new SupervisorReplies(this.handlers, this.sockets, (h) => this.owners.senderOf(h));
+    this.handlers = new LiveHandlers(() => this.log, this.owners);
+    this.handlers.init(config.handlers);
+    this.replies = new SupervisorReplies((h) => this.handlers.get(h), (h) => this.owners.senderOf(h));
     this.metrics = new SupervisorMetrics({
       workers: () => {
         const counts: Record<string, number> = { starting: 0, active: 0, retiring: 0, stopping: 0, spare: this.pool.spare ? 1 : 0 };
@@ -109,9 +103,9 @@ export class Supervisor {
         return counts;
       },
       parked: () => this.owners.parkedCount,
-      orphanControls: () => Object.fromEntries(this.watches.map((w, i) => [this.handlers[i]!.sendSpec, w.orphans])),
+      orphanControls: () => Object.fromEntries(this.handlers.list().map((h) => [h.config.sendSpec, h.watch.orphans])),
     });
-    this.pool = new WorkerPool(file, this.poolEvents(), () => this.owners.creditWindows(this.handlers.length));
+    this.pool = new WorkerPool(file, this.poolEvents(), (ids) => this.owners.creditWindows(ids));
   }
 
   get workers(): ReadonlyMap<number, WorkerHandle> {
@@ -126,7 +120,7 @@ export class Supervisor {
     this.log.info('starting', { config: this.file, workers: n });
     try {
       this.generation = 1;
-      const starting = this.pool.startGeneration(1, this.text, n);
+      const starting = this.pool.startGeneration(1, this.text, n, this.handlers.current);
       // The spare starts with the others: memory use is settled once m2gw says ready.
       const spare = this.pool.forkSpare();
       const workers = await starting;
@@ -137,20 +131,13 @@ export class Supervisor {
       return this.fatal(`workers did not start: ${String(err)}`);
     }
     try {
-      await Promise.all(
-        this.sockets.map((s, i) =>
-          s.connect(
-            (msg) => this.owners.deliver(i, msg),
-            (err) => this.log.error('handler socket failed', { handler: this.handlers[i]!.sendSpec, error: String(err) }),
-          ),
-        ),
-      );
+      await this.handlers.connect(this.handlers.current);
     } catch (err) {
       return this.fatal(String(err));
     }
     if (this.state !== 'starting') return;
     this.state = 'running';
-    this.log.info('m2gw ready', { workers: n, handlers: this.handlers.length, routes: this.config.routes.length });
+    this.log.info('m2gw ready', { workers: n, handlers: this.handlers.current.length, routes: this.config.routes.length });
     void sdNotify({ READY: '1', STATUS: `serving with ${n} worker(s)` }, (e) => this.log.warn(e));
   }
 
@@ -199,8 +186,8 @@ export class Supervisor {
       onFinalMetrics: (_w, json) => void this.metrics.addRetired(json),
       onCongested: (_w, congested) => {
         this.congested += congested ? 1 : -1;
-        if (congested && this.congested === 1) for (const s of this.sockets) s.pause();
-        if (!congested && this.congested === 0) for (const s of this.sockets) s.resume();
+        if (congested && this.congested === 1) this.handlers.pauseAll();
+        if (!congested && this.congested === 0) this.handlers.resumeAll();
       },
     };
   }
@@ -229,7 +216,7 @@ export class Supervisor {
     this.metrics.workerRestarted();
     const generation = this.generation;
     setTimeout(() => {
-      if (this.state !== 'stopping' && generation === this.generation) this.pool.spawn(generation, this.text);
+      if (this.state !== 'stopping' && generation === this.generation) this.pool.spawn(generation, this.text, this.handlers.current);
     }, delay);
   }
 
@@ -267,7 +254,7 @@ export class Supervisor {
 
   private async reloadOnce(): Promise<void> {
     this.log.info('reloading', { config: this.file });
-    const input = readReloadConfig(this.file, this.handlers);
+    const input = readReloadConfig(this.file);
     if (!input.ok) {
       for (const problem of input.problems) this.log.error('config problem', { problem });
       return this.reloadDone('invalid', input.message);
@@ -276,9 +263,11 @@ export class Supervisor {
     const { config, text } = input;
     const n = workerCount(config);
     const generation = this.generation + 1;
+    // Handlers by their sockets: kept ones keep their ids, so their connections stay put.
+    const plan = this.handlers.plan(config.handlers);
     let fresh: WorkerHandle[];
     try {
-      fresh = await this.pool.startGeneration(generation, text, n);
+      fresh = await this.pool.startGeneration(generation, text, n, plan.ids);
     } catch (err) {
       return this.reloadDone('failed', `new workers did not start (${String(err)}); keeping the running ones`);
     }
@@ -295,6 +284,8 @@ export class Supervisor {
     this.restarts.reset();
     for (const w of fresh) this.owners.add(w, true);
     for (const w of old) this.retire(w);
+    // Only now: an added handler's messages need a worker that knows it.
+    await this.handlers.apply(plan, config.gateway.drainTimeoutMs);
     this.applyLogConfig(config);
     if ((config.admin?.listen ?? null) !== prevAdmin) {
       await this.admin?.close();
@@ -386,7 +377,7 @@ export class Supervisor {
     if (this.finishing) return;
     this.finishing = true;
     this.pool.close();
-    await Promise.all(this.sockets.map((s) => s.close().catch(() => undefined)));
+    await this.handlers.closeAll();
     await this.admin?.close().catch(() => undefined);
     await this.notified;
     this.log.info('stopped', { code });

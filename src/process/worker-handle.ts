@@ -16,6 +16,8 @@ export interface WorkerSpec {
   readonly generation: number;
   readonly file: string;
   readonly text: string;
+  /** The id of each [[handler]] of `text`, in order: how the data channel names them (live-handlers.ts). */
+  readonly handlerIds: readonly number[];
   readonly creditWindows: ReadonlyArray<number | null>;
 }
 

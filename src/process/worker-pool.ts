@@ -47,8 +47,8 @@ export class WorkerPool {
   constructor(
     private readonly file: string,
     private readonly events: PoolEvents,
-    /** What new workers should know of the flow-control window (see ConnectionOwners.creditWindows). */
-    private readonly creditWindows: () => ReadonlyArray<number | null>,
+    /** What new workers should know of the flow-control window, per handler id (see ConnectionOwners.creditWindows). */
+    private readonly creditWindows: (handlerIds: readonly number[]) => ReadonlyArray<number | null>,
   ) {
     this.handleEvents = {
       ...events,
@@ -63,22 +63,23 @@ export class WorkerPool {
   }
 
   /** A worker for `generation`: the spare if there is one, else a fresh fork. */
-  spawn(generation: number, text: string): WorkerHandle {
+  spawn(generation: number, text: string, handlerIds: readonly number[]): WorkerHandle {
     let w = this.spare;
     this.spare = null;
     if (!w || !w.alive) w = new WorkerHandle(this.nextId++, this.handleEvents);
-    w.assign({ generation, file: this.file, text, creditWindows: this.creditWindows() });
+    w.assign({ generation, file: this.file, text, handlerIds, creditWindows: this.creditWindows(handlerIds) });
     this.workers.set(w.id, w);
     this.scheduleSpare();
     return w;
   }
 
   /** Fork n workers; resolves when all are ready, rejects (killing them) if one fails. */
-  async startGeneration(generation: number, text: string, n: number): Promise<WorkerHandle[]> {
+  /** `handlerIds`: the id of each [[handler]] of `text`, in order (live-handlers.ts). */
+  async startGeneration(generation: number, text: string, n: number, handlerIds: readonly number[]): Promise<WorkerHandle[]> {
     const workers: WorkerHandle[] = [];
     const ready: Promise<void>[] = [];
     for (let i = 0; i < n; i++) {
-      const w = this.spawn(generation, text);
+      const w = this.spawn(generation, text, handlerIds);
       workers.push(w);
       ready.push(new Promise<void>((resolve, reject) => this.waiters.set(w.id, { resolve, reject })));
     }

@@ -95,6 +95,7 @@ class Worker {
       upstreams: this.upstreams,
       publishOnly: true,
       creditWindows: init.creditWindows,
+      handlerIds: init.handlerIds,
       hooks: {
         onRequestDone: (info) => {
           mh.onRequestDone?.(info);

@@ -238,7 +238,7 @@ test('the flow-control window is learnt from a first request, for workers that w
   d.add(a, true);
   d.deliver(0, on(GET, 1)); // no DOWNLOAD_CREDITS (flow control off on that capture)
   d.deliver(0, on(CREDITS, 1)); // a control message's header does not count
-  assert.deepEqual(d.creditWindows(2), [null, null]);
+  assert.deepEqual(d.creditWindows([0, 1]), [null, null]);
   d.deliver(1, on(fixture('upload-stream-first.json-protocol.bin'), 2));
-  assert.deepEqual(d.creditWindows(2), [null, 102400]);
+  assert.deepEqual(d.creditWindows([0, 1]), [null, 102400]);
 });

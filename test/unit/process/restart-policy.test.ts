@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { HandlerConfig } from '../../../src/config/schema.js';
-import { handlerChange } from '../../../src/process/reload-config.js';
+import { planHandlers } from '../../../src/process/reload-config.js';
 import { RestartPolicy } from '../../../src/process/restart-policy.js';
 
 test('delays double from 100 ms, capped, and five deaths within 30 s are a crash loop', () => {
@@ -24,10 +24,32 @@ test('deaths spread out are not a loop, and the delay falls back after a quiet w
   assert.equal(p.recent(200_000), 1);
 });
 
-test('a reload may change everything about a handler but its sockets', () => {
-  const h: HandlerConfig = { sendSpec: 'tcp://127.0.0.1:1', recvSpec: 'tcp://127.0.0.1:2', recvIdent: '', chroot: '/a', uploadTempStore: '/tmp/upload.XXXXXX', keepAliveMs: 20_000 };
-  assert.equal(handlerChange([h], [{ ...h, chroot: '/b' }]), null);
-  assert.match(handlerChange([h], [{ ...h, sendSpec: 'tcp://127.0.0.1:3' }]) ?? '', /handler 1: send_spec changed/);
-  assert.match(handlerChange([h], [{ ...h, recvIdent: 'x' }]) ?? '', /recv_ident changed/);
-  assert.match(handlerChange([h], [h, h]) ?? '', /number of \[\[handler\]\] sections changed \(1 → 2\)/);
+test('a reload maps handlers by their sockets: kept, added, removed, changed (remove + add, as twins)', () => {
+  const h = (send: number, recv: number, recvIdent = ''): HandlerConfig => ({
+    sendSpec: `tcp://127.0.0.1:${send}`,
+    recvSpec: `tcp://127.0.0.1:${recv}`,
+    recvIdent,
+    chroot: '/a',
+    uploadTempStore: '/tmp/upload.XXXXXX',
+    keepAliveMs: 20_000,
+  });
+  let next = 10;
+  const running = [
+    { id: 0, config: h(1, 2) },
+    { id: 1, config: h(3, 4) },
+    { id: 2, config: h(5, 6) },
+  ];
+  // Reordered, chroot changed on the first, the second gone, the third changed, one new.
+  const plan = planHandlers(running, [h(7, 8), h(5, 6, 'x'), { ...h(1, 2), chroot: '/b' }], () => next++);
+  assert.deepEqual(plan.ids, [10, 11, 0]);
+  assert.deepEqual(plan.added.map((a) => [a.id, a.config.sendSpec, a.twin]), [
+    [10, 'tcp://127.0.0.1:7', null],
+    [11, 'tcp://127.0.0.1:5', 2],
+  ]);
+  assert.deepEqual(plan.removed, [
+    { id: 1, twin: null },
+    { id: 2, twin: 11 },
+  ]);
+  const same = planHandlers(running, running.map((r) => r.config), () => next++);
+  assert.deepEqual(same, { ids: [0, 1, 2], added: [], removed: [] });
 });
