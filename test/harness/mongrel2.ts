@@ -76,6 +76,10 @@ export interface StartMongrel2Options {
   startTimeoutMs?: number;
   /** Keep the temp dir after stop() (also: env M2_KEEP_DIRS=1). */
   keepDir?: boolean;
+  /** Run mongrel2 inside this network namespace (`ip netns exec`; root only). */
+  netns?: string;
+  /** Address of the HTTP listener (bind_addr); default 127.0.0.1. */
+  bindAddr?: string;
 }
 
 export interface ResolvedHandler {
@@ -149,15 +153,15 @@ export async function startMongrel2(opts: StartMongrel2Options): Promise<Mongrel
     const attempts = opts.port === undefined ? 3 : 1;
     for (let attempt = 1; ; attempt++) {
       const port = opts.port ?? (await freePort());
-      const conf = renderConf({ uuid, port, hostName: opts.hostName ?? 'localhost', handlers, routes: opts.routes, settings });
+      const conf = renderConf({ uuid, port, hostName: opts.hostName ?? 'localhost', handlers, routes: opts.routes, settings, bindAddr: opts.bindAddr ?? '127.0.0.1' });
       await fsp.writeFile(path.join(dir, 'mongrel2.conf'), conf);
       await fsp.rm(path.join(dir, 'config.sqlite'), { force: true });
       // A leftover pid file naming a (recycled) live pid would make mongrel2 refuse to start.
       await fsp.rm(path.join(dir, 'run/mongrel2.pid'), { force: true });
       await m2shLoad(dir);
-      const started = await spawnAndWait(dir, uuid, port, handlers, opts.startTimeoutMs ?? 10_000);
+      const started = await spawnAndWait(dir, uuid, port, handlers, opts.startTimeoutMs ?? 10_000, opts.netns);
       if ('instance' in started) {
-        return makeInstance({ dir, uuid, port, handlers, chrooted, keepDir: opts.keepDir ?? process.env['M2_KEEP_DIRS'] === '1', ...started.instance });
+        return makeInstance({ dir, uuid, port, handlers, chrooted, keepDir: opts.keepDir ?? process.env['M2_KEEP_DIRS'] === '1', bindAddr: opts.bindAddr ?? '127.0.0.1', ...started.instance });
       }
       const portTaken = /Can't announce on TCP port/.test(started.output);
       if (!portTaken || attempt >= attempts) throw new Error(`mongrel2 did not start: ${started.reason}\n${started.output}`);
@@ -176,7 +180,7 @@ export async function runMongrel2InDir(dir: string, uuid: string, port: number, 
   const resolved = handlers.map(resolveHandler);
   const started = await spawnAndWait(dir, uuid, port, resolved, 10_000);
   if (!('instance' in started)) throw new Error(`mongrel2 did not start: ${started.reason}\n${started.output}`);
-  return makeInstance({ dir, uuid, port, handlers: resolved, chrooted: process.getuid?.() === 0, keepDir: true, ...started.instance });
+  return makeInstance({ dir, uuid, port, handlers: resolved, chrooted: process.getuid?.() === 0, keepDir: true, bindAddr: '127.0.0.1', ...started.instance });
 }
 
 function resolveHandler(h: M2HandlerSpec): ResolvedHandler {
@@ -203,6 +207,7 @@ interface ConfInput {
   handlers: ResolvedHandler[];
   routes: M2RouteSpec[];
   settings: Record<string, string | number>;
+  bindAddr?: string;
 }
 
 export function renderConf(c: ConfInput): string {
@@ -237,7 +242,7 @@ export function renderConf(c: ConfInput): string {
   lines.push(
     `main = Server(uuid=${lit(c.uuid)}, access_log="/logs/access.log", error_log="/logs/error.log",`,
     `  chroot="./", pid_file="/run/mongrel2.pid", default_host=${lit(c.hostName)}, name="main",`,
-    `  bind_addr="127.0.0.1", port=${c.port},`,
+    `  bind_addr=${lit(c.bindAddr ?? '127.0.0.1')}, port=${c.port},`,
     `  hosts=[Host(name=${lit(c.hostName)}, routes={`,
     routes.join(',\n'),
     `  })])`,
@@ -269,7 +274,7 @@ function handlerPorts(handlers: ResolvedHandler[]): number[] {
   const ports: number[] = [];
   for (const h of handlers) {
     for (const spec of [h.sendSpec, h.recvSpec]) {
-      const m = /^tcp:\/\/(?:127\.0\.0\.1|localhost|\*|0\.0\.0\.0):(\d+)$/.exec(spec);
+      const m = /^tcp:\/\/(?:\d+\.\d+\.\d+\.\d+|localhost|\*):(\d+)$/.exec(spec);
       if (m) ports.push(Number(m[1]));
     }
   }
@@ -284,12 +289,14 @@ interface Spawned {
 
 type SpawnResult = { instance: Spawned } | { reason: string; output: string };
 
-async function spawnAndWait(dir: string, uuid: string, port: number, handlers: ResolvedHandler[], timeoutMs: number): Promise<SpawnResult> {
+async function spawnAndWait(dir: string, uuid: string, port: number, handlers: ResolvedHandler[], timeoutMs: number, netns?: string): Promise<SpawnResult> {
   // setpriv --pdeathsig: mongrel2 dies with the test process even if that is SIGKILLed
   // (the 'exit' hook below only covers a normal exit).
-  const [cmd, args] = SETPRIV
+  const [bin, binArgs] = SETPRIV
     ? [SETPRIV, ['--pdeathsig', 'KILL', MONGREL2_BIN, 'config.sqlite', uuid]]
     : [MONGREL2_BIN, ['config.sqlite', uuid]];
+  // `ip netns exec` execs the command in place: the pid stays mongrel2's (its /proc/net is the namespace's).
+  const [cmd, args] = netns === undefined ? [bin, binArgs] : ['ip', ['netns', 'exec', netns, bin, ...binArgs]];
   const child = spawn(cmd, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const chunks: Buffer[] = [];
   let size = 0;
@@ -351,6 +358,7 @@ interface MakeInstanceInput extends Spawned {
   handlers: ResolvedHandler[];
   chrooted: boolean;
   keepDir: boolean;
+  bindAddr: string;
 }
 
 /** Instances still running, killed if the test process exits without stopping them. */
@@ -395,7 +403,7 @@ function makeInstance(m: MakeInstanceInput): Mongrel2Instance {
   };
   return {
     port: m.port,
-    url: `http://127.0.0.1:${m.port}`,
+    url: `http://${m.bindAddr}:${m.port}`,
     dir: m.dir,
     uuid: m.uuid,
     pid: m.child.pid!,

@@ -125,8 +125,8 @@ max_body = "2GiB"
     await fpm?.stop();
   });
 
-  test('a 128 MiB upload with Content-Length arrives byte-exact, memory flat', async () => {
-    const size = 128 * MiB;
+  test('a 256 MiB upload with Content-Length arrives byte-exact, memory flat', async () => {
+    const size = 256 * MiB;
     const b = body(size);
     const rss = rssWatch();
     const res = await request(`${chain.url}/upload`, { method: 'POST', body: b.pieces, headers: { 'content-length': String(size) }, timeoutMs: 170_000 });
@@ -137,7 +137,10 @@ max_body = "2GiB"
     assert.equal(out.sha256, b.sha());
     assert.equal(out.cl, String(size));
     process.stderr.write(`# streamed upload ${size / MiB} MiB: test process RSS grew ${Math.round(grew / MiB)} MiB\n`);
-    assert.ok(grew < 64 * MiB, `RSS grew ${Math.round(grew / MiB)} MiB for a ${size / MiB} MiB upload`);
+    // This process is client, m2gw and upstream at once, and collects garbage when it likes: RSS
+    // grows some tens of MiB whatever the size. Memory that scaled with the body would pass the
+    // size itself; half of it is the line. (bench/stream-upload.ts measures m2gw alone.)
+    assert.ok(grew < size / 2, `RSS grew ${Math.round(grew / MiB)} MiB for a ${size / MiB} MiB upload`);
   });
 
   test('a chunked upload streams through (undici forwards it chunked)', async () => {
