@@ -40,14 +40,13 @@ describe('jsonLine', () => {
 });
 
 describe('LineFileTransport', () => {
-  test('every line, in order, one write per turn; reopen moves later lines to the new file', async () => {
+  test('every line, in order, written within 50 ms; reopen moves later lines to the new file', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'm2gw-log-'));
     try {
       const file = path.join(dir, 'sub', 'm2gw.log');
       const log = createLogger({ level: 'info', format: 'json', file }, { pid: 1 });
       for (let i = 0; i < 100; i++) log.info('line', { i });
-      await new Promise((r) => setImmediate(r));
-      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setTimeout(r, 200));
       const first = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { i: number }).i);
       assert.deepEqual(first, Array.from({ length: 100 }, (_, i) => i));
       fs.renameSync(file, `${file}.1`);
@@ -61,6 +60,22 @@ describe('LineFileTransport', () => {
       const second = fs.readFileSync(file, 'utf8').trim().split('\n');
       assert.equal(second.length, 1);
       assert.match(second[0]!, /after reopen/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('64 KiB waiting are written at once, without waiting for the timer', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'm2gw-log-'));
+    try {
+      const file = path.join(dir, 'm2gw.log');
+      const log = createLogger({ level: 'info', format: 'json', file });
+      const filler = 'x'.repeat(1000);
+      for (let i = 0; i < 70; i++) log.info('line', { i, filler });
+      const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+      assert.ok(lines.length >= 60 && lines.length < 70, `${lines.length} lines written synchronously`);
+      log.transports[0]!.close!();
+      assert.equal(fs.readFileSync(file, 'utf8').trim().split('\n').length, 70);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
