@@ -53,7 +53,9 @@ export function encodeRecords(records: readonly ChannelRecord[]): Buffer {
  * tells the supervisor how much the worker has not read yet (backpressure).
  */
 export class ChannelWriter {
-  private parts: Buffer[] = [];
+  /** Payloads queued this turn; `handlers[i]` is the handler index of `payloads[i]`, -1 for a ready-made record. */
+  private payloads: Buffer[] = [];
+  private handlers: number[] = [];
   private size = 0;
   private scheduled = false;
   private closed = false;
@@ -67,7 +69,9 @@ export class ChannelWriter {
 
   message(handlerIndex: number, msg: Buffer): void {
     if (this.closed) return;
-    this.parts.push(header(KIND_MESSAGE, handlerIndex, msg.length), msg);
+    // No header Buffer per message: headers are written straight into the turn's one buffer.
+    this.payloads.push(msg);
+    this.handlers.push(handlerIndex);
     this.size += HEADER_BYTES + msg.length;
     this.schedule();
   }
@@ -75,7 +79,8 @@ export class ChannelWriter {
   stop(timeoutMs: number): void {
     if (this.closed) return;
     const rec = encodeRecords([{ kind: 'stop', timeoutMs }]);
-    this.parts.push(rec);
+    this.payloads.push(rec);
+    this.handlers.push(-1);
     this.size += rec.length;
     this.schedule();
   }
@@ -99,9 +104,23 @@ export class ChannelWriter {
 
   private readonly flush = (): void => {
     this.scheduled = false;
-    if (this.parts.length === 0 || this.closed) return;
-    const data = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.size);
-    this.parts = [];
+    if (this.payloads.length === 0 || this.closed) return;
+    const data = Buffer.allocUnsafe(this.size);
+    let pos = 0;
+    for (let i = 0; i < this.payloads.length; i++) {
+      const p = this.payloads[i]!;
+      const h = this.handlers[i]!;
+      if (h >= 0) {
+        data.writeUInt32BE(p.length, pos);
+        data[pos + 4] = KIND_MESSAGE;
+        data[pos + 5] = 0;
+        data.writeUInt16BE(h, pos + 6);
+        pos += HEADER_BYTES;
+      }
+      pos += p.copy(data, pos);
+    }
+    this.payloads = [];
+    this.handlers = [];
     this.size = 0;
     if (!this.socket.destroyed) this.socket.write(data);
   };

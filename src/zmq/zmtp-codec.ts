@@ -146,12 +146,11 @@ export function frameHeaderBytes(size: number): number {
   return size <= 255 ? 2 : 9;
 }
 
-export interface Frame {
-  readonly command: boolean;
-  readonly more: boolean;
-  /** A view into the received bytes when the frame arrived in one piece. */
-  readonly body: Buffer;
-}
+/**
+ * One frame: `body` is a view into the received bytes when the frame arrived in one piece.
+ * (Arguments, not an object: the supervisor decodes one per request, and garbage counts.)
+ */
+export type FrameListener = (body: Buffer, command: boolean, more: boolean) => void;
 
 /**
  * Turns the byte stream after the greeting into frames. Linear: a frame split across
@@ -164,7 +163,7 @@ export class FrameDecoder {
   private need = 0;
 
   /** Feed bytes; calls `onFrame` for every frame they complete, in order. Throws ZmtpError. */
-  push(chunk: Buffer, onFrame: (f: Frame) => void): void {
+  push(chunk: Buffer, onFrame: FrameListener): void {
     let buf: Buffer;
     if (this.buffered === 0) {
       buf = chunk;
@@ -197,7 +196,7 @@ export class FrameDecoder {
       if (flags & 0xf8) throw new ZmtpError(`frame flags 0x${flags.toString(16)} are reserved`);
       const end = start + size;
       if (end > len) break;
-      onFrame({ command: (flags & FLAG_COMMAND) !== 0, more: (flags & FLAG_MORE) !== 0, body: buf.subarray(start, end) });
+      onFrame(buf.subarray(start, end), (flags & FLAG_COMMAND) !== 0, (flags & FLAG_MORE) !== 0);
       pos = end;
     }
     if (pos < len) {

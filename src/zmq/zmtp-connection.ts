@@ -23,7 +23,6 @@ import {
   encodePong,
   encodeReady,
   parseCommand,
-  type Frame,
   type SocketType,
 } from './zmtp-codec.js';
 
@@ -199,9 +198,9 @@ export class ZmtpConnection {
     this.decoder.push(chunk, this.onFrame);
   }
 
-  private readonly onFrame = (f: Frame): void => {
-    if (f.command) {
-      const cmd = parseCommand(f.body);
+  private readonly onFrame = (body: Buffer, command: boolean, more: boolean): void => {
+    if (command) {
+      const cmd = parseCommand(body);
       if (this.state === 'handshake') {
         if (cmd.name === 'ERROR') throw new ZmtpError(`peer refused the handshake: ${cmd.data.toString('latin1', 1)}`);
         if (cmd.name !== 'READY') throw new ZmtpError(`expected READY, got ${cmd.name}`);
@@ -223,8 +222,8 @@ export class ZmtpConnection {
     }
     if (this.state !== 'ready') throw new ZmtpError('message before the handshake finished');
     // Only the first frame of a message is a Mongrel2 message; later parts are skipped.
-    if (!this.inMultipart) this.events.message(f.body);
-    this.inMultipart = f.more;
+    if (!this.inMultipart) this.events.message(body);
+    this.inMultipart = more;
   };
 
   private onClose(socket: net.Socket): void {

@@ -17,13 +17,18 @@ import {
   frameHeaderBytes,
   parseCommand,
   writeFrameHeader,
-  type Frame,
 } from '../../../src/zmq/zmtp-codec.js';
+
+interface Frame {
+  readonly command: boolean;
+  readonly more: boolean;
+  readonly body: Buffer;
+}
 
 function decodeAll(chunks: Buffer[]): Frame[] {
   const d = new FrameDecoder();
   const out: Frame[] = [];
-  for (const c of chunks) d.push(c, (f) => out.push({ ...f, body: Buffer.from(f.body) }));
+  for (const c of chunks) d.push(c, (body, command, more) => out.push({ command, more, body: Buffer.from(body) }));
   assert.equal(d.pending, 0);
   return out;
 }
