@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import * as zmq from 'zeromq';
 import { ZmtpConnection } from '../../src/zmq/zmtp-connection.js';
+import { HandlerSocket, PUB_HIGH_WATER } from '../../src/zmq/handler-socket.js';
 import { ZmtpError, encodeGreeting, frameHeader } from '../../src/zmq/zmtp-codec.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -187,6 +188,91 @@ describe('ZMTP heartbeats from a real libzmq', () => {
     } finally {
       await pull.close();
       push.close();
+    }
+  });
+});
+
+describe('replies Mongrel2 does not read', () => {
+  test('past PUB_HIGH_WATER unwritten bytes the PULL stops taking requests, and resumes once the PUB drains', { timeout: 30_000 }, async () => {
+    // Mongrel2's SUB played by hand (it must stop reading, which a libzmq SUB never does
+    // on request); its PUSH is a real libzmq one.
+    let subSocket: net.Socket | null = null;
+    let received = 0;
+    const sub = await fakePeer([
+      (s) => {
+        subSocket = s;
+        s.write(Buffer.concat([greeting31(), ready('SUB'), msg('\x01')]));
+        s.on('data', (d: Buffer) => (received += d.length));
+      },
+    ]);
+    const push = new zmq.Push({ linger: 0 });
+    await push.bind('tcp://127.0.0.1:*');
+    const hs = new HandlerSocket({ sendSpec: push.lastEndpoint!, recvSpec: sub.endpoint, recvIdent: '' });
+    const requests: string[] = [];
+    try {
+      await hs.connect((m) => requests.push(m.toString()), (e) => assert.fail(String(e)));
+      await waitFor(() => hs.isSubscribed && hs.isPulling, 5_000, 10, 'both connected');
+      await push.send('request 1');
+      await waitFor(() => requests.length === 1, 5_000, 10, 'first request');
+      subSocket!.pause();
+      const reply = Buffer.alloc(2 * 1024 * 1024, 0x61);
+      for (let i = 0; i < 24; i++) hs.send(reply);
+      // The replies leave in the flush after this turn; the PULL is paused in that flush.
+      await new Promise((r) => setImmediate(r));
+      await waitFor(() => hs.pendingBytes > PUB_HIGH_WATER, 10_000, 10, 'replies backed up');
+      await push.send('request 2');
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(requests, ['request 1'], 'no request taken while replies cannot leave');
+      subSocket!.resume();
+      await waitFor(() => requests.length === 2, 10_000, 10, 'pulling again after the drain');
+      // Each reply behind its 9-byte frame header, after the greeting and READY.
+      await waitFor(() => received === 64 + 27 + 24 * (9 + reply.length), 10_000, 10, 'every reply reached the SUB');
+      assert.equal(hs.pendingBytes, 0);
+    } finally {
+      await hs.close();
+      push.close();
+      await sub.close();
+    }
+  });
+});
+
+describe('Mongrel2 gone and back (libzmq SUB and PUSH bound as Mongrel2 binds them)', () => {
+  test('a request taken after the SUB went away waits for the new subscription, so its reply is not dropped', { timeout: 30_000 }, async () => {
+    const push = new zmq.Push({ linger: 0 });
+    await push.bind('tcp://127.0.0.1:*');
+    let sub = new zmq.Subscriber({ linger: 0 });
+    await sub.bind('tcp://127.0.0.1:*');
+    const recvSpec = sub.lastEndpoint!;
+    sub.subscribe('');
+    // libzmq attaches a new peer only while its socket is in use, as Mongrel2's always is.
+    let replies = sub.receive();
+    const hs = new HandlerSocket({ sendSpec: push.lastEndpoint!, recvSpec, recvIdent: '' });
+    const requests: string[] = [];
+    try {
+      await hs.connect(
+        (m) => {
+          requests.push(m.toString());
+          hs.send(Buffer.from(`reply to ${m.toString()}`));
+        },
+        (e) => assert.fail(String(e)),
+      );
+      await waitFor(() => hs.isSubscribed && hs.isPulling, 5_000, 10, 'both connected');
+      await push.send('one');
+      assert.equal((await replies)[0]!.toString(), 'reply to one');
+      sub.close();
+      await waitFor(() => !hs.isSubscribed, 5_000, 10, 'subscription gone with the SUB');
+      await push.send('two');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(requests, ['one'], 'not taken while no reply could be delivered');
+      sub = new zmq.Subscriber({ linger: 0 });
+      await sub.bind(recvSpec);
+      sub.subscribe('');
+      replies = sub.receive();
+      assert.equal((await replies)[0]!.toString(), 'reply to two');
+    } finally {
+      await hs.close();
+      push.close();
+      sub.close();
     }
   });
 });
