@@ -37,7 +37,7 @@ const fullJson = winston.format.json();
  */
 export function jsonLine(info: Info): string {
   if (info.timestamp === undefined) info.timestamp = new Date().toISOString();
-  const keys = Object.keys(info).sort();
+  const keys = sortedKeys(info);
   let out = '{';
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]!;
@@ -59,9 +59,37 @@ export function jsonLine(info: Info): string {
         if (v !== null) return (fullJson.transform(info, {}) as Info)[MESSAGE] as string;
         text = 'null';
     }
-    out += (out.length === 1 ? '' : ',') + quote(key) + ':' + text;
+    out += (out.length === 1 ? '' : ',') + quotedKey(key) + text;
   }
   return out + '}';
+}
+
+/** The last record shape and its keys in order: access lines repeat one or two shapes. */
+let lastKeys: string[] = [];
+let lastSorted: string[] = [];
+
+function sortedKeys(info: Info): string[] {
+  const keys = Object.keys(info);
+  if (keys.length === lastKeys.length) {
+    let same = true;
+    for (let i = 0; i < keys.length && same; i++) same = keys[i] === lastKeys[i];
+    if (same) return lastSorted;
+  }
+  lastKeys = keys;
+  lastSorted = [...keys].sort();
+  return lastSorted;
+}
+
+/** `"key":` per key seen: a line repeats the same dozen keys. Bounded: keys come from code, not input. */
+const keyCache = new Map<string, string>();
+
+function quotedKey(key: string): string {
+  let q = keyCache.get(key);
+  if (q === undefined) {
+    q = quote(key) + ':';
+    if (keyCache.size < 1000) keyCache.set(key, q);
+  }
+  return q;
 }
 
 /** What JSON.stringify needs to escape (controls, quote, backslash, lone surrogate halves). */
@@ -164,6 +192,36 @@ export class LineFileTransport extends Transport {
   }
 }
 
+/** Loggers made by createLogger with the JSON format: their lines are exactly jsonLine(info). */
+const jsonLoggers = new WeakSet<Logger>();
+const LEVEL = Symbol.for('level');
+const noop = (): void => undefined;
+
+/** The fields of one access line (see gateway/request-log.ts for their meaning). */
+export type AccessFields = Record<string, string | number>;
+
+/**
+ * Writes one info-level line, the same bytes `logger.info(message, fields)` would write,
+ * straight to the logger's transports: winston's object-mode stream between the logger and
+ * its transports cost more than the line itself. Only for loggers of createLogger with the
+ * JSON format (any other logger gets logger.info, so its own format applies).
+ */
+export function logInfoFast(logger: Logger, message: string, fields: AccessFields): void {
+  if (!jsonLoggers.has(logger)) {
+    logger.info(message, fields);
+    return;
+  }
+  if (!logger.isLevelEnabled('info')) return;
+  // Object.assign, not spread syntax: spreading winston's defaultMeta measured ~25 µs a line.
+  const info = Object.assign({}, logger.defaultMeta as Record<string, unknown> | undefined, fields, { level: 'info', message }) as Info;
+  info[LEVEL] = 'info';
+  info[MESSAGE] = jsonLine(info);
+  for (const t of logger.transports) {
+    if (t.silent || (t.level !== undefined && logger.levels[t.level]! < logger.levels.info!)) continue;
+    t.log?.(info, noop);
+  }
+}
+
 export function createLogger(cfg: Pick<LogConfig, 'level' | 'format' | 'file'>, meta: Record<string, unknown> = {}): Logger {
   const format =
     cfg.format === 'json'
@@ -176,7 +234,9 @@ export function createLogger(cfg: Pick<LogConfig, 'level' | 'format' | 'file'>, 
           }),
         );
   const transport = cfg.file ? new LineFileTransport(cfg.file) : new winston.transports.Console();
-  return winston.createLogger({ level: cfg.level, format, transports: [transport], defaultMeta: meta });
+  const logger = winston.createLogger({ level: cfg.level, format, transports: [transport], defaultMeta: meta });
+  if (cfg.format === 'json') jsonLoggers.add(logger);
+  return logger;
 }
 
 /** Reopen file transports (after logrotate moved the file away). */

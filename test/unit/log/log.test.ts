@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import winston from 'winston';
-import { LineFileTransport, createLogger, jsonLine, reopenLogFiles } from '../../../src/log.js';
+import { LineFileTransport, createLogger, jsonLine, logInfoFast, reopenLogFiles } from '../../../src/log.js';
 
 const MESSAGE = Symbol.for('message');
 const reference = winston.format.combine(winston.format.timestamp(), winston.format.json());
@@ -79,5 +80,43 @@ describe('LineFileTransport', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('logInfoFast', () => {
+  test('writes the line logger.info writes (apart from the timestamp), and respects the level', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'm2gw-log-'));
+    try {
+      const file = path.join(dir, 'm2gw.log');
+      const log = createLogger({ level: 'info', format: 'json', file }, { pid: 7, worker: 1 });
+      const fields = { type: 'access', request_id: 'r-1', method: 'GET', path: '/a?"b"', status: 200, bytes: 14, duration_ms: 0.5, upstream: 'app', conn: '0:3' };
+      log.info('access', fields);
+      logInfoFast(log, 'access', fields);
+      logInfoFast(log, 'access', { ...fields, error: 'M2GW_UPSTREAM_CONNECT', phase: 'connect', status: 502 });
+      const quiet = createLogger({ level: 'warn', format: 'json', file }, {});
+      logInfoFast(quiet, 'access', fields);
+      (quiet.transports[0] as LineFileTransport).close();
+      (log.transports[0] as LineFileTransport).close();
+      const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+      assert.equal(lines.length, 3);
+      const strip = (l: string): string => l.replace(/"timestamp":"[^"]+"/, '');
+      assert.equal(strip(lines[1]!), strip(lines[0]!));
+      assert.equal((JSON.parse(lines[2]!) as { error: string }).error, 'M2GW_UPSTREAM_CONNECT');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a logger made elsewhere keeps its own format (logger.info)', () => {
+    const lines: string[] = [];
+    const stream = new (class extends Writable {
+      override _write(chunk: Buffer, _enc: string, cb: () => void): void {
+        lines.push(chunk.toString());
+        cb();
+      }
+    })();
+    const log = winston.createLogger({ format: winston.format.printf((i) => `custom ${String(i.message)}`), transports: [new winston.transports.Stream({ stream })] });
+    logInfoFast(log, 'access', { status: 200 });
+    assert.deepEqual(lines.map((l) => l.trim()), ['custom access']);
   });
 });
