@@ -94,6 +94,7 @@ m2gw demo is up: Mongrel2 1.12 on http://127.0.0.1:$PORT → m2gw → HTTP app a
   curl -N http://127.0.0.1:$PORT/app/stream             # streamed, chunk by chunk
   curl -i http://127.0.0.1:$PORT/php/                    # PHP-FPM (index.php)
   curl -i 'http://127.0.0.1:$PORT/php/any/path?q=1'      # front controller
+  node demo/ws-client.mjs ws://127.0.0.1:$PORT/app/ws hello again   # WebSocket echo
 Logs: $DIR/m2gw.log (access log lines), $DIR/logs/
 Ctrl-C to stop.
 MSG

@@ -2,6 +2,7 @@
  * WebSockets end to end: a real `ws` client → real Mongrel2 → m2gw → a real `ws` server.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { freePort } from '../harness/ports.js';
@@ -18,9 +19,13 @@ function refusal(err: unknown): { status: number; body: string } {
 describe('WebSocket through Mongrel2 and m2gw', () => {
   let app: WsUpstream;
   let chain: Chain;
+  // Accepts connections and never answers: the handshake must end in 504.
+  const silent = net.createServer(() => undefined);
 
   before(async () => {
     app = await startWsUpstream();
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const silentPort = (silent.address() as net.AddressInfo).port;
     const downPort = await freePort();
     chain = await startChain({
       toml: `
@@ -32,6 +37,13 @@ response_timeout = "2s"
 type = "http"
 url = "${app.url}"
 websocket_max_message = "64KiB"
+[upstream.silent]
+type = "http"
+url = "http://127.0.0.1:${silentPort}"
+response_timeout = "500ms"
+[[route]]
+prefix = "/silent/"
+upstream = "silent"
 [upstream.down]
 type = "http"
 url = "http://127.0.0.1:${downPort}"
@@ -63,6 +75,7 @@ websocket = false
   after(async () => {
     await chain?.stop();
     await app?.stop();
+    silent.close();
   });
 
   it('echoes text and binary messages, with one access line', async () => {
@@ -189,6 +202,11 @@ websocket = false
   it('answers 502 when the upstream is down', async () => {
     const r = refusal(await connect(wsUrl(chain.url, '/down/ws')).then(() => assert.fail('opened'), (e: unknown) => e));
     assert.equal(r.status, 502);
+  });
+
+  it('answers 504 when the upstream gives no response head within response_timeout', async () => {
+    const r = refusal(await connect(wsUrl(chain.url, '/silent/ws')).then(() => assert.fail('opened'), (e: unknown) => e));
+    assert.equal(r.status, 504);
   });
 
   it('refuses handshakes on FastCGI routes and routes with websocket = false (400)', async () => {
