@@ -4,11 +4,12 @@
  * (aggregate.ts). Names and help texts come from names.ts so that the supervisor's
  * own series (503s it answers itself, bad frames it drops) merge with the workers'.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { GatewayHooks, RequestDoneInfo } from '../gateway/gateway.js';
 import type { UpstreamHealth } from '../upstream/upstream.js';
 import { limitHitCounts, warningCounts } from './limit-hits.js';
 import { DURATION_BUCKETS, METRIC } from './names.js';
+import { LocalHistogram, TalliedCounter } from './request-series.js';
 
 export interface GatewayGauges {
   inFlight(): number;
@@ -26,14 +27,10 @@ export interface ProcessMetrics {
 export function createProcessMetrics(gauges: GatewayGauges | null): ProcessMetrics {
   const registry = new Registry();
   const registers = [registry];
-  const requests = new Counter({ ...METRIC.requests, labelNames: ['route', 'status', 'upstream'] as const, registers });
-  const duration = new Histogram({
-    ...METRIC.duration,
-    labelNames: ['route', 'upstream'] as const,
-    buckets: DURATION_BUCKETS,
-    registers,
-  });
-  const bytes = new Counter({ ...METRIC.bytes, labelNames: ['route', 'upstream'] as const, registers });
+  // The three series every request touches are counted outside prom-client (request-series.ts).
+  const requests = new TalliedCounter({ ...METRIC.requests, labelNames: ['route', 'status', 'upstream'], registers });
+  const duration = new LocalHistogram({ ...METRIC.duration, buckets: DURATION_BUCKETS, registers });
+  const bytes = new TalliedCounter({ ...METRIC.bytes, labelNames: ['route', 'upstream'], registers });
   const errors = new Counter({ ...METRIC.upstreamErrors, labelNames: ['upstream', 'code'] as const, registers });
   const aborts = new Counter({ ...METRIC.disconnectAborts, registers });
   const badFrames = new Counter({ ...METRIC.badFrames, registers });
@@ -101,15 +98,18 @@ export function createProcessMetrics(gauges: GatewayGauges | null): ProcessMetri
   }
 
   const requestDone: ProcessMetrics['requestDone'] = (info) => {
-    requests.inc({ route: info.route, status: String(info.status), upstream: info.upstream });
-    duration.observe({ route: info.route, upstream: info.upstream }, info.durationMs / 1000);
+    const route = info.route;
+    const upstream = info.upstream;
+    const series = route + '\u0000' + upstream;
+    requests.inc(series + '\u0000' + info.status, () => ({ route, status: String(info.status), upstream }));
+    duration.observe(series, () => ({ route, upstream }), info.durationMs / 1000);
     if (info.errorCode !== null) errors.inc({ upstream: info.upstream, code: info.errorCode });
   };
 
   const hooks: GatewayHooks = {
     onRequestDone(info) {
       requestDone(info);
-      if (info.bytes > 0) bytes.inc({ route: info.route, upstream: info.upstream }, info.bytes);
+      if (info.bytes > 0) bytes.inc(info.route + '\u0000' + info.upstream, () => ({ route: info.route, upstream: info.upstream }), info.bytes);
     },
     onDisconnectAbort() {
       aborts.inc();
