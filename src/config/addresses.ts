@@ -43,6 +43,9 @@ export function checkZmqSpec(value: string): string | null {
     return problem === null ? null : `${problem} (in "${value}")`;
   }
   if (value.startsWith('ipc://')) {
+    // libzmq's "ipc://@name" (Linux abstract socket) is bound at the name's exact length;
+    // Node connects to a NUL-padded one, a different address (src/zmq/zmtp-connection.ts).
+    if (value.startsWith('ipc://@')) return `abstract ipc sockets ("ipc://@...") cannot be reached from Node: give Mongrel2 a socket path`;
     return value.length > 'ipc://'.length ? null : `ipc:// needs a socket path, e.g. "ipc://run/m2gw-send"`;
   }
   return `must be "tcp://host:port" or "ipc://path", got "${value}"`;

@@ -251,9 +251,12 @@ export class ZmtpConnection {
 /** tcp://host:port (host may be [v6]) or ipc://path, as config/addresses.ts accepts them. */
 export function connectOptions(endpoint: string): net.NetConnectOpts {
   if (endpoint.startsWith('ipc://')) {
-    // libzmq spells a Linux abstract socket "ipc://@name"; Node spells it with a NUL.
+    // libzmq spells a Linux abstract socket "ipc://@name" and binds exactly the name's
+    // length; Node (libuv) connects to "\0name" padded to the whole sun_path, a different
+    // abstract address, so the connection is refused forever. Say so instead.
     const p = endpoint.slice('ipc://'.length);
-    return { path: p.startsWith('@') ? `\0${p.slice(1)}` : p };
+    if (p.startsWith('@')) throw new Error(`${endpoint}: abstract ipc sockets cannot be reached from Node; give Mongrel2 a socket path`);
+    return { path: p };
   }
   if (!endpoint.startsWith('tcp://')) throw new Error(`unsupported endpoint ${endpoint}`);
   const hostPort = endpoint.slice('tcp://'.length);

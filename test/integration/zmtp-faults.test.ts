@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import * as zmq from 'zeromq';
-import { ZmtpConnection } from '../../src/zmq/zmtp-connection.js';
+import { ZmtpConnection, connectOptions } from '../../src/zmq/zmtp-connection.js';
 import { HandlerSocket, PUB_HIGH_WATER } from '../../src/zmq/handler-socket.js';
 import { ZmtpError, encodeGreeting, frameHeader } from '../../src/zmq/zmtp-codec.js';
 import { waitFor } from '../harness/wait.js';
@@ -274,5 +274,33 @@ describe('Mongrel2 gone and back (libzmq SUB and PUSH bound as Mongrel2 binds th
       push.close();
       sub.close();
     }
+  });
+});
+
+describe('endpoints', () => {
+  test('tcp://[v6]:port and tcp://hostname:port reach a libzmq PUSH; ipc://@abstract is refused by name', { timeout: 15_000 }, async () => {
+    const push = new zmq.Push({ linger: 0, ipv6: true });
+    await push.bind('tcp://[::1]:*');
+    const port = /:(\d+)$/.exec(push.lastEndpoint!)![1];
+    const push4 = new zmq.Push({ linger: 0 });
+    await push4.bind('tcp://127.0.0.1:*');
+    const port4 = /:(\d+)$/.exec(push4.lastEndpoint!)![1];
+    const conns: ZmtpConnection[] = [];
+    try {
+      for (const [endpoint, sender] of [[`tcp://[::1]:${port}`, push], [`tcp://localhost:${port4}`, push4]] as const) {
+        const got: string[] = [];
+        const c = new ZmtpConnection(endpoint, 'PULL', { ready: () => undefined, message: (m) => got.push(m.toString()), down: () => undefined, problem: (e) => assert.fail(e) });
+        conns.push(c);
+        c.open();
+        await sender.send(endpoint);
+        await waitFor(() => got.length === 1, 5_000, 10, `a message over ${endpoint}`);
+        assert.deepEqual(got, [endpoint]);
+      }
+    } finally {
+      for (const c of conns) await c.close();
+      push.close();
+      push4.close();
+    }
+    assert.throws(() => connectOptions('ipc://@m2gw-send'), /abstract ipc sockets cannot be reached/);
   });
 });

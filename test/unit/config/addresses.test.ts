@@ -23,6 +23,7 @@ test('zmq specs: tcp://host:port and ipc://path only', () => {
   assert.equal(checkZmqSpec('tcp://127.0.0.1:9997'), null);
   assert.equal(checkZmqSpec('ipc://run/m2-send'), null);
   assert.match(checkZmqSpec('ipc://') ?? '', /needs a socket path/);
+  assert.match(checkZmqSpec('ipc://@m2-send') ?? '', /abstract ipc sockets/);
   assert.match(checkZmqSpec('inproc://x') ?? '', /must be "tcp:\/\/host:port" or "ipc:\/\/path"/);
 });
 
