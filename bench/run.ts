@@ -108,7 +108,10 @@ async function withM2gw<T>(
       const procs = idleRss(gw.pid, 1);
       ctx.results.idleRss.push(...procs);
       const total = procs.reduce((a, p) => a + p.rssMiB, 0);
-      ctx.results.notes.push(`idle RSS of the default m2gw: ${procs.map((p) => `${p.role} ${p.rssMiB} MiB`).join(', ')}; total ${total.toFixed(1)} MiB (target ≤ 150)`);
+      const pss = procs.reduce((a, p) => a + p.pssMiB, 0);
+      ctx.results.notes.push(
+        `idle RSS of the default m2gw: ${procs.map((p) => `${p.role} ${p.rssMiB} MiB (PSS ${p.pssMiB})`).join(', ')}; total ${total.toFixed(1)} MiB (target ≤ 150), PSS ${pss.toFixed(1)} MiB`,
+      );
     }
     try {
       return await fn(world, gw);

@@ -57,6 +57,20 @@ export function rssBytes(pid: number): number {
   }
 }
 
+/**
+ * Proportional set size in bytes (0 when unknown): RSS with each shared page divided among
+ * the processes sharing it. RSS counts the node binary's pages (~30 MiB) in full in every
+ * process; PSS says what one more process really costs.
+ */
+export function pssBytes(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 export function treeRssBytes(pid: number): number {
   return processTree(pid).reduce((sum, p) => sum + rssBytes(p), 0);
 }
@@ -146,14 +160,12 @@ export function foreignCpuMeter(): (measuredTreesSeconds: number) => number {
  * in fork order (pid order): the first `workers` are the workers, the next the pre-forked
  * spare (the supervisor forks the generation's workers before the spare).
  */
-export function idleRss(rootPid: number, workers: number): Array<{ role: string; pid: number; rssMiB: number }> {
+export function idleRss(rootPid: number, workers: number): Array<{ role: string; pid: number; rssMiB: number; pssMiB: number }> {
   const children = processTree(rootPid)
     .slice(1)
     .filter((p) => readStat(p)?.ppid === rootPid)
     .sort((a, b) => a - b);
-  const mib = (pid: number): number => Math.round((rssBytes(pid) / 2 ** 20) * 10) / 10;
-  return [
-    { role: 'supervisor', pid: rootPid, rssMiB: mib(rootPid) },
-    ...children.map((pid, i) => ({ role: i < workers ? 'worker' : 'spare', pid, rssMiB: mib(pid) })),
-  ];
+  const mib = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10;
+  const one = (role: string, pid: number): { role: string; pid: number; rssMiB: number; pssMiB: number } => ({ role, pid, rssMiB: mib(rssBytes(pid)), pssMiB: mib(pssBytes(pid)) });
+  return [one('supervisor', rootPid), ...children.map((pid, i) => one(i < workers ? 'worker' : 'spare', pid))];
 }

@@ -48,7 +48,7 @@ export interface Results {
   memoryVerdicts: MemoryVerdict[];
   readonly profiles: Array<{ file: string; phase: string }>;
   /** RSS of each m2gw process of the default layout, idle after start. */
-  readonly idleRss: Array<{ role: string; pid: number; rssMiB: number }>;
+  readonly idleRss: Array<{ role: string; pid: number; rssMiB: number; pssMiB: number }>;
   readonly notes: string[];
   readonly failures: string[];
 }
