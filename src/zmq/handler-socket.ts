@@ -54,7 +54,8 @@ export class HandlerSocket {
   readonly options: HandlerSocketOptions;
   private readonly pub: ZmtpConnection;
   private pull: ZmtpConnection | null = null;
-  private queue: Buffer[] = [];
+  /** Replies of this turn: one Buffer, or the parts of one reply (sendParts). */
+  private queue: Array<Buffer | Buffer[]> = [];
   private queuedBytes = 0;
   private flushScheduled = false;
   private closed = false;
@@ -165,6 +166,23 @@ export class HandlerSocket {
     }
   }
 
+  /**
+   * Queue one reply given in parts (its header, then body pieces): the same as
+   * send(Buffer.concat(parts)) without copying large bodies. The parts must not be
+   * modified afterwards.
+   */
+  sendParts(parts: Buffer[]): void {
+    if (this.closed) return;
+    let size = 0;
+    for (const p of parts) size += p.length;
+    this.queue.push(parts.length === 1 ? parts[0]! : parts);
+    this.queuedBytes += size;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
   /** Stop reading requests (drain): the PULL disconnects, replies keep flowing. */
   async stopReceiving(): Promise<void> {
     await this.pull?.close();
@@ -210,34 +228,46 @@ export class HandlerSocket {
     this.queuedBytes = 0;
     if (!this.subscribed) return;
     let small = 0;
-    for (const f of frames) if (f.length < COPY_BELOW && this.matches(f)) small += frameHeaderBytes(f.length) + f.length;
+    for (const f of frames) {
+      const size = sizeOf(f);
+      if (size < COPY_BELOW && this.matches(headOf(f))) small += frameHeaderBytes(size) + size;
+    }
     // One buffer for the small replies (the common case: one write per turn); big ones are
-    // written as they are, in order, behind their header.
+    // written as they are, in order, behind their header (corked: one writev).
     let out = small > 0 ? Buffer.allocUnsafe(small) : null;
     let pos = 0;
+    let corked = false;
     for (const f of frames) {
-      if (!this.matches(f)) continue;
-      if (f.length < COPY_BELOW) {
-        pos = writeFrameHeader(out!, pos, f.length);
-        pos += f.copy(out!, pos);
+      if (!this.matches(headOf(f))) continue;
+      const size = sizeOf(f);
+      if (size < COPY_BELOW) {
+        pos = writeFrameHeader(out!, pos, size);
+        if (Buffer.isBuffer(f)) pos += f.copy(out!, pos);
+        else for (const p of f) pos += p.copy(out!, pos);
         continue;
+      }
+      if (!corked) {
+        this.pub.cork();
+        corked = true;
       }
       if (out !== null && pos > 0) {
         this.pub.write(out.subarray(0, pos));
         out = out.subarray(pos);
         pos = 0;
       }
-      const h = Buffer.allocUnsafe(frameHeaderBytes(f.length));
-      writeFrameHeader(h, 0, f.length);
+      const h = Buffer.allocUnsafe(frameHeaderBytes(size));
+      writeFrameHeader(h, 0, size);
       this.pub.write(h);
-      this.pub.write(f);
+      if (Buffer.isBuffer(f)) this.pub.write(f);
+      else for (const p of f) if (p.length > 0) this.pub.write(p);
     }
     if (out !== null && pos > 0) this.pub.write(out.subarray(0, pos));
-    if (this.pub.writableLength > PUB_HIGH_WATER) this.setPaused('backlog', true);
+    if (corked) this.pub.uncork();
   };
 
   /** Whether Mongrel2 subscribed to a prefix of this reply (in practice: '' or its recv_ident). */
-  private matches(frame: Buffer): boolean {
+  private matches(head: Buffer): boolean {
+    const frame = head;
     if (this.prefixes.has('')) return true;
     for (const p of this.prefixes) {
       if (frame.length >= p.length && frame.toString('latin1', 0, p.length) === p) return true;
@@ -290,4 +320,16 @@ export class HandlerSocket {
       });
     });
   }
+}
+
+function sizeOf(f: Buffer | Buffer[]): number {
+  if (Buffer.isBuffer(f)) return f.length;
+  let n = 0;
+  for (const p of f) n += p.length;
+  return n;
+}
+
+/** The first part of a reply: its header, where the subscription prefix (the sender) is. */
+function headOf(f: Buffer | Buffer[]): Buffer {
+  return Buffer.isBuffer(f) ? f : (f[0] ?? Buffer.alloc(0));
 }

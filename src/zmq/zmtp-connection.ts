@@ -148,6 +148,15 @@ export class ZmtpConnection {
     return this.socket.write(data);
   }
 
+  /** Gather the writes until uncork() into one system call (writev). */
+  cork(): void {
+    this.socket?.cork();
+  }
+
+  uncork(): void {
+    this.socket?.uncork();
+  }
+
   /** Stop reading (the peer's sends back up into its own queue), or read again. */
   pause(): void {
     this.paused = true;

@@ -45,7 +45,9 @@ describe('ZMTP against libzmq', () => {
     const endpoint = `ipc://${path.join(dir, 'recv')}`;
     await sub.bind(endpoint);
     sub.subscribe('');
-    const sent = [Buffer.from('a 1:1, small'), Buffer.alloc(100_000, 7), Buffer.from('b 1:2, after the big one')];
+    const bigParts = [Buffer.from('c 1:3, '), Buffer.alloc(70_000, 8), Buffer.alloc(0), Buffer.alloc(30_000, 9)];
+    const smallParts = [Buffer.from('d 1:4, '), Buffer.from('in '), Buffer.from('parts')];
+    const sent = [Buffer.from('a 1:1, small'), Buffer.alloc(100_000, 7), Buffer.from('b 1:2, after the big one'), Buffer.concat(bigParts), Buffer.concat(smallParts)];
     // libzmq attaches a new peer (and sends it the subscription) only while its socket is
     // in use, as Mongrel2's always is: keep a receive pending from the start.
     const received = (async () => {
@@ -57,7 +59,9 @@ describe('ZMTP against libzmq', () => {
     try {
       await hs.connect(() => undefined, (e) => assert.fail(String(e)));
       assert.equal(hs.isSubscribed, true);
-      for (const f of sent) hs.send(f);
+      for (const f of sent.slice(0, 3)) hs.send(f);
+      hs.sendParts(bigParts);
+      hs.sendParts(smallParts);
       assert.deepEqual(await received, sent);
     } finally {
       await hs.close();
