@@ -316,3 +316,19 @@ describe('FrameDecoder', () => {
     assert.ok(performance.now() - started < 20_000);
   });
 });
+
+describe('applyMask', () => {
+  it('equals the byte-by-byte definition for every length and offset', () => {
+    const rnd = prng(6455);
+    const key = Buffer.from([0x9a, 0x01, 0xfe, 0x42]);
+    for (let len = 0; len < 40; len++) {
+      const data = Buffer.alloc(len);
+      for (let i = 0; i < len; i++) data[i] = Math.floor(rnd() * 256);
+      for (let offset = 0; offset < 8; offset++) {
+        const expected = Buffer.from(data);
+        for (let i = 0; i < len; i++) expected[i] = expected[i]! ^ key[(offset + i) % 4]!;
+        assert.deepEqual(applyMask(Buffer.from(data), key, offset), expected, `len ${len} offset ${offset}`);
+      }
+    }
+  });
+});
