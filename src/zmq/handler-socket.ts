@@ -263,6 +263,7 @@ export class HandlerSocket {
     }
     if (out !== null && pos > 0) this.pub.write(out.subarray(0, pos));
     if (corked) this.pub.uncork();
+    if (this.pub.writableLength > PUB_HIGH_WATER) this.setPaused('backlog', true);
   };
 
   /** Whether Mongrel2 subscribed to a prefix of this reply (in practice: '' or its recv_ident). */
