@@ -10,9 +10,10 @@
  *   or inherits the one its handler's other connections showed;
  * - the flush scheduler: connections with output are flushed together, once per turn.
  *
- * Who writes which ConnState field: `queue` only the pipeline (pipeline.ts); `uploadPath`,
- * `refusedUploads` and `uploadCheck` only uploads.ts; `active` only the gateway.
+ * Who writes which ConnState field: `queue` only the pipeline (pipeline.ts); `uploadPath`
+ * and `uploadCheck` only uploads.ts; `active` only the gateway.
  */
+import { promises as fsp } from 'node:fs';
 import type { HandlerConfig } from '../config/schema.js';
 import type { M2gwError } from '../errors.js';
 import { headerFirst, type Mongrel2Request } from '../mongrel2/request.js';
@@ -34,15 +35,42 @@ export interface HandlerRuntime {
   readonly watch: HandlerWatch;
 }
 
+/** A completed async upload, opened and checked (upload-file.ts), to stream as the body. */
+export interface BodyFile {
+  /** The temp file's host path (what is deleted afterwards). */
+  readonly path: string;
+  /** What the upstream reads: the open descriptor's /proc/self/fd path where there is one. */
+  readonly readPath: string;
+  readonly length: number;
+  /** Close the descriptor. */
+  close(): void;
+}
+
 /** A request waiting its turn on its connection (or about to start). */
 export interface Pending {
   readonly req: Mongrel2Request;
-  /** Host path of a completed async upload to stream as the body. */
-  readonly bodyFile: { path: string; length: number } | null;
-  /** Refused before reading the body (upload start): answer, then close. */
+  readonly bodyFile: BodyFile | null;
+  /** Answered with this error instead of forwarded. */
   readonly refusal: M2gwError | null;
   /** A streamed upload (upload.stream) still arriving: the body. */
   readonly bodyStream?: StreamedUpload | null;
+  /** Close the connection after answering (an upload refused at its start; a queue over its cap). */
+  readonly closeAfter?: boolean;
+}
+
+/** Done with an upload's file: close it and delete it (it may be gone already). */
+export function discardBodyFile(file: BodyFile): void {
+  file.close();
+  void unlinkQuietly(file.path);
+}
+
+/** Delete an upload temp file we are done with; it may be gone already. */
+export async function unlinkQuietly(file: string): Promise<void> {
+  try {
+    await fsp.unlink(file);
+  } catch {
+    // already gone
+  }
 }
 
 /** The request a connection is answering now. */
@@ -54,7 +82,7 @@ export interface Active {
   readonly method: string;
   readonly uri: string;
   readonly route: Route | null;
-  readonly bodyFile: string | null;
+  readonly bodyFile: BodyFile | null;
   readonly bodyStream: StreamedUpload | null;
 }
 
@@ -65,8 +93,6 @@ export interface ConnState {
   active: Active | null;
   /** Upload start seen; waiting for the done message. */
   uploadPath: string | null;
-  /** Uploads we refused at start: their done message (if it comes) only means deleting the file. */
-  refusedUploads: Set<string> | null;
   /** Its upload-done is being looked at (async): busy although nothing is active yet. */
   uploadCheck: boolean;
   /** A streamed upload whose later messages are still due (streamed-upload.ts). */
@@ -80,8 +106,12 @@ export class ConnectionTable implements FlushScheduler {
   /** Told when we sent the close message for a connection (GatewayHooks.onConnectionClosed). */
   private readonly hooks: { onConnectionClosed?(handlerIndex: number, connId: string): void };
 
-  constructor(hooks: { onConnectionClosed?(handlerIndex: number, connId: string): void }) {
+  /** A connection's flush threw: the gateway gives that connection up (logs, aborts its request). */
+  private readonly onFlushError: (conn: ClientConnection, err: unknown) => void;
+
+  constructor(hooks: { onConnectionClosed?(handlerIndex: number, connId: string): void }, onFlushError: (conn: ClientConnection, err: unknown) => void) {
     this.hooks = hooks;
+    this.onFlushError = onFlushError;
   }
 
   get size(): number {
@@ -129,7 +159,7 @@ export class ConnectionTable implements FlushScheduler {
       const sender = handler.config.recvIdent !== '' ? handler.config.recvIdent : req.sender;
       const conn = new ClientConnection(key, req.connId, handler.socket, sender, this);
       conn.keepAliveMs = handler.config.keepAliveMs;
-      state = { conn, handler, queue: [], active: null, uploadPath: null, refusedUploads: null, uploadCheck: false, streamUpload: null };
+      state = { conn, handler, queue: [], active: null, uploadPath: null, uploadCheck: false, streamUpload: null };
       const created = state;
       // A connection first seen here: its first request tells whether flow control is on
       // (one handed over by another worker inherits what its handler showed).
@@ -175,7 +205,6 @@ export class ConnectionTable implements FlushScheduler {
         s.active !== null ||
         s.queue.length > 0 ||
         s.uploadPath !== null ||
-        (s.refusedUploads !== null && s.refusedUploads.size > 0) ||
         s.conn.queuedBytes > 0 ||
         // Handing over a connection Mongrel2 still owes credits for would let the new owner
         // start from a full window and overrun Mongrel2's queue limit.
@@ -203,6 +232,14 @@ export class ConnectionTable implements FlushScheduler {
     this.flushPending = false;
     const conns = [...this.dirty];
     this.dirty.clear();
-    for (const c of conns) c.flush();
+    for (const c of conns) {
+      try {
+        c.flush();
+      } catch (err) {
+        // One connection's reply that cannot be encoded or sent must never stop the others'
+        // (nor, thrown from a setImmediate, the process): that connection alone is given up.
+        this.onFlushError(c, err);
+      }
+    }
   };
 }

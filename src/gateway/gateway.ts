@@ -10,18 +10,24 @@
 import type { Config } from '../config/schema.js';
 import { ClientGoneError, FrameError, M2gwError, asM2gwError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { WarningThrottle } from '../log-throttle.js';
+import { recordLimitHit } from '../metrics/limit-hits.js';
+import { simpleResponse } from '../mongrel2/http-head.js';
+import { encodeClose, encodeReply } from '../mongrel2/reply.js';
 import { classify, parseRequest, type Mongrel2Request } from '../mongrel2/request.js';
 import { RequestAbort, bodyLength, type RequestBody, type Upstream, type UpstreamRequest } from '../upstream/upstream.js';
 import { HandlerSocket } from '../zmq/handler-socket.js';
-import { ConnectionTable, type Active, type ConnState, type HandlerRuntime, type Pending } from './connections.js';
+import type { ClientConnection } from './client-connection.js';
+import { ConnectionTable, discardBodyFile, type Active, type ConnState, type HandlerRuntime, type Pending } from './connections.js';
+import { MAX_CONNECTION_STATES } from './limits.js';
 import { Pipeline } from './pipeline.js';
 import { clientHeaders, readRequestLine, requestIdFor } from './request-builder.js';
 import { RequestLog, type GatewayHooks } from './request-log.js';
 import { ResponseWriter, type ResponseOutcome } from './response-writer.js';
-import { Router, upstreamPath } from './router.js';
+import { Router, dotDotSegment, upstreamPath } from './router.js';
 import { HandlerWatch } from './handler-watch.js';
 import { StreamedUploads } from './streamed-upload.js';
-import { Uploads, unlinkQuietly } from './uploads.js';
+import { Uploads } from './uploads.js';
 import { WebSockets } from './websockets.js';
 
 export type { GatewayHooks, RequestDoneInfo } from './request-log.js';
@@ -63,6 +69,8 @@ export class Gateway {
   private inFlightCount = 0;
   private draining = false;
   private idleWaiters: Array<() => void> = [];
+  /** Warnings a client or a broken peer can cause at will: one line per kind per second, counted exactly. */
+  private readonly warnings: WarningThrottle;
 
   constructor(opts: GatewayOptions) {
     this.config = opts.config;
@@ -70,9 +78,10 @@ export class Gateway {
     this.upstreams = opts.upstreams;
     this.hooks = opts.hooks ?? {};
     this.router = new Router(opts.config.routes, opts.upstreams);
-    this.conns = new ConnectionTable(this.hooks);
-    this.pipeline = new Pipeline((state, pending) => this.startRequest(state, pending));
-    this.uploads = new Uploads(this.log, this.router, this.conns, this.pipeline.enqueue);
+    this.warnings = new WarningThrottle(this.log);
+    this.conns = new ConnectionTable(this.hooks, (conn, err) => this.onFlushError(conn, err));
+    this.pipeline = new Pipeline((state, pending) => this.startRequest(state, pending), () => this.inFlightCount, opts.config.gateway.maxInFlight);
+    this.uploads = new Uploads(this.warnings, this.router, this.conns, this.pipeline.enqueue);
     this.streamedUploads = new StreamedUploads(this.log, this.router, this.conns, this.pipeline.enqueue);
     this.requestLog = new RequestLog(this.log, opts.config.log.accessLog, this.hooks);
     this.websockets = new WebSockets(opts.config, this.log, this.router, this.hooks);
@@ -162,7 +171,7 @@ export class Gateway {
       req = parseRequest(msg);
     } catch (err) {
       this.hooks.onBadFrame?.();
-      this.log.warn('malformed Mongrel2 message dropped', {
+      this.warnings.warn('malformed Mongrel2 message dropped', {
         handler: handler.config.sendSpec,
         error: err instanceof FrameError ? err.message : String(err),
         bytes: msg.length,
@@ -182,6 +191,13 @@ export class Gateway {
   private onMessage(handler: HandlerRuntime, req: Mongrel2Request): void {
     const kind = classify(req);
     const key = `${handler.index}:${req.connId}`;
+    if (this.conns.size >= MAX_CONNECTION_STATES && kind.kind !== 'disconnect' && kind.kind !== 'credits' && this.conns.get(key) === undefined) {
+      // Only a peer inventing conn ids gets here (Mongrel2 bounds its connections): answer
+      // without keeping any state for it.
+      recordLimitHit('connection_states');
+      this.replyAndClose(handler, req, 503);
+      return;
+    }
     switch (kind.kind) {
       case 'disconnect':
         this.websockets.disconnect(key);
@@ -197,18 +213,11 @@ export class Gateway {
         this.pipeline.enqueue(this.conns.stateFor(handler, req, key), { req, bodyFile: null, refusal: null });
         return;
       case 'upload-start':
-        this.uploads.onStart(this.conns.stateFor(handler, req, key), req, kind.path);
-        return;
       case 'upload-done':
-        void this.uploads.onDone(this.conns.stateFor(handler, req, key), req, kind.path);
-        return;
       case 'upload-mismatch':
-        this.log.warn('upload done path differs from start path', { conn: req.connId, start: kind.start, done: kind.done });
-        this.pipeline.enqueue(this.conns.stateFor(handler, req, key), {
-          req,
-          bodyFile: null,
-          refusal: new M2gwError('M2GW_BAD_REQUEST', 'upload start and done paths differ', 'route'),
-        });
+        // Which of Mongrel2's messages this is, or whether a client forged it, only the
+        // upload state can tell (a client's done header may ride on a genuine start).
+        this.uploads.onMessage(this.conns.stateFor(handler, req, key), req);
         return;
       case 'upload-stream':
         if (!this.streamedUploads.onMessage(handler, req, key, kind.offset, kind.done)) handler.watch.orphanControl('upload', req.connId);
@@ -237,7 +246,7 @@ export class Gateway {
     const started = performance.now();
     // eslint-disable-next-line prefer-const
     let active: Active;
-    const tooLarge = pending.refusal?.code === 'M2GW_BODY_TOO_LARGE';
+    const tooLarge = pending.closeAfter === true || pending.refusal?.code === 'M2GW_BODY_TOO_LARGE';
     const conn = state.conn;
     const writer = new ResponseWriter(
       state.conn,
@@ -250,15 +259,22 @@ export class Gateway {
         get mustClose() {
           return tooLarge || conn.closeByCancel;
         },
+        // The writer gave up on a response the upstream is still sending (a lying
+        // Content-Length, an invalid head): stop the upstream too.
+        abandon: (err) => abort.abort(err),
       },
       (outcome) => this.finish(state, active, outcome),
     );
-    active = { id, writer, abort, started, method: line.method, uri: line.uri, route, bodyFile: pending.bodyFile?.path ?? null, bodyStream: pending.bodyStream ?? null };
+    active = { id, writer, abort, started, method: line.method, uri: line.uri, route, bodyFile: pending.bodyFile, bodyStream: pending.bodyStream ?? null };
     state.active = active;
     this.inFlightCount++;
 
     if (pending.refusal) return writer.onResponseError(pending.refusal);
     if (this.draining) return writer.onResponseError(new M2gwError('M2GW_SHUTTING_DOWN', 'gateway is shutting down', 'route'), true);
+    if (dotDotSegment(line.path)) {
+      // Before routing: `/public/../admin` must not match `/public/` (router.ts, dotDotSegment).
+      return writer.onResponseError(new M2gwError('M2GW_BAD_REQUEST', 'dot-dot segment in the path', 'route'));
+    }
     if (!route) return writer.onResponseError(new M2gwError('M2GW_NO_ROUTE', `no route for ${line.host || '*'}${line.path}`, 'route'));
     if (this.inFlightCount > this.config.gateway.maxInFlight) {
       return writer.onResponseError(new M2gwError('M2GW_SATURATED', `more than ${this.config.gateway.maxInFlight} requests in flight`, 'route'));
@@ -275,7 +291,7 @@ export class Gateway {
         active.abort.abort(err);
       };
       body = { kind: 'stream', stream };
-    } else if (pending.bodyFile) body = { kind: 'file', path: pending.bodyFile.path, length: pending.bodyFile.length };
+    } else if (pending.bodyFile) body = { kind: 'file', path: pending.bodyFile.readPath, length: pending.bodyFile.length };
     else if (req.body.length > 0) body = { kind: 'buffer', data: req.body };
     const length = body === null ? 0 : (bodyLength(body) ?? 0);
     if (length > route.maxBodyBytes) {
@@ -312,7 +328,7 @@ export class Gateway {
     state.active = null;
     this.inFlightCount--;
     const durationMs = performance.now() - active.started;
-    if (active.bodyFile) void unlinkQuietly(active.bodyFile);
+    if (active.bodyFile) discardBodyFile(active.bodyFile);
     // Answered before its streamed body ended: grant no more (the connection is ending by cancel).
     if (active.bodyStream && !active.bodyStream.complete) active.bodyStream.cancel();
     this.requestLog.finished(active, state.conn.key, outcome, durationMs);
@@ -341,6 +357,29 @@ export class Gateway {
     state.streamUpload?.fail(new M2gwError('M2GW_CLIENT_GONE', 'client disconnected during a streamed upload', 'request-sent'));
     state.streamUpload = null;
     return true;
+  }
+
+  /** A connection's flush threw (its reply cannot be encoded or sent): give that connection up, only it. */
+  private onFlushError(conn: ClientConnection, err: unknown): void {
+    this.warnings.warn('reply to a connection failed: connection dropped', { conn: conn.key, error: String(err) });
+    conn.abandon();
+    const state = this.conns.get(conn.key);
+    if (state?.conn === conn) {
+      this.onDisconnect(conn.key);
+      // As if closed: a dispatcher may forget who owns the id (Mongrel2 will reuse it).
+      this.hooks.onConnectionClosed?.(state.handler.index, conn.connId);
+    }
+  }
+
+  /** An answer for a connection we keep no state for (over the connection cap). */
+  private replyAndClose(handler: HandlerRuntime, req: Mongrel2Request, status: number): void {
+    const sender = handler.config.recvIdent !== '' ? handler.config.recvIdent : req.sender;
+    try {
+      handler.socket.send(encodeReply(sender, [req.connId], simpleResponse(status, 'Service Unavailable\n', [['Connection', 'close']])));
+      handler.socket.send(encodeClose(sender, [req.connId]));
+    } catch (err) {
+      this.warnings.warn('reply to a connection failed: connection dropped', { conn: req.connId, error: String(err) });
+    }
   }
 
   /**

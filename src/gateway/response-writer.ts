@@ -32,6 +32,11 @@ export interface ResponseWriterOptions {
   readonly requestId: string;
   /** The request body was not fully read by Mongrel2 (an upload we refused): close after replying. */
   readonly mustClose?: boolean;
+  /**
+   * Called when the writer itself gives up on a response the upstream is still sending (an
+   * invalid head, a body past its Content-Length): the caller stops the upstream.
+   */
+  readonly abandon?: (err: M2gwError) => void;
 }
 
 export class ResponseWriter implements ResponseSink {
@@ -70,7 +75,7 @@ export class ResponseWriter implements ResponseSink {
     const verdict = checkUpstreamHead(status, headers);
     if (!verdict.ok) {
       if (verdict.limit) recordLimitHit(verdict.limit);
-      this.onResponseError(new M2gwError('M2GW_UPSTREAM_PROTOCOL', `invalid response head: ${verdict.reason}`, 'request-sent'));
+      this.giveUp(new M2gwError('M2GW_UPSTREAM_PROTOCOL', `invalid response head: ${verdict.reason}`, 'request-sent'));
       return;
     }
     this.started = true;
@@ -127,7 +132,7 @@ export class ResponseWriter implements ResponseSink {
     } catch (err) {
       // An upstream header with CR/LF/NUL would split the response: refuse the whole response.
       this.started = false;
-      this.onResponseError(new M2gwError('M2GW_UPSTREAM_PROTOCOL', `invalid response header: ${(err as Error).message}`, 'request-sent'));
+      this.giveUp(new M2gwError('M2GW_UPSTREAM_PROTOCOL', `invalid response header: ${(err as Error).message}`, 'request-sent'));
       return;
     }
     this.conn.write(head, true);
@@ -138,14 +143,13 @@ export class ResponseWriter implements ResponseSink {
     if (this.framing === 'length' && chunk.length > this.expected - this.bytes) {
       // More than the upstream announced: whatever follows would be read by the client as
       // the next response. Send what was announced, then close. (Not paused: a paused upstream
-      // would hold its connection; the rest is dropped as it comes, and the gateway aborts
-      // the upstream request when a response ends in an error.)
+      // would hold its connection: the caller's abandon() stops it.)
       const allowed = this.expected - this.bytes;
       if (allowed > 0) {
         this.bytes += allowed;
         this.conn.write(chunk.subarray(0, allowed));
       }
-      this.onResponseError(new M2gwError('M2GW_UPSTREAM_PROTOCOL', `response body longer than its Content-Length ${this.expected}`, 'headers-sent'));
+      this.giveUp(new M2gwError('M2GW_UPSTREAM_PROTOCOL', `response body longer than its Content-Length ${this.expected}`, 'headers-sent'));
       return;
     }
     this.bytes += chunk.length;
@@ -178,6 +182,12 @@ export class ResponseWriter implements ResponseSink {
     else this.conn.flushSoon();
     if (this.closeAfter) this.conn.close();
     this.done({ status: this.status, bytes: this.bytes, error: null, closed: this.closeAfter });
+  }
+
+  /** An error found here, not reported by the upstream: answer it, then let the caller stop the upstream. */
+  private giveUp(err: M2gwError): void {
+    this.onResponseError(err);
+    this.opts.abandon?.(err);
   }
 
   /** `forceClose`: close the connection after the error page even if the client wanted keep-alive. */
