@@ -7,15 +7,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
-import * as zmq from 'zeromq';
 import { startChain, type Chain } from './gateway-support.js';
 import { startHttpUpstream, type HttpUpstreamInstance } from '../harness/upstream-http.js';
 import { rawRequest, request } from '../harness/http-client.js';
 import { allocHandlerSpecs, startMongrel2 } from '../harness/mongrel2.js';
 import { freePort } from '../harness/ports.js';
+import { fakeMongrel2 } from '../harness/fake-mongrel2.js';
 import { waitFor } from '../harness/wait.js';
 import { parseConfigText } from '../../src/config/load.js';
-import type { Config } from '../../src/config/schema.js';
 import { startGateway } from '../../src/process/single.js';
 import { silentLogger } from '../../src/log.js';
 import { parseReply } from '../../src/mongrel2/reply.js';
@@ -71,34 +70,6 @@ describe('tnetstring handler, forged upload headers', () => {
     await waitFor(() => readdirSync(tmp).length === 0, 2000, 10, 'an empty temp store');
   });
 });
-
-/**
- * A fake Mongrel2 (the only way to send broken frames or withhold a subscription): a bound PUSH
- * and an XSUB, which subscribes by message as Mongrel2's libzmq does (zeromq.js's own SUB, when
- * it binds, never lets a connecting XPUB see its subscription), plus a one-route gateway config.
- */
-async function fakeMongrel2(upstreamUrl: string): Promise<{ push: zmq.Push; sub: zmq.XSubscriber; config: Config; close(): void }> {
-  const [sendPort, recvPort] = [await freePort(), await freePort()];
-  const push = new zmq.Push();
-  const sub = new zmq.XSubscriber();
-  await push.bind(`tcp://127.0.0.1:${sendPort}`);
-  await sub.bind(`tcp://127.0.0.1:${recvPort}`);
-  const { config } = parseConfigText(
-    `[log]\naccess_log = false\n[[handler]]\nsend_spec = "tcp://127.0.0.1:${sendPort}"\nrecv_spec = "tcp://127.0.0.1:${recvPort}"\n` +
-      `[upstream.app]\ntype = "http"\nurl = "${upstreamUrl}"\n[[route]]\nprefix = "/"\nupstream = "app"\n`,
-    '/tmp/gw.toml',
-  );
-  assert.ok(config);
-  return {
-    push,
-    sub,
-    config,
-    close() {
-      push.close();
-      sub.close();
-    },
-  };
-}
 
 describe('malformed ZeroMQ frames (a fake Mongrel2: the only way to send broken frames)', () => {
   test('each is logged and dropped; the next good request is answered; nothing crashes', { timeout: 20_000 }, async () => {
