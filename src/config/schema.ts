@@ -23,6 +23,11 @@ export interface HandlerConfig {
    * long polls and SSE outlive its limits.min_ping. Must be below that min_ping; 0 = never.
    */
   readonly keepAliveMs: number;
+  /**
+   * The uid Mongrel2 writes upload files as, when set; otherwise a file must be owned by the
+   * chroot directory's owner (whom Mongrel2 started as root runs as) or by m2gw's own uid.
+   */
+  readonly uploadOwner?: number | null;
 }
 
 export interface HttpUpstreamConfig {
@@ -165,6 +170,7 @@ export const DEFAULTS = {
     chroot: '/',
     uploadTempStore: '/tmp/upload.XXXXXX',
     keepAliveMs: 20_000,
+    uploadOwner: null as number | null,
   },
   gateway: {
     workers: 1 as number | 'auto',

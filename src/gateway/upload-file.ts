@@ -13,7 +13,9 @@
  * (src/unixy.c, Unixy_drop_priv); started as another user it keeps that user. m2gw cannot
  * see Mongrel2's uid, so a file is accepted when its owner is the owner of the handler's
  * chroot directory or m2gw's own uid (the usual "same service user" setup). Neither can be
- * faked by another local user, who can only create files owned by itself.
+ * faked by another local user, who can only create files owned by itself. When Mongrel2 runs
+ * as a user that is neither (started unprivileged, chroot owned by root), the handler's
+ * `upload_owner` names its uid, and only that uid is accepted.
  */
 import { constants, existsSync, promises as fsp } from 'node:fs';
 
@@ -34,15 +36,19 @@ export class UploadFileError extends Error {
 const PROC_FD = existsSync('/proc/self/fd');
 
 /** Opens and checks `file` (an absolute path inside the chroot); throws UploadFileError or an fs error. */
-export async function openUpload(file: string, chroot: string): Promise<OpenedUpload> {
+export async function openUpload(file: string, chroot: string, owner: number | null = null): Promise<OpenedUpload> {
   const handle = await fsp.open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     const st = await handle.stat();
     if (!st.isFile()) throw new UploadFileError('not a regular file');
     if (st.nlink !== 1) throw new UploadFileError(`${st.nlink} links to the file`);
     const trusted = new Set<number>();
-    if (typeof process.getuid === 'function') trusted.add(process.getuid());
-    trusted.add((await fsp.stat(chroot)).uid);
+    if (owner !== null) {
+      trusted.add(owner);
+    } else {
+      if (typeof process.getuid === 'function') trusted.add(process.getuid());
+      trusted.add((await fsp.stat(chroot)).uid);
+    }
     if (!trusted.has(st.uid)) throw new UploadFileError(`owned by uid ${st.uid}, not by Mongrel2's (${[...trusted].join(' or ')})`);
     let closed = false;
     return {

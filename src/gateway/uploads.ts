@@ -132,7 +132,7 @@ export class Uploads {
     state.uploadCheck = true;
     let opened;
     try {
-      opened = await openUpload(file, path.resolve(state.handler.config.chroot));
+      opened = await openUpload(file, path.resolve(state.handler.config.chroot), state.handler.config.uploadOwner ?? null);
     } catch (err) {
       // Mongrel2 made this name, so whatever is there now is removed (unlink never follows a symlink).
       void unlinkQuietly(file);

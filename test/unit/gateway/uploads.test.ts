@@ -96,3 +96,17 @@ test('an upload file with two links, of another owner, or not a regular file is 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('with upload_owner set, only that uid is trusted', async () => {
+  const dir = tmpDir();
+  try {
+    const f = path.join(dir, 'upload.FFFFFF');
+    writeFileSync(f, 'X');
+    const uid = process.getuid?.() ?? 0;
+    await assert.rejects(openUpload(f, dir, uid + 1), (e: unknown) => e instanceof UploadFileError && /owned by uid/.test(e.message));
+    const ok = await openUpload(f, dir, uid);
+    ok.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
