@@ -194,7 +194,9 @@ strip_prefix = true
         for (const s of socks) s.destroy();
       }
       await noTempFiles();
-      await waitFor(() => chain.gateway.connectionCount <= 2, 10_000, 20, 'upload states forgotten');
+      await waitFor(() => chain.gateway.connectionCount <= 2, 30_000, 20, 'upload states forgotten').catch((err: Error) => {
+        throw new Error(`${err.message}: ${chain.gateway.connectionCount} connection states left`);
+      });
       assert.ok(rssMiB() - rss0 < 100, `RSS grew ${rssMiB() - rss0} MiB`);
       return 'connections gone; no temp file; no state';
     });
