@@ -14,7 +14,7 @@ import type { Mongrel2Request } from '../../../src/mongrel2/request.js';
 
 function state(id = '1'): ConnState {
   const conn = new ClientConnection(`0:${id}`, id, { send: () => undefined }, 'u', { schedule: () => undefined });
-  return { conn, handler: {} as ConnState['handler'], queue: [], active: null, uploadPath: null, uploadCheck: false };
+  return { conn, handler: {} as ConnState['handler'], queue: [], active: null, uploadPath: null, uploadCheck: false, streamUpload: null };
 }
 const pending = (n: number): Pending => ({ req: { connId: String(n) } as unknown as Mongrel2Request, bodyFile: null, refusal: null });
 
