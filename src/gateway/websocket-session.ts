@@ -20,13 +20,13 @@
  */
 import type { Duplex } from 'node:stream';
 import { ClientGoneError, M2gwError, UpstreamError, asM2gwError, type WebSocketProtocolError } from '../errors.js';
-import { encodeResponseHead } from '../mongrel2/http-head.js';
 import { encodeCtl } from '../mongrel2/reply.js';
-import type { HeaderList, RequestAbort, ResponseController, ResponseSink, UpstreamRequest } from '../upstream/upstream.js';
-import { CLOSE_CODE, OPCODE, acceptKey, encodeClosePayload, encodeFrame, encodeFrameHead, parseClosePayload, type FrameHead } from '../websocket/frame.js';
+import type { HeaderList, RequestAbort, ResponseController, ResponseSink } from '../upstream/upstream.js';
+import { CLOSE_CODE, OPCODE, encodeClosePayload, encodeFrame, encodeFrameHead, parseClosePayload, type FrameHead } from '../websocket/frame.js';
 import { UpstreamTunnel } from '../websocket/upstream-tunnel.js';
 import { HIGH_WATER, type ClientConnection } from './client-connection.js';
 import { ResponseWriter, type ResponseOutcome } from './response-writer.js';
+import { clientSwitchingHead } from './websocket-handshake.js';
 
 export type ClosedBy = 'client' | 'upstream' | 'm2gw';
 
@@ -60,13 +60,6 @@ export interface SessionHooks {
   onEnded(session: WebSocketSession, report: WebSocketReport): void;
 }
 
-/** Upstream 101 headers that belong to the upstream hop or that we write ourselves. */
-const NOT_FORWARDED = new Set([
-  'connection', 'upgrade', 'keep-alive', 'transfer-encoding', 'content-length', 'sec-websocket-accept',
-  // We never offer extensions upstream; an upstream choosing one anyway is refused below.
-  'sec-websocket-extensions',
-]);
-
 /** Payload of our keep-alive pings: recognisable in the client's pong, which is then swallowed. */
 const PING_PREFIX = 'm2gw-ping:';
 
@@ -91,6 +84,8 @@ export class WebSocketSession implements ResponseSink {
   private lastMessage = Date.now();
   private pingOut: { payload: string; at: number } | null = null;
   private lastKeepAlive = Date.now();
+  /** A frame toward the client is half written (its head went, payload still coming). */
+  private midFrame = false;
   private pingSeq = 0;
   private messagesIn = 0;
   private bytesIn = 0;
@@ -158,28 +153,10 @@ export class WebSocketSession implements ResponseSink {
       socket.destroy();
       return;
     }
-    const expected = acceptKey(this.clientKey);
-    let accept: string | undefined;
-    const out: HeaderList = [['Upgrade', 'websocket'], ['Connection', 'Upgrade'], ['Sec-WebSocket-Accept', expected]];
-    for (const [name, value] of headers) {
-      const lower = name.toLowerCase();
-      if (lower === 'sec-websocket-accept') accept = value.trim();
-      if (lower === 'sec-websocket-extensions') {
-        socket.destroy();
-        return this.onResponseError(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `upstream ${this.upstreamName} chose extension "${value}" that was not offered`, 'request-sent'));
-      }
-      if (!NOT_FORWARDED.has(lower)) out.push([name, value]);
-    }
-    if (status !== 101 || accept !== expected) {
+    const head = clientSwitchingHead(this.upstreamName, this.clientKey, status, headers);
+    if (head instanceof UpstreamError) {
       socket.destroy();
-      return this.onResponseError(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `upstream ${this.upstreamName} answered the upgrade with an invalid Sec-WebSocket-Accept`, 'request-sent'));
-    }
-    let head: Buffer;
-    try {
-      head = encodeResponseHead(101, out);
-    } catch (err) {
-      socket.destroy();
-      return this.onResponseError(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `invalid 101 header: ${(err as Error).message}`, 'request-sent'));
+      return this.onResponseError(head);
     }
     this.state = 'open';
     this.conn.write(head, true);
@@ -191,7 +168,10 @@ export class WebSocketSession implements ResponseSink {
       {
         onDataStart: (h) => this.upstreamDataStart(h),
         onDataPayload: (c) => this.toClient(c),
-        onDataEnd: () => this.conn.flushSoon(),
+        onDataEnd: () => {
+          this.midFrame = false;
+          this.conn.flushSoon();
+        },
         onControl: (op, payload) => this.upstreamControl(op, payload),
         onProtocolError: (e) => this.upstreamProtocolError(e),
         onClosed: () => this.upstreamClosed(),
@@ -259,7 +239,7 @@ export class WebSocketSession implements ResponseSink {
     // Relay the client's close as it came; answer it (the client waits for our close) and
     // let Mongrel2 close the connection after that frame.
     this.tunnel!.close(code, reason, payload);
-    this.conn.write(encodeFrame(OPCODE.CLOSE, payload), true);
+    if (!this.midFrame) this.conn.write(encodeFrame(OPCODE.CLOSE, payload), true);
     this.conn.close();
     this.end(code, 'client', null);
   }
@@ -281,8 +261,12 @@ export class WebSocketSession implements ResponseSink {
   // ---- upstream → client ------------------------------------------------------------
 
   private upstreamDataStart(head: FrameHead): void {
+    // After the end (client gone, close relayed) the upstream may still send until its socket
+    // closes: nothing of it is for the client, nor for the counters.
+    if (this.state !== 'open') return;
     // Frames go to the client as the upstream framed them (fragmentation kept).
     this.conn.write(encodeFrameHead(head.fin, head.opcode, head.length));
+    this.midFrame = head.length > 0;
     if (head.first) {
       this.messagesOut++;
       this.lastMessage = Date.now();
@@ -291,6 +275,7 @@ export class WebSocketSession implements ResponseSink {
   }
 
   private toClient(chunk: Buffer): void {
+    if (this.state !== 'open') return;
     this.bytesOut += chunk.length;
     this.hooks.onMessage('to-client', chunk.length);
     this.conn.write(chunk);
@@ -351,7 +336,9 @@ export class WebSocketSession implements ResponseSink {
   }
 
   private closeClient(code: number, reason: string): void {
-    this.conn.write(encodeFrame(OPCODE.CLOSE, encodeClosePayload(code, reason)), true);
+    // A close frame in the middle of a relayed frame would be read as its payload: then the
+    // only clean signal left is closing the connection (the client sees 1006).
+    if (!this.midFrame) this.conn.write(encodeFrame(OPCODE.CLOSE, encodeClosePayload(code, reason)), true);
     this.conn.close();
   }
 
@@ -403,16 +390,4 @@ export class WebSocketSession implements ResponseSink {
       error,
     });
   }
-}
-
-/** Builds the Upgrade request toward the upstream from the handshake's UpstreamRequest fields. */
-export function upgradeRequest(base: Omit<UpstreamRequest, 'upgrade' | 'method' | 'body'>): UpstreamRequest {
-  return {
-    ...base,
-    method: 'GET',
-    body: null,
-    // Mongrel2 cannot carry compressed frames (RSV1), so no extension may be negotiated.
-    headers: base.headers.filter(([name]) => name !== 'sec-websocket-extensions'),
-    upgrade: 'websocket',
-  };
 }

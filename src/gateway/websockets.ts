@@ -20,7 +20,8 @@ import type { ConnState } from './connections.js';
 import { clientHeaders, readRequestLine, requestIdFor } from './request-builder.js';
 import type { GatewayHooks } from './request-log.js';
 import { upstreamPath, type Router } from './router.js';
-import { WebSocketSession, upgradeRequest, type WebSocketLimits, type WebSocketReport } from './websocket-session.js';
+import { upgradeRequest } from './websocket-handshake.js';
+import { WebSocketSession, type WebSocketLimits, type WebSocketReport } from './websocket-session.js';
 
 export class WebSockets {
   private readonly config: Config;
