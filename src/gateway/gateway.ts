@@ -217,7 +217,7 @@ export class Gateway {
       case 'upload-mismatch':
         // Which of Mongrel2's messages this is, or whether a client forged it, only the
         // upload state can tell (a client's done header may ride on a genuine start).
-        this.uploads.onMessage(this.conns.stateFor(handler, req, key), req);
+        this.uploads.onMessage(handler, req, key);
         return;
       case 'upload-stream':
         if (!this.streamedUploads.onMessage(handler, req, key, kind.offset, kind.done)) handler.watch.orphanControl('upload', req.connId);

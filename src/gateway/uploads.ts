@@ -55,24 +55,31 @@ export class Uploads {
     return this.refused.size;
   }
 
-  /** A message carrying x-mongrel2-upload-start and/or -done: Mongrel2's start or done, or a forgery. */
-  onMessage(state: ConnState, req: Mongrel2Request): void {
+  /**
+   * A message carrying x-mongrel2-upload-start and/or -done: Mongrel2's start or done, or a
+   * forgery. Connection state is created only for a message that will be answered: a late done
+   * of a refused upload comes after its connection closed, and must not leave a state behind.
+   */
+  onMessage(handler: HandlerRuntime, req: Mongrel2Request, key: string): void {
     const start = headerFirst(req.headers, 'x-mongrel2-upload-start') ?? null;
     const done = headerFirst(req.headers, 'x-mongrel2-upload-done') ?? null;
+    const known = this.conns.get(key);
+    const live = known !== undefined && !known.conn.finished ? known : null;
+    const uploadPath = live?.uploadPath ?? null;
     // Mongrel2's done message repeats the start path in both headers. A start is never shaped
     // so: its path is mkstemp's, unknown to a client until the start message is sent.
     if (start !== null && done === start) {
-      if (state.uploadPath === start) {
-        void this.onDone(state, req, start);
+      if (live !== null && uploadPath === start) {
+        void this.onDone(live, req, start);
         return;
       }
-      if (this.takeRefused(state, start)) {
+      if (this.takeRefused(handler, req.connId, start)) {
         // The body of an upload we refused arrived in full anyway: only the file is left to remove.
-        const file = uploadFile(state.handler, start);
+        const file = uploadFile(handler, start);
         if (file) void unlinkQuietly(file);
         return;
       }
-      if (req.body.length === 0 && uploadPathMatches(state.handler.config.uploadTempStore, done)) {
+      if (req.body.length === 0 && uploadPathMatches(handler.config.uploadTempStore, done)) {
         // Shaped like Mongrel2's done but for no upload we know: most likely the late done of an
         // upload refused in another worker or before a restart, on a connection that is closed
         // and whose id Mongrel2 may have given to a new client. An answer would land in that
@@ -80,15 +87,16 @@ export class Uploads {
         this.warnings.warn('upload done for an unknown upload dropped', { conn: req.connId, path: done.slice(0, 200) });
         return;
       }
-    } else if (start !== null && state.uploadPath === null && isGenuineUploadStart(state.handler, req, start)) {
+    } else if (start !== null && uploadPath === null && isGenuineUploadStart(handler, req, start)) {
       // A done header here is the client's own (Mongrel2 adds its done only to the second message).
-      this.onStart(state, req, start);
+      this.onStart(this.conns.stateFor(handler, req, key), req, start);
       return;
     } else if (done === null) {
       // A client-made start header on an ordinary request: serve it as one (never forwarded).
-      this.enqueue(state, { req, bodyFile: null, refusal: null });
+      this.enqueue(this.conns.stateFor(handler, req, key), { req, bodyFile: null, refusal: null });
       return;
     }
+    const state = this.conns.stateFor(handler, req, key);
     // A done we cannot attribute to a start of ours: a client forging the headers (which must
     // never make us read or delete a file), or an upload whose start we never saw.
     this.warnings.warn('upload done without a matching upload start refused', { conn: req.connId, path: (done ?? '').slice(0, 200) });
@@ -169,10 +177,10 @@ export class Uploads {
     this.refused.set(`${state.handler.index}:${uploadPath}`, { connId: state.conn.connId, at: now });
   }
 
-  private takeRefused(state: ConnState, uploadPath: string): boolean {
-    const key = `${state.handler.index}:${uploadPath}`;
+  private takeRefused(handler: HandlerRuntime, connId: string, uploadPath: string): boolean {
+    const key = `${handler.index}:${uploadPath}`;
     const r = this.refused.get(key);
-    if (r === undefined || r.connId !== state.conn.connId) return false;
+    if (r === undefined || r.connId !== connId) return false;
     this.refused.delete(key);
     return true;
   }

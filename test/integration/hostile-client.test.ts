@@ -132,6 +132,10 @@ strip_prefix = true
         assert.equal(count(next, /HTTP\/1\.1 /g), 1, `round ${round}: exactly the client's own answer`);
       }
       await noTempFiles();
+      // A late done (after the close) must not leave a connection state behind either.
+      await waitFor(() => chain.gateway.connectionCount <= 1, 10_000, 20).catch((err: Error) => {
+        throw new Error(`${err.message}: ${chain.gateway.connectionCount} connection states left`);
+      });
       return '413 + close; next client on the id unaffected; no temp file';
     });
   });
