@@ -1,0 +1,27 @@
+/**
+ * Every fuzz target, in the order the runs report them. A new codec gets a file in
+ * fuzz/targets/ exporting a FuzzTarget (see core.ts) and one line here; the CI pass
+ * (test/unit/fuzz.test.ts) and `npm run fuzz` pick it up from this list.
+ */
+import type { FuzzTarget } from './core.js';
+import { configTarget } from './targets/config.js';
+import { cgiHeadTarget, fastcgiRecordsTarget, nameValuePairsTarget } from './targets/fastcgi.js';
+import { ifNoneMatchTarget, rangeTarget, requestPathTarget } from './targets/http-fields.js';
+import { lenientJsonTarget, requestJsonTarget, requestTnetTarget, tnetstringTarget } from './targets/mongrel2.js';
+import { websocketClientTarget, websocketUpstreamTarget } from './targets/websocket.js';
+
+export const targets: FuzzTarget[] = [
+  tnetstringTarget,
+  lenientJsonTarget,
+  requestJsonTarget,
+  requestTnetTarget,
+  fastcgiRecordsTarget,
+  nameValuePairsTarget,
+  cgiHeadTarget,
+  configTarget,
+  rangeTarget,
+  ifNoneMatchTarget,
+  requestPathTarget,
+  websocketClientTarget,
+  websocketUpstreamTarget,
+];
