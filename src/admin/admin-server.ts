@@ -1,11 +1,15 @@
 /**
- * The admin HTTP listener (off unless [admin] listen is set; meant for 127.0.0.1):
+ * The admin HTTP listener (off unless [admin] listen is set; loopback only unless
+ * allow_remote, see config/read-admin.ts):
  *   GET /healthz  200 while the process runs
  *   GET /readyz   200 when every handler socket is connected and every upstream has a
  *                 healthy server; else 503 with the reasons as JSON
  *   GET /metrics  Prometheus text, aggregated over the supervisor and its workers
- *   GET /status   JSON for `m2gw status`
+ *   GET /status   JSON for `m2gw status` (workers, pids, upstream health, last reload result)
+ * With a token configured every endpoint, /healthz included, needs `Authorization: Bearer
+ * <token>`; anything else is 401 before the path is even looked at.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
@@ -31,8 +35,35 @@ export function splitHostPort(listen: string): { host: string; port: number } {
   return { host, port: Number(listen.slice(colon + 1)) };
 }
 
-export async function startAdminServer(listen: string, provider: AdminProvider, log: Logger): Promise<AdminServer> {
+export interface AdminServerOptions {
+  /** Bearer token every request must carry; null: none (loopback only, config enforces it). */
+  readonly token?: string | null;
+}
+
+/**
+ * Whether the request carries `Authorization: Bearer <token>`. Compared in constant time: both
+ * sides are hashed first, so neither the length nor a common prefix shows in the timing.
+ */
+export function bearerMatches(header: string | undefined, token: string): boolean {
+  const m = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header);
+  const given = createHash('sha256').update(m === null ? '' : m[1]!).digest();
+  const want = createHash('sha256').update(token).digest();
+  return timingSafeEqual(given, want) && m !== null;
+}
+
+export async function startAdminServer(
+  listen: string,
+  provider: AdminProvider,
+  log: Logger,
+  opts: AdminServerOptions = {},
+): Promise<AdminServer> {
+  const token = opts.token ?? null;
   const server = http.createServer((req, res) => {
+    if (token !== null && !bearerMatches(req.headers.authorization, token)) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="m2gw admin"');
+      send(res, 401, 'text/plain; charset=utf-8', 'unauthorized: send Authorization: Bearer <token>\n');
+      return;
+    }
     void handle(req, res, provider).catch((err: unknown) => {
       log.error('admin request failed', { path: req.url, error: String(err) });
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');

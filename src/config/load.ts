@@ -10,7 +10,8 @@ import { ConfigError, type ConfigProblem } from '../errors.js';
 import type { Config } from './schema.js';
 import { scanKeyLines } from './key-lines.js';
 import { Problems } from './problems.js';
-import { readAdmin, readGateway, readHandlers, readLog, readRoutes } from './read-sections.js';
+import { readAdmin } from './read-admin.js';
+import { readGateway, readHandlers, readLog, readRoutes } from './read-sections.js';
 import { readUpstreams } from './read-upstreams.js';
 import { TableReader } from './table-reader.js';
 

@@ -2,8 +2,8 @@
  * [gateway], [admin], [log], [[handler]] and [[route]]: each read with defaults from
  * schema.ts applied, problems filed under the key the user wrote.
  */
-import { DEFAULTS, type AdminConfig, type GatewaySection, type HandlerConfig, type LogConfig, type RouteConfig } from './schema.js';
-import { checkHostPort, checkZmqSpec } from './addresses.js';
+import { DEFAULTS, type GatewaySection, type HandlerConfig, type LogConfig, type RouteConfig } from './schema.js';
+import { checkZmqSpec } from './addresses.js';
 import { describeValue } from './units.js';
 import type { TableReader } from './table-reader.js';
 
@@ -27,17 +27,6 @@ function readWorkers(t: TableReader): number | 'auto' | undefined {
   if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 1) return v;
   t.error('workers', `must be "auto" or an integer >= 1, got ${describeValue(v)}`);
   return undefined;
-}
-
-export function readAdmin(t: TableReader | null): AdminConfig | null {
-  if (t === null) return null;
-  const listen = t.string('listen', { required: 'the admin HTTP listener, e.g. "127.0.0.1:9180"' });
-  if (listen !== undefined) {
-    const problem = checkHostPort(listen, { allowZeroPort: true });
-    if (problem !== null) t.error('listen', problem);
-  }
-  t.reportUnknownKeys();
-  return { listen: listen ?? '' };
 }
 
 export function readLog(t: TableReader | null): LogConfig {

@@ -118,6 +118,10 @@ export interface GatewaySection {
 
 export interface AdminConfig {
   readonly listen: string;
+  /** A non-loopback listen was allowed explicitly (a token is then required). */
+  readonly allowRemote: boolean;
+  /** Bearer token every admin request must carry (from token or token_file), or null. */
+  readonly token: string | null;
 }
 
 export interface Config {

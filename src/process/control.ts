@@ -42,6 +42,8 @@ export async function startCommand(file: string, single: boolean): Promise<numbe
 interface ControlSettings {
   pidFile: string | null;
   admin: string | null;
+  /** [admin] token (or token_file), or M2GW_ADMIN_TOKEN: sent as a bearer token. */
+  adminToken: string | null;
   drainTimeoutMs: number | null;
 }
 
@@ -50,12 +52,14 @@ interface ControlSettings {
  * still let the operator stop the daemon, so fall back to reading the raw TOML.
  */
 function controlSettings(opts: ControlOptions): ControlSettings {
-  const out: ControlSettings = { pidFile: opts.pidFile ?? null, admin: opts.admin ?? null, drainTimeoutMs: null };
+  const envToken = process.env['M2GW_ADMIN_TOKEN'];
+  const out: ControlSettings = { pidFile: opts.pidFile ?? null, admin: opts.admin ?? null, adminToken: envToken || null, drainTimeoutMs: null };
   if (!opts.config) return out;
   const { config } = loadConfig(opts.config);
   if (config) {
     out.pidFile ??= config.gateway.pidFile;
     out.admin ??= config.admin?.listen ?? null;
+    out.adminToken ??= config.admin?.token ?? null;
     out.drainTimeoutMs = config.gateway.drainTimeoutMs;
     return out;
   }
@@ -65,6 +69,8 @@ function controlSettings(opts: ControlOptions): ControlSettings {
     const admin = doc.admin as Record<string, unknown> | undefined;
     if (typeof gw?.pid_file === 'string') out.pidFile ??= path.resolve(path.dirname(opts.config), gw.pid_file);
     if (typeof admin?.listen === 'string') out.admin ??= admin.listen;
+    if (typeof admin?.token === 'string') out.adminToken ??= admin.token;
+    else if (typeof admin?.token_file === 'string') out.adminToken ??= readTokenFile(path.resolve(path.dirname(opts.config), admin.token_file));
   } catch {
     // unreadable: the caller says what is missing
   }
@@ -101,8 +107,8 @@ export async function stopCommand(opts: ControlOptions & { wait: boolean }): Pro
 
 export async function reloadCommand(opts: ControlOptions): Promise<number> {
   const pid = pidOf(opts);
-  const admin = controlSettings(opts).admin;
-  const before = admin ? await fetchStatus(admin).catch(() => null) : null;
+  const { admin, adminToken } = controlSettings(opts);
+  const before = admin ? await fetchStatus(admin, adminToken).catch(() => null) : null;
   process.kill(pid, 'SIGHUP');
   if (!admin || !before) {
     console.log(`sent SIGHUP to m2gw (pid ${pid}); the log says whether the new config was applied`);
@@ -111,7 +117,7 @@ export async function reloadCommand(opts: ControlOptions): Promise<number> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
-    const now = await fetchStatus(admin).catch(() => null);
+    const now = await fetchStatus(admin, adminToken).catch(() => null);
     if (now?.lastReload && now.lastReload.at !== before.lastReload?.at) {
       if (now.lastReload.result === 'ok') {
         console.log(`reloaded: generation ${now.generation} (pid ${pid})`);
@@ -126,26 +132,36 @@ export async function reloadCommand(opts: ControlOptions): Promise<number> {
 }
 
 export async function statusCommand(opts: ControlOptions & { json: boolean }): Promise<number> {
-  const admin = controlSettings(opts).admin;
+  const { admin, adminToken } = controlSettings(opts);
   if (!admin) {
     throw new ControlError('status needs the admin listener: add [admin] listen = "127.0.0.1:9180" to the config (or pass --admin host:port)');
   }
-  const report = await fetchStatus(admin);
+  const report = await fetchStatus(admin, adminToken);
   console.log(opts.json ? JSON.stringify(report, null, 2) : formatStatus(report));
   return 0;
 }
 
-export async function fetchStatus(listen: string): Promise<StatusReport> {
+function readTokenFile(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+export async function fetchStatus(listen: string, token: string | null = null): Promise<StatusReport> {
   const { host, port } = splitHostPort(listen);
   const target = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
   const url = `http://${target}:${port}/status`;
   let res: Response;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+    const headers: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
+    res = await fetch(url, { signal: AbortSignal.timeout(5_000), headers });
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause?.code ?? String(err);
     throw new ControlError(`cannot reach the admin listener at ${url}: ${cause} (is m2gw running?)`);
   }
+  if (res.status === 401) throw new ControlError(`${url} answered 401: set [admin] token or token_file in the config, or M2GW_ADMIN_TOKEN`);
   if (!res.ok) throw new ControlError(`${url} answered ${res.status}`);
   return (await res.json()) as StatusReport;
 }

@@ -155,7 +155,7 @@ export class Supervisor {
   private async startAdmin(config: Config): Promise<void> {
     if (!config.admin) return;
     try {
-      this.admin = await startAdminServer(config.admin.listen, new SupervisorStatus(this), this.log);
+      this.admin = await startAdminServer(config.admin.listen, new SupervisorStatus(this), this.log, { token: config.admin.token });
       this.log.info('admin listener', { address: this.admin.address });
     } catch (err) {
       this.log.error('admin listener failed', { listen: config.admin.listen, error: String(err) });
@@ -278,7 +278,8 @@ export class Supervisor {
     // Switch: from here new connections go to the new generation.
     const old = [...this.workers.values()].filter((w) => w.generation < generation);
     this.generation = generation;
-    const prevAdmin = this.config.admin?.listen ?? null;
+    const adminKey = (c: Config): string | null => (c.admin ? `${c.admin.listen}\n${c.admin.token ?? ''}` : null);
+    const prevAdmin = adminKey(this.config);
     this.config = config;
     this.text = text;
     this.restarts.reset();
@@ -287,7 +288,7 @@ export class Supervisor {
     // Only now: an added handler's messages need a worker that knows it.
     await this.handlers.apply(plan, config.gateway.drainTimeoutMs);
     this.applyLogConfig(config);
-    if ((config.admin?.listen ?? null) !== prevAdmin) {
+    if (adminKey(config) !== prevAdmin) {
       await this.admin?.close();
       this.admin = null;
       await this.startAdmin(config);
