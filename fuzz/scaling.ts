@@ -1,14 +1,13 @@
 /**
  * Size-scaling check: every parser of untrusted input must be linear. Each adversarial shape is
- * timed at 1 KiB, 4 KiB … 4 MiB; the time per byte at every size above 64 KiB is compared with
- * the time per byte at the mid sizes (16 and 64 KiB, the slower of the two), and a ratio of
- * RATIO_LIMIT or more fails.
+ * timed at 1 KiB, 4 KiB … 4 MiB; the time per byte at each size is compared with that at the size
+ * 16× smaller, and at every size above 64 KiB with that at the mid sizes; a ratio of RATIO_LIMIT
+ * or more fails (linear: about 1; quadratic: 16 per 16× step).
  *
  * Robust on a shared, loaded machine: time is this process's CPU time (other processes' turns on
  * the cores do not count), each point is the median of several samples, a sample
  * repeats small inputs until it lasts a few ms, and a size that looks too slow is measured again
- * (with the reference) before it counts. A quadratic parser's time per byte grows 4× per step, so
- * it is far past the limit two steps above the reference; a linear one stays near 1×. Sizes stop
+ * (with the size it is compared with) before it counts. Sizes stop
  * growing once one call takes more than STOP_AFTER_MS (an old quadratic parser would take minutes
  * at 4 MiB), and what was measured up to there is judged.
  */
@@ -32,7 +31,7 @@ export interface ScalingResult {
   readonly target: string;
   readonly shape: string;
   readonly points: ScalingPoint[];
-  /** Worst time per byte at 64 KiB+ over the reference. */
+  /** Worst ratio of time per byte over the compared pairs of sizes. */
   readonly worstRatio: number;
   readonly ok: boolean;
   readonly note: string;
@@ -100,34 +99,37 @@ export function checkScaling(t: FuzzTarget, shape: ScalingShape, sizes: readonly
   }
   // The slower of the mid sizes, and never under NS_PER_BYTE_FLOOR: work that costs next to
   // nothing per byte (a memcpy) must not make ordinary GC noise at 4 MiB look superlinear.
-  const reference = (): number => Math.max(NS_PER_BYTE_FLOOR, ...points.filter((p) => REFERENCE_SIZES.has(p.bytes)).map((p) => p.nsPerByte));
+  // Two comparisons, each of time per byte (never under NS_PER_BYTE_FLOOR: work that costs next
+  // to nothing per byte, a memcpy, must not turn GC noise into a verdict):
+  // - every size against the size 16× smaller: a quadratic step shows as 16×, however small the
+  //   sizes (V8 stops hashing strings past 16 Ki chars, so some quadratic code flattens out above);
+  // - every size above 64 KiB against the mid sizes (the slower of 16 and 64 KiB).
   const perByte = (p: ScalingPoint): number => Math.max(NS_PER_BYTE_FLOOR, p.nsPerByte);
-  let ref = reference();
-  let worst = 0;
-  for (let i = 0; i < points.length; i++) {
-    const p = points[i]!;
-    if (p.bytes <= 64 * 1024) continue;
-    let ratio = perByte(p) / ref;
-    if (ratio >= RATIO_LIMIT && p.ms <= STOP_AFTER_MS) {
-      // Too slow once: measure it and the reference again before blaming the parser.
-      points[i] = measure(run, shape, p.bytes);
-      for (let j = 0; j < points.length; j++) {
-        if (REFERENCE_SIZES.has(points[j]!.bytes)) points[j] = measure(run, shape, points[j]!.bytes);
+  const pairs = (): Array<[number, number]> => {
+    const out: Array<[number, number]> = [];
+    for (let i = 0; i < points.length; i++) {
+      const small = points.findIndex((q) => q.bytes * 16 === points[i]!.bytes);
+      if (small !== -1) out.push([small, i]);
+      if (points[i]!.bytes > 64 * 1024) {
+        const mids = points.map((q, j) => [q, j] as const).filter(([q]) => REFERENCE_SIZES.has(q.bytes));
+        if (mids.length > 0) out.push([mids.reduce((a, b) => (perByte(b[0]) > perByte(a[0]) ? b : a))[1], i]);
       }
-      ref = reference();
-      ratio = perByte(points[i]!) / ref;
+    }
+    return out;
+  };
+  let worst = 0;
+  for (const [a, b] of pairs()) {
+    let ratio = perByte(points[b]!) / perByte(points[a]!);
+    if (ratio >= RATIO_LIMIT && points[b]!.ms <= STOP_AFTER_MS) {
+      // Too slow once: measure both again before blaming the parser.
+      points[a] = measure(run, shape, points[a]!.bytes);
+      points[b] = measure(run, shape, points[b]!.bytes);
+      ratio = perByte(points[b]!) / perByte(points[a]!);
     }
     worst = Math.max(worst, ratio);
   }
-  if (!Number.isFinite(ref) || points.length < 2) {
+  if (points.length < 2) {
     return { target: t.name, shape: shape.name, points, worstRatio: Infinity, ok: false, note: `${stopped}too few sizes measured` };
-  }
-  // A parser that is still slow at 64 KiB and stopped there has no size above the reference:
-  // judge its last step against the smallest size instead.
-  if (points.every((p) => p.bytes <= 64 * 1024)) {
-    const first = points[0]!;
-    const last = points[points.length - 1]!;
-    worst = perByte(last) / perByte(first);
   }
   const ok = worst < RATIO_LIMIT;
   return { target: t.name, shape: shape.name, points, worstRatio: worst, ok, note: `${stopped}worst ns/byte ratio ${worst.toFixed(2)} (limit ${RATIO_LIMIT})` };
