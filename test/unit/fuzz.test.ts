@@ -11,6 +11,7 @@ import { targets } from '../../fuzz/registry.js';
 import { checkScaling, formatScaling, SIZES } from '../../fuzz/scaling.js';
 import { cgiHeadTarget, decodeRecords, fastcgiRecordsTarget, parseCgi } from '../../fuzz/targets/fastcgi.js';
 import { decodeFrames, websocketClientTarget } from '../../fuzz/targets/websocket.js';
+import { decodeZmtp, zmtpTarget } from '../../fuzz/targets/zmtp.js';
 
 const SECONDS_PER_TARGET = 1.5;
 const CI_SIZES = SIZES.filter((s) => s <= 1024 * 1024);
@@ -50,9 +51,22 @@ test('every seed of the incremental decoders decodes the same when split at any 
     const whole = parseCgi([seedInput]);
     everySplit(seedInput, (pieces) => assert.equal(parseCgi(pieces), whole));
   }
+  for (const seedInput of zmtpTarget.seeds()) {
+    const whole = decodeZmtp([seedInput]);
+    everySplit(seedInput, (pieces) => assert.equal(decodeZmtp(pieces), whole));
+  }
   for (const seedInput of websocketClientTarget.seeds()) {
     const input = seedInput.subarray(0, 4096);
     const whole = decodeFrames([input], 'required');
     everySplit(input, (pieces) => assert.equal(decodeFrames(pieces, 'required'), whole));
+  }
+});
+
+test('ZMTP: a split stream reports a bad frame header as the whole one does (found by the fuzzer)', () => {
+  for (const b64 of ['AgAAAAAAAAABLGFhYWE=', 'AQFhAAFMb2NhdGlvbjogLy94DQo=']) {
+    const input = Buffer.from(b64, 'base64');
+    const whole = decodeZmtp([input]);
+    assert.match(whole, /error:/);
+    everySplit(input, (pieces) => assert.equal(decodeZmtp(pieces), whole));
   }
 });

@@ -1,0 +1,67 @@
+/** ZMTP 3 as m2gw speaks it to Mongrel2 (src/zmq/zmtp-codec.ts): frames and commands. */
+import { encodeReady, frameHeader, FrameDecoder, parseCommand, ZmtpError } from '../../src/zmq/zmtp-codec.js';
+import { bytePieces, FuzzFailure, randomPieces, type FuzzTarget } from '../core.js';
+import { rng } from '../mutate.js';
+import { mongrel2Requests } from '../fixtures.js';
+
+function frame(body: Buffer, more = false, command = false): Buffer {
+  return Buffer.concat([frameHeader(body.length, more, command), body]);
+}
+
+/** Frames (and parsed commands) as one string, so different splits can be compared. */
+export function decodeZmtp(pieces: readonly Buffer[]): string {
+  const d = new FrameDecoder();
+  const out: string[] = [];
+  try {
+    for (const p of pieces) {
+      d.push(p, (f) => {
+        out.push(`${f.command ? 'c' : 'm'}${f.more ? '+' : ''}:${f.body.toString('latin1')}`);
+        if (f.command) {
+          try {
+            out.push(`cmd:${parseCommand(f.body).name}`);
+          } catch (e) {
+            if (!(e instanceof ZmtpError)) throw e;
+            out.push('bad-command');
+          }
+        }
+      });
+    }
+  } catch (e) {
+    if (!(e instanceof ZmtpError)) throw e;
+    return out.join('\n') + `\nerror:${e.message}`;
+  }
+  return out.join('\n');
+}
+
+const splitRng = rng(13);
+
+export const zmtpTarget: FuzzTarget = {
+  name: 'zmtp-frames',
+  seeds: () => [
+    Buffer.concat([encodeReady('PULL'), ...mongrel2Requests('json').slice(0, 4).map((m) => frame(m))]),
+    frame(Buffer.alloc(300, 0x61)),
+    Buffer.concat([frame(Buffer.from('a'), true), frame(Buffer.from('b'))]),
+  ],
+  run(input) {
+    const whole = decodeZmtp([input]);
+    if (decodeZmtp(randomPieces(input, splitRng, 1 + splitRng.int(5))) !== whole) throw new FuzzFailure('random split decodes differently');
+    if (input.length <= 2048 && decodeZmtp(bytePieces(input)) !== whole) throw new FuzzFailure('1-byte pieces decode differently');
+  },
+  expected: [],
+  budgetMs: 10,
+  runShape(pieces) {
+    const d = new FrameDecoder();
+    for (const p of pieces as Buffer[]) d.push(p, () => {});
+  },
+  shapes: [
+    { name: 'many tiny frames', make: (n) => [Buffer.concat(Array<Buffer>(Math.floor(n / 3)).fill(frame(Buffer.from('x'))))] },
+    { name: 'one long frame in 7-byte pieces', make: (n) => slices(frame(Buffer.alloc(n, 1)), 7) },
+    { name: 'many short frames in 1-byte pieces', make: (n) => slices(Buffer.concat(Array<Buffer>(Math.floor(n / 12)).fill(frame(Buffer.alloc(10, 2)))), 1) },
+  ],
+};
+
+function slices(b: Buffer, size: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < b.length; i += size) out.push(b.subarray(i, i + size));
+  return out;
+}
