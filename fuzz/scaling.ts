@@ -18,7 +18,7 @@ export const RATIO_LIMIT = 4;
 const REFERENCE_SIZES = new Set([16 * 1024, 64 * 1024]);
 const NS_PER_BYTE_FLOOR = 1;
 const STOP_AFTER_MS = 1500;
-const MIN_SAMPLE_MS = 3;
+const MIN_SAMPLE_MS = 2;
 
 export interface ScalingPoint {
   readonly bytes: number;
@@ -65,7 +65,7 @@ function measure(run: (input: unknown) => void, shape: ScalingShape, bytes: numb
   const first = sample(run, input);
   const samples = [first];
   // One call past the stop time is enough evidence; more would only burn minutes.
-  const n = first > STOP_AFTER_MS ? 1 : bytes >= 1024 * 1024 ? 3 : 5;
+  const n = first > STOP_AFTER_MS ? 1 : 3;
   for (let i = 1; i < n; i++) samples.push(sample(run, input));
   const ms = median(samples);
   return { bytes, ms, nsPerByte: (ms * 1e6) / bytes };
@@ -86,7 +86,7 @@ function runnerFor(t: FuzzTarget): (input: unknown) => void {
 export function checkScaling(t: FuzzTarget, shape: ScalingShape, sizes: readonly number[] = SIZES): ScalingResult {
   const run = runnerFor(t);
   // Warm up the JIT on a mid size so the small sizes are not measured in the interpreter.
-  for (let i = 0; i < 3; i++) sample(run, shape.make(16 * 1024));
+  for (let i = 0; i < 2; i++) sample(run, shape.make(16 * 1024));
   const points: ScalingPoint[] = [];
   let stopped = '';
   for (const bytes of sizes) {

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-npx eslint src test bench
+npx eslint src test bench fuzz
 npm test
