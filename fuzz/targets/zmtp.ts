@@ -14,11 +14,11 @@ export function decodeZmtp(pieces: readonly Buffer[]): string {
   const out: string[] = [];
   try {
     for (const p of pieces) {
-      d.push(p, (f) => {
-        out.push(`${f.command ? 'c' : 'm'}${f.more ? '+' : ''}:${f.body.toString('latin1')}`);
-        if (f.command) {
+      d.push(p, (body, command, more) => {
+        out.push(`${command ? 'c' : 'm'}${more ? '+' : ''}:${body.toString('latin1')}`);
+        if (command) {
           try {
-            out.push(`cmd:${parseCommand(f.body).name}`);
+            out.push(`cmd:${parseCommand(body).name}`);
           } catch (e) {
             if (!(e instanceof ZmtpError)) throw e;
             out.push('bad-command');
