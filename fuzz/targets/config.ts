@@ -41,7 +41,10 @@ export const configTarget: FuzzTarget = {
     parseConfigText(input.toString('utf8'), '/etc/m2gw/gw.toml');
   },
   expected: [],
-  budgetMs: 15,
+  // Configs are read once, from the operator: ~1 µs per byte is fine, so inputs stay at most 16 KiB
+  // (real files are a few KiB) and the budget is 20 ms. The scaling shapes cover larger texts.
+  budgetMs: 20,
+  maxInputBytes: 16 * 1024,
   mutators: [dottedHeader],
   runShape: (text) => parseConfigText(text as string, '/etc/m2gw/gw.toml'),
   shapes: [

@@ -13,6 +13,8 @@ export interface KeyLines {
   lineOf(path: string): number | undefined;
   /** Line of this path or of its nearest written ancestor (a missing key → its table header). */
   lineFor(path: string): number | undefined;
+  /** The key or table name with the most dotted parts, and its line (0 parts in an empty file). */
+  readonly deepest: { readonly parts: number; readonly line: number };
 }
 
 /**
@@ -24,8 +26,10 @@ export const MAX_TRACKED_PATH = 512;
 export const MAX_TRACKED_DEPTH = 16;
 
 export function scanKeyLines(text: string): KeyLines {
-  const lines = new Scanner(text).run();
+  const scanner = new Scanner(text);
+  const lines = scanner.run();
   return {
+    deepest: scanner.deepest,
     lineOf: (p) => (p.length > MAX_TRACKED_PATH ? undefined : lines.get(p)),
     lineFor: (p) => {
       // Walk the ancestors from the end without slicing each one: a path with many dots in a
@@ -79,6 +83,7 @@ const SCALAR_END = new Set([' ', '\t', '\r', '\n', ',', ']', '}', '#']);
 class Scanner {
   private pos = 0;
   private readonly lines = new Map<string, number>();
+  deepest = { parts: 0, line: 0 };
   /** Arrays of tables seen so far, by indexed path, with their element count. */
   private readonly arrayCounts = new Map<string, number>();
   private readonly lineStarts: number[] = [0];
@@ -203,6 +208,7 @@ class Scanner {
   /** Dotted key segments up to (not including) '=' or ']'/']]'. */
   private keyPath(): string[] {
     const segs: string[] = [];
+    const at = this.pos;
     for (;;) {
       this.skipSpaces();
       const c = this.s[this.pos];
@@ -218,6 +224,7 @@ class Scanner {
       if (this.s[this.pos] !== '.') break;
       this.pos++;
     }
+    if (segs.length > this.deepest.parts) this.deepest = { parts: segs.length, line: this.lineAt(at) };
     return segs;
   }
 

@@ -21,17 +21,28 @@ export interface LoadResult {
   problems: ConfigProblem[];
 }
 
+/** Dotted parts in one key or table name, and nesting of inline tables and arrays: far above any real config. */
+export const MAX_KEY_PARTS = 64;
+
 /** `file` is only used to resolve relative paths and is recorded as Config.file; it is not read. */
 export function parseConfigText(text: string, file: string): LoadResult {
   const absFile = path.resolve(file);
+  // Key lines first: the scan is linear and lenient, and it lets a key path too deep for any real
+  // config be refused before the TOML parser builds one nested table per part (GC-heavy and
+  // superlinear in practice past ~64 KiB of `a.a.a…`).
+  const lines = scanKeyLines(text);
+  if (lines.deepest.parts > MAX_KEY_PARTS) {
+    const message = `a key or table name with ${lines.deepest.parts} dotted parts: at most ${MAX_KEY_PARTS}`;
+    return { config: null, problems: [{ key: '(toml)', line: lines.deepest.line, message, severity: 'error' }] };
+  }
   let doc: Record<string, unknown>;
   try {
-    doc = parse(text);
+    doc = parse(text, { maxDepth: MAX_KEY_PARTS });
   } catch (err) {
     return { config: null, problems: [syntaxProblem(err)] };
   }
 
-  const problems = new Problems(scanKeyLines(text));
+  const problems = new Problems(lines);
   const root = new TableReader(doc, '', { problems, baseDir: path.dirname(absFile) });
   const gateway = readGateway(root.table('gateway'));
   const admin = readAdmin(root.table('admin'));
