@@ -54,6 +54,8 @@ export const DEFAULT_KEEPALIVE_MS = 20_000;
 /** Where replies go (a HandlerSocket; anything with send() in tests). */
 export interface ReplySocket {
   send(frame: Buffer): void;
+  /** The same as send(Buffer.concat(parts)) without copying the body (HandlerSocket has it). */
+  sendParts?(parts: Buffer[]): void;
 }
 
 export interface FlushScheduler {
@@ -314,7 +316,8 @@ export class ClientConnection {
     }
     this.outBytes -= size;
     const frame = encodeReplyParts(this.replySender, [this.connId], parts);
-    this.socket.send(frame.length === 1 ? frame[0]! : Buffer.concat(frame));
+    if (this.socket.sendParts) this.socket.sendParts(frame);
+    else this.socket.send(frame.length === 1 ? frame[0]! : Buffer.concat(frame));
     this.lastSendAt = performance.now();
     return size;
   }

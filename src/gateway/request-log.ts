@@ -6,7 +6,7 @@
  * ended (answered, refused, failed, client gone); field names are the log schema
  * (`request_id`, `duration_ms`, …) that operators search by, so they change only on purpose.
  */
-import type { Logger } from '../log.js';
+import { logInfoFast, type Logger } from '../log.js';
 import type { Active } from './connections.js';
 import type { ResponseOutcome } from './response-writer.js';
 import type { WebSocketReport } from './websocket-session.js';
@@ -50,7 +50,8 @@ export class RequestLog {
   finished(active: Active, connKey: string, outcome: ResponseOutcome, durationMs: number): void {
     const upstream = active.route?.upstream.name ?? '-';
     if (this.accessLog) {
-      this.log.info('access', {
+      // logInfoFast: the same line as log.info, without winston's stream per line (log.ts).
+      logInfoFast(this.log, 'access', {
         type: 'access',
         request_id: active.id,
         method: active.method,
