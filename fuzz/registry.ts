@@ -9,10 +9,11 @@ import { cgiHeadTarget, fastcgiRecordsTarget, nameValuePairsTarget } from './tar
 import { ifNoneMatchTarget, rangeTarget, requestPathTarget } from './targets/http-fields.js';
 import { lenientJsonTarget, requestJsonTarget, requestTnetTarget, tnetstringTarget } from './targets/mongrel2.js';
 import { websocketClientTarget, websocketUpstreamTarget } from './targets/websocket.js';
-import { zmtpTarget } from './targets/zmtp.js';
+import { zmtpHandshakeTarget, zmtpTarget } from './targets/zmtp.js';
 
 export const targets: FuzzTarget[] = [
   zmtpTarget,
+  zmtpHandshakeTarget,
   tnetstringTarget,
   lenientJsonTarget,
   requestJsonTarget,
