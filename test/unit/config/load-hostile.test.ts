@@ -5,10 +5,16 @@ import { parseConfigText } from '../../../src/config/load.js';
 import { didYouMean } from '../../../src/config/problems.js';
 import { BASE, lineOf } from './helpers.js';
 
+/** CPU time of this process in ms: a loaded machine's waits do not count against the parser. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 function timed<T>(fn: () => T): { value: T; ms: number } {
-  const t0 = performance.now();
+  const t0 = cpuMs();
   const value = fn();
-  return { value, ms: performance.now() - t0 };
+  return { value, ms: cpuMs() - t0 };
 }
 
 test('a 64 KiB dotted table header loads in linear time (recording each prefix was quadratic)', () => {
@@ -54,9 +60,9 @@ test('did-you-mean still helps with real typos, and skips long keys', () => {
   assert.equal(didYouMean('max_conections', ['max_connections', 'pipeline']), 'max_connections');
   assert.equal(didYouMean('maxConnections', ['max_connections']), 'max_connections');
   assert.equal(didYouMean('x'.repeat(65), ['x'.repeat(65)]), null);
-  const t0 = performance.now();
+  const t0 = cpuMs();
   assert.equal(didYouMean('q'.repeat(1 << 20), ['max_connections', 'pipeline', 'queue_size']), null);
-  assert.ok(performance.now() - t0 < 200);
+  assert.ok(cpuMs() - t0 < 200);
 });
 
 test('10,000 routes naming a missing upstream among 10,000 upstreams: linear, few names listed', () => {
