@@ -163,7 +163,9 @@ describe('ZMTP faults: one typed problem, a new connection, nothing wrong delive
 
 describe('ZMTP heartbeats from a real libzmq', () => {
   test('a PUSH with ZMQ_HEARTBEAT_IVL/TIMEOUT keeps our PULL (we answer PING with PONG)', { timeout: 15_000 }, async () => {
-    const push = new zmq.Push({ linger: 0, heartbeatInterval: 50, heartbeatTimeToLive: 1_000, heartbeatTimeout: 200 });
+    // A timeout of 1 s: long enough that a loaded machine's event-loop stall does not miss a
+    // PONG, short enough that without PONGs libzmq drops us at least twice below.
+    const push = new zmq.Push({ linger: 0, heartbeatInterval: 100, heartbeatTimeToLive: 3_000, heartbeatTimeout: 1_000 });
     await push.bind('tcp://127.0.0.1:*');
     let downs = 0;
     let readies = 0;
@@ -180,7 +182,7 @@ describe('ZMTP heartbeats from a real libzmq', () => {
       await push.send('first');
       await waitFor(() => got.length === 1, 5_000, 10, 'first message');
       // Many heartbeat timeouts long: without PONGs libzmq would have dropped us by now.
-      await new Promise((r) => setTimeout(r, 1_500));
+      await new Promise((r) => setTimeout(r, 3_500));
       await push.send('second');
       await waitFor(() => got.length === 2, 5_000, 10, 'second message');
       assert.equal(downs, 0, 'connection never dropped');
