@@ -15,7 +15,11 @@ function findRepoRoot(): string {
 
 export const REPO_ROOT = findRepoRoot();
 /** The m2gw executable stub (needs a build: it loads dist/src/cli.js). */
-export const M2GW_BIN = path.join(REPO_ROOT, 'bin', 'm2gw');
+/**
+ * M2GW_BENCH_BIN measures another build with this same harness (e.g. a checkout of an earlier
+ * commit, for before/after figures whose anchors are measured by the same code).
+ */
+export const M2GW_BIN = process.env['M2GW_BENCH_BIN'] ?? path.join(REPO_ROOT, 'bin', 'm2gw');
 /** Compiled bench scripts live beside this file's compiled form (dist/bench/). */
 export const BENCH_DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** PHP scripts for the FastCGI scenario (source tree: PHP is not compiled). */
