@@ -8,23 +8,23 @@
  * async-upload protocol (uploads.ts), access log and metrics hooks (request-log.ts).
  */
 import type { Config } from '../config/schema.js';
-import { ClientGoneError, FrameError, M2gwError, asM2gwError } from '../errors.js';
+import { ClientGoneError, FrameError, M2gwError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { WarningThrottle } from '../log-throttle.js';
 import { recordLimitHit } from '../metrics/limit-hits.js';
 import { simpleResponse } from '../mongrel2/http-head.js';
 import { encodeClose, encodeReply } from '../mongrel2/reply.js';
 import { classify, parseRequest, type Mongrel2Request } from '../mongrel2/request.js';
-import { RequestAbort, bodyLength, type RequestBody, type Upstream, type UpstreamRequest } from '../upstream/upstream.js';
+import { RequestAbort, bodyLength, forwardTo, type RequestBody, type Upstream } from '../upstream/upstream.js';
 import { HandlerSocket } from '../zmq/handler-socket.js';
 import type { ClientConnection } from './client-connection.js';
 import { ConnectionTable, discardBodyFile, type Active, type ConnState, type HandlerRuntime, type Pending } from './connections.js';
 import { MAX_CONNECTION_STATES } from './limits.js';
 import { Pipeline } from './pipeline.js';
-import { clientHeaders, readRequestLine, requestIdFor } from './request-builder.js';
+import { readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
 import { RequestLog, type GatewayHooks } from './request-log.js';
 import { ResponseWriter, type ResponseOutcome } from './response-writer.js';
-import { Router, dotDotSegment, upstreamPath } from './router.js';
+import { Router, dotDotSegment } from './router.js';
 import { HandlerWatch } from './handler-watch.js';
 import { StreamedUploads } from './streamed-upload.js';
 import { Uploads } from './uploads.js';
@@ -297,30 +297,7 @@ export class Gateway {
     if (length > route.maxBodyBytes) {
       return writer.onResponseError(new M2gwError('M2GW_BODY_TOO_LARGE', `request body of ${length} bytes exceeds max_body ${route.maxBodyBytes}`, 'route'));
     }
-    const upstreamReq: UpstreamRequest = {
-      id,
-      method: line.method,
-      path: upstreamPath(route, line.path),
-      query: line.query,
-      hasQuery: line.hasQuery,
-      originalUri: line.uri,
-      routePrefix: route.prefix,
-      httpVersion: line.version,
-      headers: clientHeaders(req.headers),
-      host: line.host,
-      hostHeader: line.hostHeader,
-      remoteAddr: line.remoteAddr,
-      scheme: line.scheme,
-      serverPort: line.port ?? (line.scheme === 'https' ? 443 : 80),
-      body,
-      preserveHost: route.preserveHost,
-      signal: abort,
-    };
-    try {
-      route.upstream.forward(upstreamReq, writer);
-    } catch (err) {
-      writer.onResponseError(asM2gwError(err, 'connect'));
-    }
+    forwardTo(route.upstream, upstreamRequestFor(id, line.method, route, line, req.headers, body, abort), writer);
   }
 
   private finish(state: ConnState, active: Active, outcome: ResponseOutcome): void {

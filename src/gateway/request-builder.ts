@@ -4,7 +4,8 @@
  * headers as lists; this flattens that into ordered name/value pairs.
  */
 import { headerFirst, type HeaderValue, type Mongrel2Request } from '../mongrel2/request.js';
-import type { HeaderList } from '../upstream/upstream.js';
+import type { HeaderList, RequestBody, RequestSignal, UpstreamRequest } from '../upstream/upstream.js';
+import { upstreamPath, type Route } from './router.js';
 
 /** Request headers that describe the client hop only, or that Mongrel2 already acted on. */
 const DROP = new Set([
@@ -137,4 +138,38 @@ export function requestIdFor(headers: Readonly<Record<string, HeaderValue>>): st
   if (incoming !== undefined && SAFE_ID.test(incoming)) return incoming;
   counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
   return `${prefix}-${counter.toString(36)}`;
+}
+
+/**
+ * The UpstreamRequest for a routed request, HTTP or WebSocket handshake alike, so both say the
+ * same to the upstream about path, headers and client (one object literal: one hidden class).
+ */
+export function upstreamRequestFor(
+  id: string,
+  method: string,
+  route: Route,
+  line: RequestLine,
+  headers: Readonly<Record<string, HeaderValue>>,
+  body: RequestBody | null,
+  signal: RequestSignal,
+): UpstreamRequest {
+  return {
+    id,
+    method,
+    path: upstreamPath(route, line.path),
+    query: line.query,
+    hasQuery: line.hasQuery,
+    originalUri: line.uri,
+    routePrefix: route.prefix,
+    httpVersion: line.version,
+    headers: clientHeaders(headers),
+    host: line.host,
+    hostHeader: line.hostHeader,
+    remoteAddr: line.remoteAddr,
+    scheme: line.scheme,
+    serverPort: line.port ?? (line.scheme === 'https' ? 443 : 80),
+    body,
+    preserveHost: route.preserveHost,
+    signal,
+  };
 }

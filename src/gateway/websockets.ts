@@ -11,15 +11,15 @@
  */
 import type { Config } from '../config/schema.js';
 import { DEFAULTS } from '../config/schema.js';
-import { M2gwError, asM2gwError } from '../errors.js';
+import { M2gwError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { headerFirst, type Mongrel2Request } from '../mongrel2/request.js';
-import { RequestAbort } from '../upstream/upstream.js';
+import { RequestAbort, forwardTo } from '../upstream/upstream.js';
 import { isValidClientKey } from '../websocket/frame.js';
 import type { ConnState } from './connections.js';
-import { clientHeaders, readRequestLine, requestIdFor } from './request-builder.js';
+import { readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
 import type { GatewayHooks } from './request-log.js';
-import { upstreamPath, type Router } from './router.js';
+import type { Router } from './router.js';
 import { upgradeRequest } from './websocket-handshake.js';
 import { WebSocketSession, type WebSocketLimits, type WebSocketReport } from './websocket-session.js';
 
@@ -99,28 +99,7 @@ export class WebSockets {
     }
     if (refusal !== null || !route) return session.refuse(refusal ?? new M2gwError('M2GW_INTERNAL', 'no route', 'route'));
 
-    const upstreamReq = upgradeRequest({
-      id: requestId,
-      path: upstreamPath(route, line.path),
-      query: line.query,
-      hasQuery: line.hasQuery,
-      originalUri: line.uri,
-      routePrefix: route.prefix,
-      httpVersion: line.version,
-      headers: clientHeaders(req.headers),
-      host: line.host,
-      hostHeader: line.hostHeader,
-      remoteAddr: line.remoteAddr,
-      scheme: line.scheme,
-      serverPort: line.port ?? (line.scheme === 'https' ? 443 : 80),
-      preserveHost: route.preserveHost,
-      signal: abort,
-    });
-    try {
-      route.upstream.forward(upstreamReq, session);
-    } catch (err) {
-      session.onResponseError(asM2gwError(err, 'connect'));
-    }
+    forwardTo(route.upstream, upgradeRequest(upstreamRequestFor(requestId, 'GET', route, line, req.headers, null, abort)), session);
   }
 
   /** A client message (METHOD WEBSOCKET). False when no WebSocket is open on that connection. */

@@ -4,7 +4,7 @@
  * receives the response through a ResponseSink shaped like undici's dispatch handler.
  */
 import type { Duplex } from 'node:stream';
-import type { M2gwError } from '../errors.js';
+import { asM2gwError, type M2gwError } from '../errors.js';
 
 /** Header name/value pairs, in order; a repeated header appears once per value. */
 export type HeaderList = Array<[name: string, value: string]>;
@@ -184,4 +184,13 @@ export interface Upstream {
   close(): Promise<void>;
   /** Abort everything now. Idempotent. */
   destroy(): Promise<void>;
+}
+
+/** upstream.forward(), with a throw (a broken contract) answered through the sink instead of lost. */
+export function forwardTo(upstream: Upstream, req: UpstreamRequest, sink: ResponseSink): void {
+  try {
+    upstream.forward(req, sink);
+  } catch (err) {
+    sink.onResponseError(asM2gwError(err, 'connect'));
+  }
 }
