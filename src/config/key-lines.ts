@@ -15,6 +15,8 @@ export interface KeyLines {
   lineFor(path: string): number | undefined;
   /** The key or table name with the most dotted parts, and its line (0 parts in an empty file). */
   readonly deepest: { readonly parts: number; readonly line: number };
+  /** Line of the first array or inline table nested deeper than MAX_TRACKED_NESTING, or null. */
+  readonly nestedTooDeep: number | null;
 }
 
 /**
@@ -24,12 +26,15 @@ export interface KeyLines {
  */
 export const MAX_TRACKED_PATH = 512;
 export const MAX_TRACKED_DEPTH = 16;
+/** Inline tables/arrays nested deeper than this are not followed (and count as too deep a key). */
+export const MAX_TRACKED_NESTING = 64;
 
 export function scanKeyLines(text: string): KeyLines {
   const scanner = new Scanner(text);
   const lines = scanner.run();
   return {
     deepest: scanner.deepest,
+    nestedTooDeep: scanner.nestedTooDeep,
     lineOf: (p) => (p.length > MAX_TRACKED_PATH ? undefined : lines.get(p)),
     lineFor: (p) => {
       // Walk the ancestors from the end without slicing each one: a path with many dots in a
@@ -84,6 +89,10 @@ class Scanner {
   private pos = 0;
   private readonly lines = new Map<string, number>();
   deepest = { parts: 0, line: 0 };
+  /** Inline tables and arrays open around the current position. */
+  private nesting = 0;
+  /** Line of the first array/inline table nested deeper than MAX_TRACKED_NESTING. */
+  nestedTooDeep: number | null = null;
   /** Arrays of tables seen so far, by indexed path, with their element count. */
   private readonly arrayCounts = new Map<string, number>();
   private readonly lineStarts: number[] = [0];
@@ -159,9 +168,26 @@ class Scanner {
   private value(path: string): void {
     this.skipSpaces();
     const c = this.s[this.pos];
-    if (c === '{') this.inlineTable(path);
-    else if (c === '[') this.array(path);
-    else if (c === '"' || c === "'") this.string();
+    if ((c === '{' || c === '[') && this.nesting >= MAX_TRACKED_NESTING) {
+      // Deeper than any config: note it (the loader refuses the file) and do not recurse, so
+      // `a = [[[[…` cannot overflow the stack. The scan carries on leniently from here.
+      this.nestedTooDeep ??= this.lineAt(this.pos);
+      this.pos++;
+      return;
+    }
+    this.nesting++;
+    try {
+      if (c === '{') this.inlineTable(path);
+      else if (c === '[') this.array(path);
+      else this.scalar();
+    } finally {
+      this.nesting--;
+    }
+  }
+
+  private scalar(): void {
+    const c = this.s[this.pos];
+    if (c === '"' || c === "'") this.string();
     else while (this.pos < this.s.length && !SCALAR_END.has(this.s[this.pos] ?? '')) this.pos++;
   }
 

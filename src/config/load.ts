@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import type { Config } from './schema.js';
-import { scanKeyLines } from './key-lines.js';
+import { MAX_TRACKED_NESTING, scanKeyLines } from './key-lines.js';
 import { Problems } from './problems.js';
 import { readAdmin } from './read-admin.js';
 import { readGateway, readHandlers, readLog, readRoutes } from './read-sections.js';
@@ -34,6 +34,10 @@ export function parseConfigText(text: string, file: string): LoadResult {
   if (lines.deepest.parts > MAX_KEY_PARTS) {
     const message = `a key or table name with ${lines.deepest.parts} dotted parts: at most ${MAX_KEY_PARTS}`;
     return { config: null, problems: [{ key: '(toml)', line: lines.deepest.line, message, severity: 'error' }] };
+  }
+  if (lines.nestedTooDeep !== null) {
+    const message = `arrays or inline tables nested more than ${MAX_TRACKED_NESTING} deep`;
+    return { config: null, problems: [{ key: '(toml)', line: lines.nestedTooDeep, message, severity: 'error' }] };
   }
   let doc: Record<string, unknown>;
   try {

@@ -90,3 +90,15 @@ test('recv_ident must be a token Mongrel2 parses at the start of a reply', () =>
     assert.equal(p.line, lineOf(text, 'recv_ident'));
   }
 });
+
+test('arrays and inline tables nested 20,000 deep are a problem, not a stack overflow (found by the fuzzer)', () => {
+  for (const value of ['['.repeat(20_000) + ']'.repeat(20_000), '{b='.repeat(20_000) + '1' + '}'.repeat(20_000), '['.repeat(20_000)]) {
+    const text = BASE + `[gateway]\ndeep_x = ${value}\n`;
+    const r = parseConfigText(text, 'gw.toml');
+    assert.equal(r.config, null);
+    assert.deepEqual(r.problems, [{ key: '(toml)', line: lineOf(text, 'deep_x = '), message: 'arrays or inline tables nested more than 64 deep', severity: 'error' }]);
+  }
+  // 64 deep is still read (and then refused by the schema as usual).
+  const ok = parseConfigText(BASE + `[gateway]\nx = ${'['.repeat(64)}${']'.repeat(64)}\n`, 'gw.toml');
+  assert.ok(ok.problems.some((p) => p.key === 'gateway.x'), JSON.stringify(ok.problems));
+});
