@@ -233,7 +233,10 @@ strip_prefix = true
       const one = 'GET /app/slow/5 HTTP/1.1\r\nHost: x\r\n\r\n';
       const out = (await rawRequest(chain.m2.port, one.repeat(10_000), { timeoutMs: 60_000 })).toString('latin1');
       const statuses = [...out.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
-      assert.ok(statuses.length <= MAX_PIPELINED_PER_CONNECTION + 2, `${statuses.length} answers`);
+      // How many are served before the queue overflows depends on how fast the slow upstream
+      // drains it while Mongrel2 is still delivering (a loaded machine serves more); without
+      // the cap all 10,000 would be queued and answered 200.
+      assert.ok(statuses.length >= MAX_PIPELINED_PER_CONNECTION && statuses.length < 2_000, `${statuses.length} answers`);
       assert.equal(statuses.at(-1), '503');
       assert.ok(statuses.slice(0, -1).every((s) => s === '200'));
       assert.ok(limitHitCount('pipeline_queue') > hits);
