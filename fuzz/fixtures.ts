@@ -1,9 +1,19 @@
 /** Captured fixtures the fuzzers start from (test/fixtures/mongrel2, test/fixtures/fastcgi, config/). */
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from '../test/unit/fixtures.js';
+import { fileURLToPath } from 'node:url';
 
-export { repoRoot };
+function findRepoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+}
+
+export const repoRoot: string = findRepoRoot();
 
 /** Contents of the files in `dir` (repo-relative) whose names pass `filter`, in name order. */
 export function filesIn(dir: string, filter: (name: string) => boolean = () => true): Buffer[] {
