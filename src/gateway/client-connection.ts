@@ -56,6 +56,8 @@ export interface ReplySocket {
   send(frame: Buffer): void;
   /** The same as send(Buffer.concat(parts)) without copying the body (HandlerSocket has it). */
   sendParts?(parts: Buffer[]): void;
+  /** Write what is queued now instead of at the socket's own end-of-turn flush (HandlerSocket has it). */
+  flushNow?(): void;
 }
 
 export interface FlushScheduler {

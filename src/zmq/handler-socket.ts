@@ -183,6 +183,11 @@ export class HandlerSocket {
     }
   }
 
+  /** Write what is queued now (the gateway calls it at the end of its flush: no second turn). */
+  flushNow(): void {
+    if (this.queue.length > 0) this.flush();
+  }
+
   /** Stop reading requests (drain): the PULL disconnects, replies keep flowing. */
   async stopReceiving(): Promise<void> {
     await this.pull?.close();
