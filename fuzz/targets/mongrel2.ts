@@ -2,7 +2,7 @@
 import { FrameError } from '../../src/errors.js';
 import { parseLenientJson } from '../../src/mongrel2/lenient-json.js';
 import { encodeReply, parseReply } from '../../src/mongrel2/reply.js';
-import { classify, parseRequest, peekRoutingKey } from '../../src/mongrel2/request.js';
+import { classify, parseRequest, peekCredits, peekRoutingKey } from '../../src/mongrel2/request.js';
 import { encodeTNetstring, parseTNetstring } from '../../src/mongrel2/tnetstring.js';
 import { FuzzFailure, type FuzzTarget } from '../core.js';
 import type { Rng } from '../mutate.js';
@@ -164,5 +164,41 @@ export const lenientJsonTarget: FuzzTarget = {
     { name: 'long number', make: (n) => Buffer.from('1'.repeat(n)) },
     { name: 'many whitespace', make: (n) => Buffer.from(`[${' '.repeat(n)}1]`) },
     { name: 'string of \\u escapes', make: (n) => Buffer.from(`"${'\\u00e9'.repeat(Math.floor(n / 6))}"`) },
+  ],
+};
+
+/**
+ * The gateway's credits fast path against the general path: whatever peekCredits accepts,
+ * parseRequest + classify must accept as the same credits for the same connection.
+ */
+function checkCreditsFastPath(msg: Buffer): void {
+  const fast = peekCredits(msg);
+  if (fast === null) return;
+  let req;
+  try {
+    req = parseRequest(msg);
+  } catch (e) {
+    throw new FuzzFailure(`peekCredits accepted what parseRequest refuses: ${String(e)}`);
+  }
+  const kind = classify(req);
+  if (kind.kind !== 'credits' || kind.credits !== fast.credits || req.connId !== fast.connId) {
+    throw new FuzzFailure(`peekCredits says ${JSON.stringify(fast)}, the general path ${JSON.stringify({ connId: req.connId, kind })}`);
+  }
+}
+
+function creditsMessage(credits: string, connId = '7', sender = '0b9a6b7e-6c35-4b6c-9a3c-000000000001'): Buffer {
+  const h = `{"METHOD":"JSON","DOWNLOAD_CREDITS":"${credits}"}`;
+  return Buffer.from(`${sender} ${connId} @* ${h.length}:${h},18:{"type":"credits"},`, 'latin1');
+}
+
+export const creditsFastPathTarget: FuzzTarget = {
+  name: 'credits-fast-path',
+  seeds: () => [creditsMessage('116'), creditsMessage('102400', '123456'), creditsMessage('0'), ...mongrel2Requests('json').slice(0, 4)],
+  run: checkCreditsFastPath,
+  expected: [],
+  shapes: [
+    { name: 'long sender', make: (n) => creditsMessage('1', '7', 's'.repeat(n)) },
+    { name: 'long credits digits', make: (n) => creditsMessage('9'.repeat(n)) },
+    { name: 'long connection id', make: (n) => creditsMessage('1', '1'.repeat(n)) },
   ],
 };

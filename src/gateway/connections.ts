@@ -122,6 +122,13 @@ export class ConnectionTable implements FlushScheduler {
     return this.conns.get(key);
   }
 
+  /** Mongrel2 wrote `bytes` to this connection's client; false if we hold no such connection. */
+  credit(key: string, bytes: number): boolean {
+    const state = this.conns.get(key);
+    state?.conn.credit(bytes);
+    return state !== undefined;
+  }
+
   values(): IterableIterator<ConnState> {
     return this.conns.values();
   }

@@ -14,7 +14,7 @@ import { WarningThrottle } from '../log-throttle.js';
 import { recordLimitHit } from '../metrics/limit-hits.js';
 import { simpleResponse } from '../mongrel2/http-head.js';
 import { encodeClose, encodeReply } from '../mongrel2/reply.js';
-import { classify, parseRequest, type Mongrel2Request } from '../mongrel2/request.js';
+import { classify, parseRequest, peekCredits, type Mongrel2Request } from '../mongrel2/request.js';
 import { RequestAbort, bodyLength, forwardTo, type RequestBody, type Upstream } from '../upstream/upstream.js';
 import { HandlerSocket } from '../zmq/handler-socket.js';
 import type { ClientConnection } from './client-connection.js';
@@ -166,6 +166,8 @@ export class Gateway {
       this.log.warn('message for unknown handler index', { handlerIndex });
       return;
     }
+    const credits = peekCredits(msg); // most of what Mongrel2 sends with flow control on: no parse
+    if (credits !== null) return this.credit(handler, credits.connId, credits.credits);
     let req: Mongrel2Request;
     try {
       req = parseRequest(msg);
@@ -203,12 +205,8 @@ export class Gateway {
         this.websockets.disconnect(key);
         if (!this.onDisconnect(key)) handler.watch.orphanControl('disconnect', req.connId);
         return;
-      case 'credits': {
-        const state = this.conns.get(key);
-        if (state) state.conn.credit(kind.credits);
-        else handler.watch.orphanControl('credits', req.connId);
-        return;
-      }
+      case 'credits':
+        return this.credit(handler, req.connId, kind.credits);
       case 'http':
         this.pipeline.enqueue(this.conns.stateFor(handler, req, key), { req, bodyFile: null, refusal: null });
         return;
@@ -234,6 +232,10 @@ export class Gateway {
         this.log.debug('ignored Mongrel2 control message', { conn: req.connId, type: kind.type });
         return;
     }
+  }
+
+  private credit(handler: HandlerRuntime, connId: string, bytes: number): void {
+    if (!this.conns.credit(`${handler.index}:${connId}`, bytes)) handler.watch.orphanControl('credits', connId);
   }
 
   /** Route one request and forward it upstream (or answer it here); called by the pipeline when it is its turn. */

@@ -73,6 +73,69 @@ function routingEnd(msg: Buffer): number {
   return p;
 }
 
+/**
+ * Mongrel2's credits message, in the one form 1.12 writes it for a JSON handler:
+ *   SENDER SP CONN_ID SP "@*" SP LEN:{"METHOD":"JSON","DOWNLOAD_CREDITS":"N"},18:{"type":"credits"},
+ * With download.flow_control on, one arrives for every write Mongrel2 makes to a client
+ * (dozens per 1 MiB response), so it is recognised byte for byte here instead of being
+ * parsed as a request: the gateway's cost per credits message drops from a full parse
+ * (two JSON documents) to a comparison.
+ *
+ * Returns null for anything else, including every variation of this form that the general
+ * path would also accept (other key order, spaces, tnetstring): those take parseRequest and
+ * classify, which then give the same answer. Never throws: a malformed message is null too,
+ * and the general path reports it. The result is exactly what parseRequest + classify give
+ * (a unit test and the fuzz target `credits-fast-path` hold it to that).
+ */
+export function peekCredits(msg: Buffer): { connId: string; credits: number } | null {
+  const len = msg.length;
+  // The shortest possible form: "s 1 @* 44:{...1...},18:{...},".
+  if (len < CREDITS_HEAD.length + CREDITS_TAIL.length + 10) return null;
+  // Cheapest rejection first: every credits message ends with the same 22 bytes.
+  if (!msg.subarray(len - CREDITS_TAIL.length).equals(CREDITS_TAIL)) return null;
+  let sp2: number;
+  try {
+    sp2 = routingEnd(msg);
+  } catch {
+    return null;
+  }
+  let p = sp2 + 1;
+  if (msg[p] !== 0x40 || msg[p + 1] !== 0x2a || msg[p + 2] !== SPACE) return null; // "@* "
+  p += 3;
+  // The header netstring's length: 1-3 digits, no leading zero.
+  const lenStart = p;
+  let hlen = 0;
+  while (p < len && p - lenStart < 4) {
+    const c = msg[p]!;
+    if (c < 0x30 || c > 0x39) break;
+    hlen = hlen * 10 + (c - 0x30);
+    p++;
+  }
+  if (p === lenStart || p - lenStart > 3 || (msg[lenStart] === 0x30 && p - lenStart > 1) || msg[p] !== 0x3a) return null;
+  p++;
+  const hstart = p;
+  if (!msg.subarray(p, p + CREDITS_HEAD.length).equals(CREDITS_HEAD)) return null;
+  p += CREDITS_HEAD.length;
+  const digitsStart = p;
+  let credits = 0;
+  while (p < len) {
+    const c = msg[p]!;
+    if (c < 0x30 || c > 0x39) break;
+    credits = credits * 10 + (c - 0x30);
+    p++;
+  }
+  const digits = p - digitsStart;
+  // DIGITS_RE's bound (1 to 15 digits), so the number is the same one Number() would give.
+  if (digits < 1 || digits > 15) return null;
+  if (msg[p] !== 0x22 || msg[p + 1] !== 0x7d) return null; // "}
+  p += 2;
+  if (p - hstart !== hlen || p + CREDITS_TAIL.length !== len) return null;
+  return { connId: msg.toString('latin1', msg.indexOf(SPACE) + 1, sp2), credits };
+}
+
+const CREDITS_HEAD = Buffer.from('{"METHOD":"JSON","DOWNLOAD_CREDITS":"', 'latin1');
+const CREDITS_TAIL = Buffer.from(',18:{"type":"credits"},', 'latin1');
+
 export function parseRequest(msg: Buffer): Mongrel2Request {
   const sp2 = routingEnd(msg);
   const sp1 = msg.indexOf(SPACE);

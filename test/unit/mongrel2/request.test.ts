@@ -5,6 +5,7 @@ import {
   classify,
   headerFirst,
   parseRequest,
+  peekCredits,
   peekRoutingKey,
   uploadPathMatches,
   type HeaderValue,
@@ -237,4 +238,63 @@ test('uploadPathMatches accepts mkstemp names for the template only', () => {
     assert.equal(uploadPathMatches(t, bad), false, bad);
   }
   assert.equal(uploadPathMatches('/tmp/upload.', '/tmp/upload.'), false, 'template without XXXXXX');
+});
+
+// ---- the credits fast path (peekCredits) ------------------------------------------------
+
+function credits(value: string, connId = '7', sender = '0b9a6b7e-6c35-4b6c-9a3c-000000000001', hlenDelta = 0): Buffer {
+  const h = `{"METHOD":"JSON","DOWNLOAD_CREDITS":"${value}"}`;
+  return Buffer.from(`${sender} ${connId} @* ${h.length + hlenDelta}:${h},18:{"type":"credits"},`, 'latin1');
+}
+
+test('peekCredits: the captured credits message, and the general path agrees', () => {
+  const msg = fixture('download-credits.json-protocol.bin');
+  assert.deepEqual(peekCredits(msg), { connId: '1', credits: 58 });
+  const req = parseRequest(msg);
+  assert.deepEqual(classify(req), { kind: 'credits', credits: 58 });
+});
+
+test('peekCredits: counts from 0 to 15 digits, any connection id', () => {
+  for (const [value, connId] of [['0', '0'], ['116', '12'], ['102400', '9999999'], ['999999999999999', '1']] as const) {
+    const msg = credits(value, connId);
+    assert.deepEqual(peekCredits(msg), { connId, credits: Number(value) });
+    assert.deepEqual(classify(parseRequest(msg)), { kind: 'credits', credits: Number(value) });
+  }
+});
+
+test('peekCredits: anything but the exact form is left to the general path (null, never a throw)', () => {
+  const base = credits('116').toString('latin1');
+  const variants = [
+    credits('1234567890123456'), // 16 digits: past DIGITS_RE
+    credits(''), // no digits
+    credits('1a'),
+    credits('116', '7', '0b9a', 1), // netstring length off by one
+    credits('116', '7', '0b9a', -1),
+    credits('116', '7a'), // bad connection id
+    credits('116', '7', ''), // empty sender
+    Buffer.from(base.replace('@* ', '/x ')), // not a control path
+    Buffer.from(base.replace('"METHOD":"JSON","DOWNLOAD_CREDITS"', '"DOWNLOAD_CREDITS":"1","METHOD"')),
+    Buffer.from(base.replace('{"type":"credits"}', '{"type":"disconnect"}')),
+    Buffer.from(base + ' '), // trailing byte
+    Buffer.from(base.slice(0, -1)), // truncated
+    Buffer.from(base.replace(' 42:', ' 042:')),
+    fixture('disconnect.json-protocol.bin'),
+    fixture('get-query.json-protocol.bin'),
+    Buffer.alloc(0),
+  ];
+  for (const v of variants) assert.equal(peekCredits(v), null, v.toString('latin1'));
+});
+
+test('peekCredits: every single-byte change of a credits message is null or what the general path says', () => {
+  const msg = credits('116', '42');
+  for (let i = 0; i < msg.length; i++) {
+    for (const b of [0x00, 0x20, 0x22, 0x2c, 0x30, 0x31, 0x39, 0x3a, 0x40, 0x7b, 0x7d, 0xff]) {
+      const m = Buffer.from(msg);
+      m[i] = b;
+      const fast = peekCredits(m);
+      if (fast === null) continue;
+      const req = parseRequest(m);
+      assert.deepEqual({ connId: req.connId, kind: classify(req) }, { connId: fast.connId, kind: { kind: 'credits', credits: fast.credits } }, m.toString('latin1'));
+    }
+  }
 });
