@@ -37,6 +37,18 @@ const CONGESTED_BYTES = 8 * 1024 * 1024;
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 
+/**
+ * V8 flags for workers, before the supervisor's own (a flag given to `node` by the operator
+ * comes later and wins). A worker streaming large bodies allocates ~1 MiB of Buffers per
+ * response; V8 counts that external memory and, with its default small old-generation
+ * budget (~16 MiB here), ran a full mark-compact every 20-50 ms (--trace-gc: 5-9 ms each,
+ * a quarter of the worker's CPU on 1 MiB responses). Starting the budget at 64 MiB made
+ * those rare: 1 MiB responses cost the worker ~20 % less CPU (bench/README.md), hello
+ * requests the same, idle RSS the same (the budget is a limit, not an allocation), and
+ * RSS still flat while a 256 MiB body streams.
+ */
+const WORKER_V8_FLAGS = ['--initial-old-space-size=64'];
+
 export class WorkerHandle implements MessageTarget {
   readonly id: number;
   generation = 0;
@@ -61,6 +73,7 @@ export class WorkerHandle implements MessageTarget {
     this.id = id;
     this.events = events;
     this.child = fork(entry, [], {
+      execArgv: [...WORKER_V8_FLAGS, ...process.execArgv],
       stdio: ['inherit', 'inherit', 'inherit', 'ipc', 'pipe'],
       env: { ...process.env, M2GW_WORKER_ID: String(id) },
     });
