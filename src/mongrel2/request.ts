@@ -77,7 +77,7 @@ function routingEnd(msg: Buffer): number {
  * Mongrel2's credits message, in the one form 1.12 writes it for a JSON handler:
  *   SENDER SP CONN_ID SP "@*" SP LEN:{"METHOD":"JSON","DOWNLOAD_CREDITS":"N"},18:{"type":"credits"},
  * With download.flow_control on, one arrives for every write Mongrel2 makes to a client
- * (dozens per 1 MiB response), so it is recognised byte for byte here instead of being
+ * (about ten per 1 MiB response), so it is recognised byte for byte here instead of being
  * parsed as a request: the gateway's cost per credits message drops from a full parse
  * (two JSON documents) to a comparison.
  *
