@@ -41,27 +41,28 @@ export function jsonLine(info: Info): string {
   let out = '{';
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]!;
-    const v = info[key];
-    let text: string;
-    switch (typeof v) {
-      case 'string':
-        text = quote(v);
-        break;
-      case 'number':
-        text = Number.isFinite(v) ? String(v) : 'null';
-        break;
-      case 'boolean':
-        text = v ? 'true' : 'false';
-        break;
-      case 'undefined':
-        continue;
-      default:
-        if (v !== null) return (fullJson.transform(info, {}) as Info)[MESSAGE] as string;
-        text = 'null';
-    }
+    const text = plainJson(info[key]);
+    if (text === undefined) continue;
+    if (text === null) return (fullJson.transform(info, {}) as Info)[MESSAGE] as string;
     out += (out.length === 1 ? '' : ',') + quotedKey(key) + text;
   }
   return out + '}';
+}
+
+/** A value's JSON text as JSON.stringify writes it in an object; undefined: the key is left out; null: not a flat value. */
+function plainJson(v: unknown): string | undefined | null {
+  switch (typeof v) {
+    case 'string':
+      return quote(v);
+    case 'number':
+      return Number.isFinite(v) ? String(v) : 'null';
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'undefined':
+      return undefined;
+    default:
+      return v === null ? 'null' : null;
+  }
 }
 
 /** The last record shape and its keys in order: access lines repeat one or two shapes. */
@@ -291,8 +292,7 @@ function isoNow(): string {
 
 /**
  * jsonLine({...meta, ...fields, level: 'info', message, timestamp}) without building that
- * record, or null when a value is not a plain string, finite number or boolean (the
- * general path then decides how it is written).
+ * record, or null when a value is not flat (the general path then writes it as jsonLine does).
  */
 function flatLine(meta: Record<string, unknown> | undefined, fields: AccessFields, message: string): string | null {
   const shape = shapeFor(meta, fields);
@@ -317,12 +317,9 @@ function flatLine(meta: Record<string, unknown> | undefined, fields: AccessField
         v = isoNow();
         break;
     }
-    let text: string;
-    if (typeof v === 'string') text = quote(v);
-    else if (typeof v === 'number' && Number.isFinite(v)) text = String(v);
-    else if (typeof v === 'boolean') text = v ? 'true' : 'false';
-    else if (v === undefined) continue;
-    else return null;
+    const text = plainJson(v);
+    if (text === undefined) continue;
+    if (text === null) return null;
     out += (out.length === 1 ? '' : ',') + k.quoted + text;
   }
   return out + '}';

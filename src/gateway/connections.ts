@@ -239,8 +239,7 @@ export class ConnectionTable implements FlushScheduler {
     this.flushPending = false;
     const conns = [...this.dirty];
     this.dirty.clear();
-    let socket: ReplySocket | null = null;
-    let more: Set<ReplySocket> | null = null;
+    const sockets = new Set<ReplySocket>();
     for (const c of conns) {
       try {
         c.flush();
@@ -249,14 +248,12 @@ export class ConnectionTable implements FlushScheduler {
         // (nor, thrown from a setImmediate, the process): that connection alone is given up.
         this.onFlushError(c, err);
       }
-      if (socket === null) socket = c.socket;
-      else if (c.socket !== socket) (more ??= new Set()).add(c.socket);
+      sockets.add(c.socket);
     }
     // The replies leave now, in this turn's one write per handler socket. Left to the
     // socket's own setImmediate they would wait a whole event-loop iteration (a setImmediate
     // queued while immediates run goes to the next one): latency, and one more wake-up for
     // Mongrel2 per batch.
-    socket?.flushNow?.();
-    if (more) for (const s of more) s.flushNow?.();
+    for (const s of sockets) s.flushNow?.();
   };
 }

@@ -131,16 +131,6 @@ export class Gateway {
     return this.handlers.map((h) => h.watch.flowControl);
   }
 
-  /** Per handler: why its socket looks shared with another gateway, or null. */
-  sharedSockets(): Array<string | null> {
-    return this.handlers.map((h) => h.watch.shared);
-  }
-
-  /** Control messages for connections this process never saw, all handlers. */
-  get orphanControls(): number {
-    return this.handlers.reduce((n, h) => n + h.watch.orphans, 0);
-  }
-
   /** True when every handler socket has Mongrel2's subscription (replies can flow). */
   get connected(): boolean {
     return this.handlers.every((h) => h.socket.isSubscribed);

@@ -3,21 +3,11 @@
  * shared/mongrel2/fixtures into test/fixtures/mongrel2 so a clone needs nothing beside it. The
  * repo root is found from this file (src or dist alike) rather than hard-coded.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../../fuzz/fixtures.js';
 
-function findRepoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
-
-export const repoRoot: string = findRepoRoot();
+export { repoRoot };
 export const mongrel2FixturesDir: string = path.join(repoRoot, 'test/fixtures/mongrel2');
 
 /** Raw bytes of one Mongrel2 fixture, e.g. fixture('get-query.json-protocol.bin'). */
