@@ -30,6 +30,8 @@ export interface HandlerReport {
   readonly sharedSocket: string | null;
   /** Control messages for connections this m2gw never saw. */
   readonly orphanControls: number;
+  /** The worker that reads this PULL itself (process/pull-lending.ts), or null: the supervisor does. */
+  readonly pullLentTo: number | null;
   /** Removed by a reload, finishing its connections before it disconnects. */
   readonly removing?: boolean;
 }
@@ -123,7 +125,8 @@ export function formatStatus(r: StatusReport): string {
   lines.push('');
   lines.push('handlers:');
   for (const h of r.handlers) {
-    lines.push(`  ${h.sendSpec} / ${h.recvSpec}  pull ${h.pullConnected ? 'connected' : 'DISCONNECTED'}  pub ${h.subscribed ? 'subscribed' : 'NOT SUBSCRIBED'}`);
+    const pull = h.pullConnected ? `connected${h.pullLentTo !== null ? ` (read by worker ${h.pullLentTo})` : ''}` : 'DISCONNECTED';
+    lines.push(`  ${h.sendSpec} / ${h.recvSpec}  pull ${pull}  pub ${h.subscribed ? 'subscribed' : 'NOT SUBSCRIBED'}`);
     if (h.flowControl === false) {
       lines.push('    download.flow_control is OFF in Mongrel2 (no DOWNLOAD_CREDITS): slow clients cost memory; set "download.flow_control": 1');
     }

@@ -131,6 +131,16 @@ export class Gateway {
     return this.handlers.map((h) => h.watch.flowControl);
   }
 
+  /** This process still has state for the connection (a request, a WebSocket, or kept alive). */
+  holds(key: string): boolean {
+    return this.conns.get(key) !== undefined || this.websockets.keys().includes(key);
+  }
+
+  /** A handler's socket by id (a worker reads the supervisor's lent PULL through it). */
+  socketOf(handlerId: number): HandlerSocket | undefined {
+    return this.handlerById.get(handlerId)?.socket;
+  }
+
   /** True when every handler socket has Mongrel2's subscription (replies can flow). */
   get connected(): boolean {
     return this.handlers.every((h) => h.socket.isSubscribed);
@@ -184,8 +194,7 @@ export class Gateway {
     const kind = classify(req);
     const key = `${handler.index}:${req.connId}`;
     if (this.conns.size >= MAX_CONNECTION_STATES && kind.kind !== 'disconnect' && kind.kind !== 'credits' && this.conns.get(key) === undefined) {
-      // Only a peer inventing conn ids gets here (Mongrel2 bounds its connections): answer
-      // without keeping any state for it.
+      // Only a peer inventing conn ids gets here (Mongrel2 bounds its connections): keep no state.
       recordLimitHit('connection_states');
       this.replyAndClose(handler, req, 503);
       return;

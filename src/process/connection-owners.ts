@@ -174,25 +174,21 @@ export class ConnectionOwners {
   }
 
   deliver(handlerIndex: number, msg: Buffer): void {
-    let sender: string;
-    let connId: string;
+    let r: Route;
     try {
-      ({ sender, connId } = peekRoutingKey(msg));
+      r = routeOf(msg);
     } catch (err) {
       this.events.badFrame(handlerIndex, msg, err);
       return;
     }
+    const { sender, connId } = r;
     if (this.senders.get(handlerIndex) !== sender) this.senders.set(handlerIndex, sender);
     const key = connKey(handlerIndex, connId);
     const owner = this.owners.get(key);
-    // Control messages (disconnect, credits) have the path "@*".
-    const p = sender.length + connId.length + 2;
-    const control = msg[p] === 0x40 && msg[p + 1] === 0x2a && msg[p + 2] === 0x20;
     if (owner) {
       this.send(owner.slot, handlerIndex, msg);
       owner.lastSeq = owner.slot.sent;
-      // Most control messages are credits (one per write with flow control): parse only candidates.
-      if (control && msg.indexOf(DISCONNECT, p) !== -1 && isDisconnect(msg)) this.unown(key, owner);
+      if (isDisconnectMessage(msg, r)) this.unown(key, owner);
       return;
     }
     if (this.parkedKeys.has(key)) {
@@ -200,11 +196,14 @@ export class ConnectionOwners {
       return;
     }
     // Credits or a disconnect for a connection nobody holds: nothing is waiting for it.
-    if (control) {
-      this.events.orphanControl?.(handlerIndex, connId, msg.indexOf(DISCONNECT, p) !== -1 ? 'disconnect' : 'credits');
+    if (r.control) {
+      this.events.orphanControl?.(handlerIndex, connId, orphanKindOf(msg, r));
       return;
     }
-    if (!this.windows.has(handlerIndex)) this.learnWindow(handlerIndex, msg);
+    if (!this.windows.has(handlerIndex)) {
+      const window = creditWindowOf(msg);
+      if (window > 0) this.windows.set(handlerIndex, window);
+    }
     this.events.newConnection?.(handlerIndex, this.windows.has(handlerIndex));
     if (this.refusedHandlers.has(handlerIndex)) {
       this.events.refuse(handlerIndex, sender, connId);
@@ -223,6 +222,39 @@ export class ConnectionOwners {
     }
     this.parked.push({ handlerIndex, key, msg });
     this.parkedKeys.add(key);
+  }
+
+  /**
+   * A worker reading a lent PULL took a new connection (pull-lending.ts): mirror what
+   * deliver() would have learnt and decided. The entry is [key, sender, DOWNLOAD_CREDITS or 0].
+   */
+  applyOpened(id: number, entries: ReadonlyArray<readonly [string, string, number]>): void {
+    const slot = this.slots.get(id);
+    if (!slot) return;
+    for (const [key, sender, window] of entries) {
+      const h = handlerOfKey(key);
+      if (this.senders.get(h) !== sender) this.senders.set(h, sender);
+      if (window > 0 && !this.windows.has(h)) this.windows.set(h, window);
+      this.events.newConnection?.(h, this.windows.has(h));
+      const prev = this.owners.get(key);
+      if (prev) prev.slot.owned.delete(key);
+      this.owners.set(key, { slot, lastSeq: slot.sent });
+      slot.owned.add(key);
+    }
+  }
+
+  /** A worker reading a lent PULL got control messages for connections it does not own. */
+  applyOrphans(entries: ReadonlyArray<readonly [string, 'credits' | 'disconnect']>): void {
+    for (const [key, kind] of entries) {
+      if (this.owners.has(key)) continue;
+      this.events.orphanControl?.(handlerOfKey(key), key.slice(key.indexOf(':') + 1), kind);
+    }
+  }
+
+  /** The keys of one handler a worker owns (handed over with a lent PULL). */
+  ownedOn(id: number, handlerId: number): string[] {
+    const prefix = `${handlerId}:`;
+    return [...(this.slots.get(id)?.owned ?? [])].filter((k) => k.startsWith(prefix));
   }
 
   /** The worker closed these connections; each entry is [key, seen at close]. */
@@ -250,18 +282,6 @@ export class ConnectionOwners {
     return slot.owned.size;
   }
 
-  private learnWindow(handlerIndex: number, msg: Buffer): void {
-    // Header names from clients are lower-cased by Mongrel2: only Mongrel2 writes this one.
-    if (msg.indexOf(CREDITS_KEY) === -1) return;
-    try {
-      const v = headerFirst(parseRequest(msg).headers, 'DOWNLOAD_CREDITS');
-      const n = v === undefined ? NaN : Number(v);
-      if (Number.isSafeInteger(n) && n > 0) this.windows.set(handlerIndex, n);
-    } catch {
-      // the worker will report the bad frame
-    }
-  }
-
   private send(slot: Slot, handlerIndex: number, msg: Buffer): void {
     slot.sent++;
     slot.target.deliver(handlerIndex, msg);
@@ -270,10 +290,7 @@ export class ConnectionOwners {
   private unown(key: string, owner: Owner): void {
     this.owners.delete(key);
     owner.slot.owned.delete(key);
-    if (this.events.forgot) {
-      const colon = key.indexOf(':');
-      this.events.forgot(Number(key.slice(0, colon)), key.slice(colon + 1));
-    }
+    this.events.forgot?.(handlerOfKey(key), key.slice(key.indexOf(':') + 1));
   }
 
   /** Fewest connections among accepting workers; ties rotate so equal workers share. */
@@ -306,6 +323,49 @@ export class ConnectionOwners {
 
 const DISCONNECT = Buffer.from('disconnect');
 const CREDITS_KEY = Buffer.from('DOWNLOAD_CREDITS');
+
+/** What routing needs of a message (shared with a worker reading a lent PULL: pull-borrower.ts). */
+export interface Route {
+  readonly sender: string;
+  readonly connId: string;
+  /** A control message (disconnect, credits): the path "@*". */
+  readonly control: boolean;
+  /** Where the path starts. */
+  readonly pathAt: number;
+}
+
+/** Throws FrameError for a message without a valid sender and connection id. */
+export function routeOf(msg: Buffer): Route {
+  const { sender, connId } = peekRoutingKey(msg);
+  const p = sender.length + connId.length + 2;
+  return { sender, connId, control: msg[p] === 0x40 && msg[p + 1] === 0x2a && msg[p + 2] === 0x20, pathAt: p };
+}
+
+/** A disconnect: ownership ends. Most control messages are credits (one per write with flow control): parse only candidates. */
+export function isDisconnectMessage(msg: Buffer, r: Route): boolean {
+  return r.control && msg.indexOf(DISCONNECT, r.pathAt) !== -1 && isDisconnect(msg);
+}
+
+export function orphanKindOf(msg: Buffer, r: Route): 'credits' | 'disconnect' {
+  return msg.indexOf(DISCONNECT, r.pathAt) !== -1 ? 'disconnect' : 'credits';
+}
+
+/** The DOWNLOAD_CREDITS a connection's first request carries (download.flow_control on), else 0. */
+export function creditWindowOf(msg: Buffer): number {
+  // Header names from clients are lower-cased by Mongrel2: only Mongrel2 writes this one.
+  if (msg.indexOf(CREDITS_KEY) === -1) return 0;
+  try {
+    const v = headerFirst(parseRequest(msg).headers, 'DOWNLOAD_CREDITS');
+    const n = v === undefined ? NaN : Number(v);
+    return Number.isSafeInteger(n) && n > 0 ? n : 0;
+  } catch {
+    return 0; // the worker will report the bad frame
+  }
+}
+
+function handlerOfKey(key: string): number {
+  return Number(key.slice(0, key.indexOf(':')));
+}
 
 function isDisconnect(msg: Buffer): boolean {
   try {

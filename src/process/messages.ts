@@ -6,6 +6,9 @@
  */
 import type { UpstreamHealth } from '../upstream/upstream.js';
 
+/** Control messages for a connection nobody holds (gateway/handler-watch.ts). */
+export type OrphanKind = 'credits' | 'disconnect';
+
 export type QueryKind = 'status' | 'metrics';
 
 /** Supervisor → worker. */
@@ -22,6 +25,20 @@ export type ToWorker =
       readonly creditWindows: ReadonlyArray<number | null>;
     }
   | { readonly t: 'query'; readonly qid: number; readonly what: QueryKind }
+  /**
+   * The handler's PULL socket travels with this message (pull-lending.ts). `seq`: data
+   * messages sent before it (read the PULL only after those); `rest`: base64 bytes read
+   * past the last whole frame; `owned`: the keys of this handler the worker owns.
+   */
+  | {
+      readonly t: 'lend-pull';
+      readonly handler: number;
+      readonly seq: number;
+      readonly rest: string;
+      readonly inMultipart: boolean;
+      readonly owned: readonly string[];
+    }
+  | { readonly t: 'return-pull'; readonly handler: number }
   | { readonly t: 'retire' }
   | { readonly t: 'reopen-logs' };
 
@@ -47,11 +64,19 @@ export type FromWorker =
   | { readonly t: 'closed'; readonly entries: ReadonlyArray<readonly [string, number]> }
   /** While retiring: the connections that must stay with this worker. */
   | { readonly t: 'busy'; readonly keys: readonly string[]; readonly seen: number }
+  /** While a PULL is lent: connections its messages opened (key, Mongrel2's sender, DOWNLOAD_CREDITS or 0). */
+  | { readonly t: 'opened'; readonly entries: ReadonlyArray<readonly [string, string, number]> }
+  /** While a PULL is lent: control messages for connections the worker does not own. */
+  | { readonly t: 'orphans'; readonly entries: ReadonlyArray<readonly [string, OrphanKind]> }
+  /** The lent PULL, given back (the socket travels with it; absent if it had closed). */
+  | { readonly t: 'pull-returned'; readonly handler: number; readonly rest: string; readonly inMultipart: boolean }
+  /** The lent PULL closed (Mongrel2 went away). */
+  | { readonly t: 'pull-down'; readonly handler: number }
   /** Counters and histograms at exit, so totals survive the worker. */
   | { readonly t: 'final-metrics'; readonly metrics: unknown };
 
-const WORKER_TAGS = new Set(['loaded', 'ready', 'failed', 'reply', 'closed', 'busy', 'final-metrics']);
-const SUPERVISOR_TAGS = new Set(['init', 'query', 'retire', 'reopen-logs']);
+const WORKER_TAGS = new Set(['loaded', 'ready', 'failed', 'reply', 'closed', 'busy', 'opened', 'orphans', 'pull-returned', 'pull-down', 'final-metrics']);
+const SUPERVISOR_TAGS = new Set(['init', 'query', 'retire', 'reopen-logs', 'lend-pull', 'return-pull']);
 
 function tagOf(v: unknown): string | null {
   if (typeof v !== 'object' || v === null) return null;

@@ -8,7 +8,9 @@
  *     keep-alive connections move to the new generation as soon as they are idle.
  * Reports are coalesced to one IPC message per event-loop turn.
  */
-import type { FromWorker } from './messages.js';
+import type { FromWorker, OrphanKind } from './messages.js';
+
+type Report = Extract<FromWorker, { t: 'closed' | 'opened' | 'orphans' }>;
 
 export interface ReporterDeps {
   seen(): number;
@@ -20,7 +22,8 @@ export interface ReporterDeps {
 const RETIRE_POLL_MS = 25;
 
 export class OwnershipReporter {
-  private closedEntries: Array<[string, number]> = [];
+  /** Ownership reports of this turn, in order: consecutive ones of a kind share a message. */
+  private reports: Report[] = [];
   private scheduled = false;
   private retiring = false;
   private busyDue = false;
@@ -33,8 +36,29 @@ export class OwnershipReporter {
   /** The gateway sent the close message for this connection. */
   closed(key: string): void {
     if (this.stopped) return;
-    this.closedEntries.push([key, this.deps.seen()]);
+    this.add('closed', [key, this.deps.seen()]);
     if (this.retiring) this.busyDue = true;
+  }
+
+  /** A lent PULL brought a connection's first message (pull-lending.ts). */
+  opened(key: string, sender: string, window: number): void {
+    if (!this.stopped) this.add('opened', [key, sender, window]);
+  }
+
+  /** A lent PULL brought a control message for a connection this worker does not own. */
+  orphan(key: string, kind: OrphanKind): void {
+    if (!this.stopped) this.add('orphans', [key, kind]);
+  }
+
+  /** Send what is queued now (before giving a lent PULL back: reports must arrive first). */
+  flushNow(): void {
+    this.flush(false);
+  }
+
+  private add<T extends Report['t']>(t: T, entry: Extract<Report, { t: T }>['entries'][number]): void {
+    const last = this.reports[this.reports.length - 1];
+    if (last?.t === t) (last.entries as unknown[]).push(entry);
+    else this.reports.push({ t, entries: [entry] } as Report);
     this.schedule();
   }
 
@@ -71,11 +95,9 @@ export class OwnershipReporter {
   private flush(onlyIfChanged: boolean): void {
     this.scheduled = false;
     if (this.stopped) return;
-    if (this.closedEntries.length > 0) {
-      const entries = this.closedEntries;
-      this.closedEntries = [];
-      this.deps.send({ t: 'closed', entries });
-    }
+    const reports = this.reports;
+    this.reports = [];
+    for (const r of reports) this.deps.send(r);
     if (!this.busyDue) return;
     this.busyDue = false;
     const keys = this.deps.busy();

@@ -11,6 +11,7 @@ import type { UpstreamHealth } from '../upstream/upstream.js';
 import { VERSION } from '../version.js';
 import type { ConnectionOwners } from './connection-owners.js';
 import type { LiveHandlers } from './live-handlers.js';
+import type { PullLending } from './pull-lending.js';
 import type { WorkerStatus } from './messages.js';
 import type { WorkerHandle } from './worker-handle.js';
 import type { WorkerPool } from './worker-pool.js';
@@ -32,6 +33,7 @@ export interface SupervisorView {
   readonly pool: WorkerPool;
   readonly workers: ReadonlyMap<number, WorkerHandle>;
   readonly metrics: SupervisorMetrics;
+  readonly lending: PullLending;
 }
 
 export class SupervisorStatus implements AdminProvider {
@@ -66,6 +68,7 @@ export class SupervisorStatus implements AdminProvider {
         sendSpec: h.config.sendSpec,
         recvSpec: h.config.recvSpec,
         pullConnected: h.socket.isPulling,
+        pullLentTo: sup.lending.holderOf(h.id),
         subscribed: h.socket.isSubscribed,
         flowControl: h.watch.flowControl,
         sharedSocket: h.watch.shared,

@@ -15,7 +15,7 @@
  */
 import type { Config } from '../config/schema.js';
 import { statusOf } from '../errors.js';
-import { createLogger, reopenLogFiles, type Logger } from '../log.js';
+import { createLogger, type Logger } from '../log.js';
 import { WarningThrottle } from '../log-throttle.js';
 import { SupervisorMetrics } from '../metrics/supervisor-metrics.js';
 import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
@@ -26,6 +26,8 @@ import { removePidFile, writePidFile } from './pid-file.js';
 import { readReloadConfig } from './reload-config.js';
 import { RestartPolicy } from './restart-policy.js';
 import { monotonicUsec, sdNotify } from './sd-notify.js';
+import { installSignals } from './supervisor-signals.js';
+import { PullLending } from './pull-lending.js';
 import { SupervisorReplies } from './supervisor-replies.js';
 import { SupervisorStatus } from './supervisor-status.js';
 import type { WorkerHandle } from './worker-handle.js';
@@ -50,6 +52,8 @@ export class Supervisor {
   /** The Mongrel2 handlers, by id (live-handlers.ts): a reload may add and remove them. */
   readonly handlers: LiveHandlers;
   readonly metrics: SupervisorMetrics;
+  /** With one worker, it reads the handlers' PULLs itself (pull-lending.ts). */
+  readonly lending: PullLending;
   reloadCount = 0;
   lastReload: ReloadResult | null = null;
   restartCount = 0;
@@ -65,7 +69,8 @@ export class Supervisor {
   private exiting = false;
   /** The STOPPING=1 notification: sent before exiting. */
   private notified: Promise<void> = Promise.resolve();
-  private congested = 0;
+  /** Workers that stopped keeping up with their data channel (PULLs paused meanwhile). */
+  congested = 0;
   private readonly pidFile: string | null;
 
   constructor(
@@ -106,6 +111,7 @@ export class Supervisor {
       orphanControls: () => Object.fromEntries(this.handlers.list().map((h) => [h.config.sendSpec, h.watch.orphans])),
     });
     this.pool = new WorkerPool(file, this.poolEvents(), (ids) => this.owners.creditWindows(ids));
+    this.lending = new PullLending(this);
   }
 
   get workers(): ReadonlyMap<number, WorkerHandle> {
@@ -113,7 +119,7 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
-    this.installSignals();
+    installSignals(this);
     if (this.pidFile) writePidFile(this.pidFile);
     await this.startAdmin(this.config);
     const n = workerCount(this.config);
@@ -137,19 +143,9 @@ export class Supervisor {
     }
     if (this.state !== 'starting') return;
     this.state = 'running';
+    this.lending.start();
     this.log.info('m2gw ready', { workers: n, handlers: this.handlers.current.length, routes: this.config.routes.length });
     void sdNotify({ READY: '1', STATUS: `serving with ${n} worker(s)` }, (e) => this.log.warn(e));
-  }
-
-  private installSignals(): void {
-    process.on('SIGHUP', () => void this.reload());
-    process.on('SIGTERM', () => void this.shutdown('SIGTERM'));
-    process.on('SIGINT', () => void this.shutdown('SIGINT'));
-    process.on('SIGUSR1', () => {
-      reopenLogFiles(this.log);
-      for (const w of this.workers.values()) w.reopenLogs();
-      this.log.info('log files reopened', { workers: this.workers.size });
-    });
   }
 
   private async startAdmin(config: Config): Promise<void> {
@@ -184,6 +180,8 @@ export class Supervisor {
         this.maybeFinishRetiring(w);
       },
       onFinalMetrics: (_w, json) => void this.metrics.addRetired(json),
+      onLentReport: (w, m) => this.lending.onReport(w, m),
+      onPullBack: (w, handler, pull) => this.lending.onPullBack(w, handler, pull),
       onCongested: (_w, congested) => {
         this.congested += congested ? 1 : -1;
         if (congested && this.congested === 1) this.handlers.pauseAll();
@@ -193,6 +191,7 @@ export class Supervisor {
   }
 
   private onWorkerExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null, starting: boolean): void {
+    this.lending.onWorkerExit(w);
     const keys = this.owners.remove(w.id);
     const closed = keys.length > 0 ? this.replies.close(keys) : 0;
     const info = { worker: w.id, pid: w.pid, generation: w.generation, code, signal, connections_closed: closed };
@@ -271,6 +270,8 @@ export class Supervisor {
     } catch (err) {
       return this.reloadDone('failed', `new workers did not start (${String(err)}); keeping the running ones`);
     }
+    // The supervisor routes every message again before the switch (pull-lending.ts).
+    await this.lending.reclaimAll();
     if (this.state !== 'reloading') {
       for (const w of fresh) w.stop(0);
       return;
@@ -295,6 +296,7 @@ export class Supervisor {
     }
     this.reloadCount++;
     this.reloadDone('ok', `generation ${generation} with ${n} worker(s); ${old.length} retiring`);
+    this.lending.check();
   }
 
   private reloadDone(result: ReloadResult['result'], message: string): void {
@@ -342,6 +344,7 @@ export class Supervisor {
     const timeout = this.config.gateway.drainTimeoutMs;
     this.log.info('draining', { signal, workers: this.workers.size, timeout_ms: timeout });
     this.notified = sdNotify({ STOPPING: '1' }, (e) => this.log.warn(e));
+    await this.lending.stop();
     this.owners.refuseNew();
     for (const w of this.workers.values()) {
       w.expectedExit = true;

@@ -3,11 +3,12 @@
  * a socketpair) and its IPC channel (queries, reports).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { ChannelWriter } from './channel.js';
 import type { MessageTarget } from './connection-owners.js';
 import { isFromWorker, type FromWorker, type QueryKind, type ToWorker } from './messages.js';
+import type { LentPull } from '../zmq/zmtp-connection.js';
 
 /** 'spare': forked with its modules loaded, waiting for a config (see WorkerPool.spawn). */
 export type WorkerState = 'spare' | 'starting' | 'active' | 'retiring' | 'stopping' | 'exited';
@@ -30,6 +31,10 @@ export interface WorkerEvents {
   onFinalMetrics(w: WorkerHandle, metrics: unknown): void;
   /** The worker stopped keeping up (true) or caught up (false). */
   onCongested(w: WorkerHandle, congested: boolean): void;
+  /** Reports about a lent PULL (pull-lending.ts). */
+  onLentReport(w: WorkerHandle, m: Extract<FromWorker, { t: 'opened' | 'orphans' }>): void;
+  /** The lent PULL came back (null: it had closed), or closed in the worker (pull-down). */
+  onPullBack(w: WorkerHandle, handler: number, pull: LentPull | null): void;
 }
 
 /** Above this many unread bytes the supervisor stops pulling from Mongrel2 until the worker catches up. */
@@ -83,8 +88,8 @@ export class WorkerHandle implements MessageTarget {
     // EPIPE when the worker died: the exit handler deals with it.
     this.socket.on('error', () => undefined);
     this.channel = new ChannelWriter(this.socket);
-    this.child.on('message', (m: unknown) => {
-      if (isFromWorker(m)) this.onMessage(m);
+    this.child.on('message', (m: unknown, handle: unknown) => {
+      if (isFromWorker(m)) this.onMessage(m, handle instanceof Socket ? handle : null);
     });
     this.child.on('error', () => undefined);
     this.loaded = new Promise((resolve) => (this.resolveLoaded = resolve));
@@ -146,6 +151,22 @@ export class WorkerHandle implements MessageTarget {
     this.send({ t: 'retire' });
   }
 
+  /**
+   * Lend a handler's PULL (pull-lending.ts): the socket goes with the message and is gone
+   * from this process. False if the worker cannot take it (the caller keeps the socket).
+   */
+  lendPull(handler: number, pull: LentPull, seq: number, owned: readonly string[]): boolean {
+    if (!this.alive || !this.child.connected) return false;
+    const msg: ToWorker = { t: 'lend-pull', handler, seq, rest: pull.rest.toString('base64'), inMultipart: pull.inMultipart, owned };
+    // A failed send shows as the worker's exit, which ends the lending.
+    this.child.send(msg, pull.socket, { keepOpen: false }, () => undefined);
+    return true;
+  }
+
+  returnPull(handler: number): void {
+    this.send({ t: 'return-pull', handler });
+  }
+
   reopenLogs(): void {
     this.send({ t: 'reopen-logs' });
   }
@@ -178,7 +199,7 @@ export class WorkerHandle implements MessageTarget {
     });
   }
 
-  private onMessage(m: FromWorker): void {
+  private onMessage(m: FromWorker, socket: Socket | null): void {
     switch (m.t) {
       case 'loaded':
         this.resolveLoaded(true);
@@ -206,6 +227,16 @@ export class WorkerHandle implements MessageTarget {
         return;
       case 'final-metrics':
         this.events.onFinalMetrics(this, m.metrics);
+        return;
+      case 'opened':
+      case 'orphans':
+        this.events.onLentReport(this, m);
+        return;
+      case 'pull-returned':
+        this.events.onPullBack(this, m.handler, socket ? { socket, rest: Buffer.from(m.rest, 'base64'), inMultipart: m.inMultipart } : null);
+        return;
+      case 'pull-down':
+        this.events.onPullBack(this, m.handler, null);
         return;
     }
   }

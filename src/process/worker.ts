@@ -19,6 +19,7 @@ import type { Upstream } from '../upstream/upstream.js';
 import { ChannelDecoder } from './channel.js';
 import { connKey, isToWorker, type FromWorker, type ToWorker, type WorkerStatus } from './messages.js';
 import { OwnershipReporter } from './ownership-reporter.js';
+import { PullBorrower } from './pull-borrower.js';
 
 /** The fd of the data channel (stdio index 4 of the fork). */
 const CHANNEL_FD = 4;
@@ -54,9 +55,9 @@ function waitForInit(): Promise<Init> {
   });
 }
 
-function send(msg: FromWorker, cb?: () => void): void {
+function send(msg: FromWorker, cb?: () => void, socket?: net.Socket): void {
   if (process.connected && process.send) {
-    process.send(msg, undefined, {}, () => cb?.());
+    process.send(msg, socket, {}, () => cb?.());
   } else {
     cb?.();
   }
@@ -68,6 +69,7 @@ class Worker {
   private readonly gateway: Gateway;
   private readonly metrics: ProcessMetrics;
   private readonly reporter: OwnershipReporter;
+  private readonly borrower: PullBorrower;
   /** Data messages taken from the channel so far (the supervisor counts the same). */
   private seen = 0;
   private stopping = false;
@@ -109,14 +111,30 @@ class Worker {
           mh.onWebSocketEnded?.(report);
           this.reporter.changed();
         },
-        onConnectionClosed: (handlerIndex, connId) => this.reporter.closed(connKey(handlerIndex, connId)),
+        onConnectionClosed: (handlerIndex, connId) => {
+          const key = connKey(handlerIndex, connId);
+          this.borrower.closed(handlerIndex, key);
+          this.reporter.closed(key);
+        },
       },
+    });
+    this.borrower = new PullBorrower({
+      gateway: this.gateway,
+      reporter: this.reporter,
+      seen: () => this.seen,
+      send: (m, socket) => send(m, undefined, socket),
     });
   }
 
   async start(): Promise<void> {
-    process.on('message', (m: unknown) => {
-      if (isToWorker(m)) void this.onControl(m);
+    process.on('message', (m: unknown, handle: unknown) => {
+      if (!isToWorker(m)) return;
+      if (m.t === 'lend-pull') {
+        if (handle instanceof net.Socket) this.borrower.lend(m, handle);
+        else send({ t: 'pull-down', handler: m.handler });
+        return;
+      }
+      void this.onControl(m);
     });
     process.on('disconnect', () => {
       this.log.warn('supervisor gone: draining');
@@ -155,6 +173,7 @@ class Worker {
           void this.stop(r.timeoutMs, true);
         }
       }
+      this.borrower.poll();
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
@@ -180,7 +199,11 @@ class Worker {
       case 'reopen-logs':
         reopenLogFiles(this.log);
         return;
+      case 'return-pull':
+        this.borrower.giveBack(m.handler);
+        return;
       case 'init':
+      case 'lend-pull':
         return;
     }
   }

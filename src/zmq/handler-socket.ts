@@ -25,7 +25,7 @@
  *   bounded by its credits; without it, by nothing (as before: zeromq.js's noDrop also
  *   held every reply in memory once libzmq's 10,000-message HWM was full).
  */
-import { ZmtpConnection } from './zmtp-connection.js';
+import { ZmtpConnection, type LentPull } from './zmtp-connection.js';
 import { frameHeaderBytes, writeFrameHeader } from './zmtp-codec.js';
 
 export interface HandlerSocketOptions {
@@ -145,6 +145,60 @@ export class HandlerSocket {
   /** The PULL is connected to Mongrel2's send_spec (false in publishOnly mode). */
   get isPulling(): boolean {
     return this.pull?.isReady ?? false;
+  }
+
+  /** The PULL is lent to a worker (process/pull-lending.ts). */
+  get isPullLent(): boolean {
+    return this.pull?.isLent ?? false;
+  }
+
+  /** Lend the PULL to a worker (process/pull-lending.ts): only while connected and reading. */
+  lendPull(): LentPull | null {
+    if (this.closed || !this.pull || this.pauseReasons.size > 0) return null;
+    return this.pull.lend();
+  }
+
+  /** The lent PULL came back: read it again from where the worker stopped. */
+  takeBackPull(lent: LentPull): void {
+    if (this.closed || !this.pull?.isLent) {
+      lent.socket.destroy();
+      return;
+    }
+    this.pull.adopt(lent);
+  }
+
+  /** The worker holding the PULL lost it (it died, or Mongrel2 closed it): connect a new one. */
+  pullLendingLost(): void {
+    this.pull?.lendingLost();
+  }
+
+  /** Worker side: read a PULL lent by the supervisor; pausing applies to it as to an own PULL. */
+  borrowPull(lent: LentPull, onMessage: MessageListener, onDown: () => void): void {
+    const pull = ZmtpConnection.borrowed(
+      this.options.sendSpec,
+      'PULL',
+      {
+        ready: () => undefined,
+        message: (msg) => {
+          if (!this.closed) onMessage(msg);
+        },
+        down: () => {
+          if (this.pull === pull) this.pull = null;
+          onDown();
+        },
+        problem: (err) => this.onPubError(err),
+      },
+      lent,
+    );
+    this.pull = pull;
+    if (this.pauseReasons.size > 0) pull.pause();
+  }
+
+  /** Worker side: give the lent PULL back (what was read is delivered first). Null if it is gone. */
+  returnPull(): LentPull | null {
+    const pull = this.pull;
+    this.pull = null;
+    return pull?.lend() ?? null;
   }
 
   /** Bytes waiting to be sent (backpressure signal). */

@@ -212,6 +212,15 @@ export class FrameDecoder {
     return this.buffered;
   }
 
+  /** Give up the bytes held back (a connection handed to another decoder); this decoder is empty after. */
+  takeRest(): Buffer {
+    const rest = this.buffered === 0 ? Buffer.alloc(0) : Buffer.concat(this.chunks, this.buffered);
+    this.chunks = [];
+    this.buffered = 0;
+    this.need = 0;
+    return rest;
+  }
+
   /** Size of the head frame with its header, or 0 while the header is incomplete. */
   private headNeed(): number {
     if (this.buffered < 2) return 0;

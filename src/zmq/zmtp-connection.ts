@@ -65,7 +65,19 @@ export interface ZmtpConnectionOptions {
   readonly handshakeTimeoutMs?: number;
 }
 
-type State = 'connecting' | 'greeting' | 'handshake' | 'ready';
+/**
+ * A ready PULL connection handed to another process (process/pull-lending.ts says why):
+ * the socket, stopped at a frame boundary of what was read, the bytes read past that
+ * boundary, and whether those bytes continue a multipart message.
+ */
+export interface LentPull {
+  readonly socket: net.Socket;
+  readonly rest: Buffer;
+  readonly inMultipart: boolean;
+}
+
+/** 'lent': the ready socket is held by another process (lend() / adopt()). */
+type State = 'connecting' | 'greeting' | 'handshake' | 'ready' | 'lent';
 
 export class ZmtpConnection {
   private socket: net.Socket | null = null;
@@ -81,6 +93,8 @@ export class ZmtpConnection {
   private lastProblem = '';
   private reconnectMs = RECONNECT_MS;
   private readonly handshakeTimeoutMs: number;
+  /** Lent to us by another process: not ours to reopen. */
+  private borrowed = false;
 
   constructor(
     readonly endpoint: string,
@@ -91,8 +105,24 @@ export class ZmtpConnection {
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   }
 
+  /** Handshake done, here or in the process the connection is lent to. */
   get isReady(): boolean {
-    return this.state === 'ready';
+    return this.state === 'ready' || this.state === 'lent';
+  }
+
+  get isLent(): boolean {
+    return this.state === 'lent';
+  }
+
+  /**
+   * A connection lent by another process (see LentPull), ready from the start. It is
+   * never reopened here: when it closes, `down` fires and the lender reconnects.
+   */
+  static borrowed(endpoint: string, type: SocketType, events: ZmtpEvents, lent: LentPull): ZmtpConnection {
+    const c = new ZmtpConnection(endpoint, type, events);
+    c.borrowed = true;
+    c.adopt(lent);
+    return c;
   }
 
   /** Bytes accepted by write() that the kernel has not taken yet. */
@@ -101,9 +131,8 @@ export class ZmtpConnection {
   }
 
   open(): void {
-    if (this.closed || this.socket) return;
+    if (this.closed || this.socket || this.state === 'lent') return;
     const socket = net.connect(connectOptions(this.endpoint));
-    this.socket = socket;
     this.state = 'connecting';
     this.greeting = [];
     this.greetingBytes = 0;
@@ -124,6 +153,59 @@ export class ZmtpConnection {
       // its subscription until a PULL is attached (handler-socket.ts), and libzmq attaches
       // the peer only after READY.
     });
+    this.attach(socket);
+  }
+
+  /**
+   * Hand the ready connection to another process: stop reading at once, decode what was
+   * already read (its messages are delivered here, now), and return the socket with the
+   * bytes of a frame not yet complete. Nothing the kernel holds is read here any more, so
+   * the borrower goes on exactly where this left off. Null if not ready.
+   */
+  lend(): LentPull | null {
+    const socket = this.socket;
+    if (this.state !== 'ready' || !socket || socket.destroyed) return null;
+    stopReading(socket);
+    // What the stream already buffered (normally nothing: a flowing stream hands each chunk
+    // on as it comes): read() gives it to the 'data' listener. read() may ask libuv to read
+    // again; that only happens in a later poll, and the stopReading() below comes first.
+    while (socket.readableLength > 0 && socket.read() !== null);
+    stopReading(socket);
+    if (this.socket !== socket || this.state !== 'ready') return null;
+    socket.removeAllListeners();
+    socket.on('error', () => undefined);
+    this.socket = null;
+    this.state = 'lent';
+    const rest = this.decoder.takeRest();
+    this.decoder = new FrameDecoder();
+    return { socket, rest, inMultipart: this.inMultipart };
+  }
+
+  /** Take a lent connection (back): ready, reading from where the lender stopped. */
+  adopt(lent: LentPull): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.state = 'ready';
+    this.decoder = new FrameDecoder();
+    this.inMultipart = lent.inMultipart;
+    this.socket = lent.socket;
+    lent.socket.setTimeout(0);
+    this.attach(lent.socket);
+    if (lent.rest.length > 0) this.onData(lent.rest);
+    if (this.paused) lent.socket.pause();
+    else startReading(lent.socket);
+  }
+
+  /** The process this connection was lent to lost it (it died, or the peer closed): connect anew. */
+  lendingLost(): void {
+    if (this.state !== 'lent') return;
+    this.state = 'connecting';
+    this.events.down();
+    this.scheduleReopen();
+  }
+
+  private attach(socket: net.Socket): void {
+    this.socket = socket;
     socket.on('data', (chunk: Buffer) => {
       try {
         this.onData(chunk);
@@ -165,7 +247,7 @@ export class ZmtpConnection {
 
   resume(): void {
     this.paused = false;
-    this.socket?.resume();
+    if (this.socket) startReading(this.socket);
   }
 
   /** Wait up to `lingerMs` for written bytes to leave, then close for good. */
@@ -241,6 +323,12 @@ export class ZmtpConnection {
     const wasReady = this.state === 'ready';
     this.state = 'connecting';
     if (wasReady) this.events.down();
+    if (this.borrowed) this.closed = true;
+    if (this.closed) return;
+    this.scheduleReopen();
+  }
+
+  private scheduleReopen(): void {
     if (this.closed) return;
     const delay = this.reconnectMs + Math.floor(Math.random() * this.reconnectMs);
     this.reconnectMs = Math.min(this.reconnectMs * 2, RECONNECT_MAX_MS);
@@ -254,6 +342,33 @@ export class ZmtpConnection {
   private report(e: Error): void {
     if (e.message !== this.lastProblem) this.events.problem(e);
     this.lastProblem = e.message;
+  }
+}
+
+/**
+ * Stop libuv reading now. Readable.pause() alone only stops 'data' events: the stream
+ * goes on reading into its buffer (and a handle sent to another process while libuv
+ * still reads would drop what it reads: child_process sets its onread to a no-op).
+ */
+function stopReading(socket: net.Socket): void {
+  socket.pause();
+  const handle = (socket as unknown as { _handle?: { reading?: boolean; readStop?: () => number } | null })._handle;
+  if (handle && typeof handle.readStop === 'function') {
+    handle.reading = false;
+    handle.readStop();
+  }
+}
+
+/**
+ * Read again after stopReading(). resume() alone may not: the stream still believes a read
+ * it asked for is pending (its read() above), and asks libuv for none until data comes.
+ */
+function startReading(socket: net.Socket): void {
+  socket.resume();
+  const handle = (socket as unknown as { _handle?: { reading?: boolean; readStart?: () => number } | null })._handle;
+  if (handle && handle.reading === false && typeof handle.readStart === 'function') {
+    handle.reading = true;
+    handle.readStart();
   }
 }
 

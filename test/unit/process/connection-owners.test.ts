@@ -242,3 +242,48 @@ test('the flow-control window is learnt from a first request, for workers that w
   d.deliver(1, on(fixture('upload-stream-first.json-protocol.bin'), 2));
   assert.deepEqual(d.creditWindows([0, 1]), [null, 102400]);
 });
+
+test('a worker reading a lent PULL: its opened, closed and orphan reports keep the table as deliver() would', () => {
+  const orphans: Array<[number, string, string]> = [];
+  const fresh: boolean[] = [];
+  const forgot: string[] = [];
+  const d = new ConnectionOwners({
+    refuse: () => assert.fail('nothing refused'),
+    badFrame: () => assert.fail('no bad frame'),
+    orphanControl: (h, connId, kind) => orphans.push([h, connId, kind]),
+    newConnection: (_h, flow) => fresh.push(flow),
+    forgot: (h, connId) => forgot.push(`${h}:${connId}`),
+  });
+  const a = worker(1);
+  d.add(a, true);
+  d.deliver(0, on(GET, 5)); // through the supervisor before lending
+  assert.deepEqual(d.ownedOn(1, 0), ['0:5']);
+  assert.deepEqual(d.ownedOn(1, 3), []);
+  d.applyOpened(1, [
+    ['0:6', 'f1b0e2a1-0000-4000-8000-000000000000', 16384],
+    ['0:7', 'f1b0e2a1-0000-4000-8000-000000000000', 0],
+  ]);
+  assert.equal(d.ownerOf(0, '6'), 1);
+  assert.equal(d.ownerOf(0, '7'), 1);
+  assert.equal(d.senderOf(0), 'f1b0e2a1-0000-4000-8000-000000000000');
+  assert.deepEqual(d.creditWindows([0]), [16384], 'the window is learnt from the report');
+  assert.deepEqual(fresh.slice(-2), [true, true]);
+  // An orphan report for an owned connection is not one (it would have reached the owner).
+  d.applyOrphans([
+    ['0:6', 'credits'],
+    ['0:40', 'disconnect'],
+  ]);
+  assert.deepEqual(orphans, [[0, '40', 'disconnect']]);
+  // Closed by the worker with nothing sent since: the mapping goes, the watch is told.
+  d.applyClosed(1, [['0:6', d.sentTo(1)]]);
+  assert.equal(d.ownerOf(0, '6'), null);
+  assert.deepEqual(forgot, ['0:6']);
+  // After the PULL came back, the mirrored connections are routed to their owner.
+  const b = worker(2);
+  d.add(b, true);
+  d.setAccepting(1, false);
+  d.deliver(0, on(CREDITS, 7));
+  assert.equal(a.got.length, 2);
+  assert.equal(b.got.length, 0);
+  assert.equal(d.remove(1).sort().join(','), '0:5,0:7', 'a dead worker: its mirrored connections are closed too');
+});

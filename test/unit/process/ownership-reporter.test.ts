@@ -51,3 +51,23 @@ test('retiring: a busy report at once, after each change, and on the timer only 
   await new Promise((res) => setTimeout(res, 60));
   assert.equal(sent.length, m, 'silent after stop');
 });
+
+test('a lent PULL: opened, closed and orphan reports keep their order; flushNow sends at once', async () => {
+  const { r, sent, state } = setup();
+  state.seen = 4;
+  r.opened('0:1', 'uuid', 16384);
+  r.opened('0:2', 'uuid', 0);
+  r.closed('0:1');
+  // Mongrel2 reused the id: a new client, opened again after the close.
+  r.opened('0:1', 'uuid', 0);
+  r.orphan('0:9', 'credits');
+  r.flushNow();
+  assert.deepEqual(sent, [
+    { t: 'opened', entries: [['0:1', 'uuid', 16384], ['0:2', 'uuid', 0]] },
+    { t: 'closed', entries: [['0:1', 4]] },
+    { t: 'opened', entries: [['0:1', 'uuid', 0]] },
+    { t: 'orphans', entries: [['0:9', 'credits']] },
+  ]);
+  await turn();
+  assert.equal(sent.length, 4, 'nothing sent twice by the scheduled flush');
+});

@@ -48,7 +48,7 @@ test('durations and the status text', () => {
     workerRestarts: 1,
     inFlight: 5,
     connections: 9,
-    handlers: [{ sendSpec: 'tcp://127.0.0.1:9997', recvSpec: 'tcp://127.0.0.1:9996', pullConnected: true, subscribed: false, flowControl: false, sharedSocket: null, orphanControls: 0 }],
+    handlers: [{ sendSpec: 'tcp://127.0.0.1:9997', recvSpec: 'tcp://127.0.0.1:9996', pullConnected: true, subscribed: false, flowControl: false, sharedSocket: null, orphanControls: 0, pullLentTo: null }],
     workers: [{ id: 7, pid: 1234, generation: 3, state: 'active', uptimeSeconds: 10, connections: 9, inFlight: 5, connected: true }],
     sparePid: 99,
     upstreams: [h([true, false], 5)],
