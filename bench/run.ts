@@ -82,7 +82,7 @@ async function withM2gw<T>(
   ctx: Ctx,
   flowControl: boolean,
   phase: string,
-  extra: { accessLog?: false; workers?: number | 'auto'; single?: boolean; fastcgi?: { address: string; pipeline: number } },
+  extra: { accessLog?: false; workers?: number | 'auto'; single?: boolean; fastcgi?: { address: string; pipeline: number }; bin?: string },
   fn: (world: World, gw: M2gwInstance) => Promise<T>,
 ): Promise<T> {
   const dir = path.join(ctx.tmp, `m2gw-${phase}`);
@@ -96,21 +96,22 @@ async function withM2gw<T>(
       ...(extra.accessLog ? { accessLog: true } : {}),
       ...(extra.workers !== undefined ? { workers: extra.workers } : {}),
       ...(extra.single ? { single: true } : {}),
+      ...(extra.bin !== undefined ? { bin: extra.bin } : {}),
       ...(extra.fastcgi
         ? { fastcgi: { address: extra.fastcgi.address, documentRoot: PHP_ROOT, maxConnections: ctx.opts.fpmChildren, pipeline: extra.fastcgi.pipeline } }
         : {}),
       ...(profDir ? { cpuProfDir: profDir } : {}),
       ...(ctx.opts.m2gwNodeArgs.length > 0 ? { nodeArgs: ctx.opts.m2gwNodeArgs } : {}),
     });
-    if (phase === 'http') {
+    if (phase === 'http' || phase === 'before') {
       // The idle default daemon, before any load: supervisor, worker, pre-forked spare.
       await new Promise((r) => setTimeout(r, 2_000));
       const procs = idleRss(gw.pid, 1);
-      ctx.results.idleRss.push(...procs);
+      if (phase === 'http') ctx.results.idleRss.push(...procs);
       const total = procs.reduce((a, p) => a + p.rssMiB, 0);
       const pss = procs.reduce((a, p) => a + p.pssMiB, 0);
       ctx.results.notes.push(
-        `idle RSS of the default m2gw: ${procs.map((p) => `${p.role} ${p.rssMiB} MiB (PSS ${p.pssMiB})`).join(', ')}; total ${total.toFixed(1)} MiB (target ≤ 150), PSS ${pss.toFixed(1)} MiB`,
+        `idle RSS of the default m2gw${phase === 'before' ? ' (--before-bin build)' : ''}: ${procs.map((p) => `${p.role} ${p.rssMiB} MiB (PSS ${p.pssMiB})`).join(', ')}; total ${total.toFixed(1)} MiB (target ≤ 150), PSS ${pss.toFixed(1)} MiB`,
       );
     }
     try {
@@ -160,6 +161,18 @@ async function flowControlOnPhases(ctx: Ctx): Promise<void> {
     } finally {
       await nginx?.stop();
     }
+  }
+  const beforeBin = ctx.opts.beforeBin;
+  if (beforeBin !== null && (s.has('hello') || s.has('1mib'))) {
+    log(`m2gw-before (${beforeBin}):`);
+    await withM2gw(ctx, true, 'before', { bin: beforeBin }, async (world, gw) => {
+      for (const [scenario, leaf, bytes] of [['hello', 'hello', HELLO_BYTES], ['1mib', '1m', MIB]] as const) {
+        if (!s.has(scenario)) continue;
+        for (let round = 0; round < ctx.opts.repeat; round++) {
+          await run(ctx, { scenario, variant: 'm2gw-before', url: `${world.base}/gw/${leaf}`, bytes, processes: { mongrel2: world.m2.pid, m2gw: gw.pid, app: ctx.app.pid }, rootOnly: { 'm2gw.sup': gw.pid }, note: beforeBin, diagnose: gw.diagnose });
+        }
+      }
+    });
   }
   if (s.has('accesslog')) {
     // The headline m2gw rows run the default configuration (access log on, level info, to a
@@ -258,12 +271,15 @@ async function phpRound(ctx: Ctx, fpm: PhpFpm): Promise<void> {
       }
     }
   }
-  for (const pipeline of ctx.opts.pipelines) {
+  const builds: Array<[number, string | undefined]> = ctx.opts.pipelines.map((p) => [p, undefined]);
+  if (ctx.opts.beforeBin !== null) builds.push([4, ctx.opts.beforeBin]);
+  for (const [pipeline, bin] of builds) {
     // A fresh m2gw per depth: its kept connections pin PHP-FPM children until it exits.
-    await withM2gw(ctx, true, `php-pipeline-${pipeline}`, { fastcgi: { address: fpm.address, pipeline } }, async (world, gw) => {
+    const phase = `php${bin !== undefined ? '-before' : ''}-pipeline-${pipeline}`;
+    await withM2gw(ctx, true, phase, { fastcgi: { address: fpm.address, pipeline }, ...(bin !== undefined ? { bin } : {}) }, async (world, gw) => {
       await run(ctx, {
         ...common,
-        variant: `m2gw-pipeline-${pipeline}`,
+        variant: `m2gw${bin !== undefined ? '-before' : ''}-pipeline-${pipeline}`,
         url: `${world.base}/gw/php/hello.php`,
         processes: { mongrel2: world.m2.pid, m2gw: gw.pid, 'php-fpm': fpm.pid },
         rootOnly: { 'm2gw.sup': gw.pid },

@@ -30,6 +30,8 @@ export interface M2gwOptions {
   readonly nodeArgs?: readonly string[];
   /** Directory for `node --cpu-prof` output; absent: no profiling. */
   readonly cpuProfDir?: string;
+  /** Another build's bin/m2gw (bench --before-bin); default this checkout's. */
+  readonly bin?: string;
   /** URL (through Mongrel2) that must answer 200 before the gateway counts as ready. */
   readonly probeUrl: string;
 }
@@ -90,7 +92,7 @@ export async function startM2gw(group: ProcessGroup, o: M2gwOptions): Promise<M2
   const logFile = path.join(o.dir, 'm2gw.log');
   fs.writeFileSync(configFile, m2gwToml(o, logFile));
   const nodeArgs = [...(o.nodeArgs ?? []), ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
-  const proc = group.spawn('m2gw', process.execPath, [...nodeArgs, M2GW_BIN, 'start', '--config', configFile, ...(o.single ? ['--single'] : [])], {
+  const proc = group.spawn('m2gw', process.execPath, [...nodeArgs, o.bin ?? M2GW_BIN, 'start', '--config', configFile, ...(o.single ? ['--single'] : [])], {
     logFile: path.join(o.dir, 'stdout.log'),
   });
   const deadline = Date.now() + (Number(process.env.M2GW_BENCH_START_S) || 45) * 1000;

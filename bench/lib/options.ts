@@ -25,6 +25,8 @@ export interface Options {
   readonly cpuProf: boolean;
   /** Extra node flags for every m2gw process. */
   readonly m2gwNodeArgs: readonly string[];
+  /** Another build's bin/m2gw, measured in the same run as the variants m2gw-before*. */
+  readonly beforeBin: string | null;
   readonly json: boolean;
 }
 
@@ -53,6 +55,9 @@ export const USAGE = `Usage: bench/run.sh [flags]      (or: node dist/bench/run.
   --cpu-prof            run m2gw under node --cpu-prof; profiles go beside the JSON
   --m2gw-node-args=ARGS extra node flags for m2gw, space-separated; use the = form
                         (--m2gw-node-args="--max-semi-space-size=32"); workers inherit them
+  --before-bin PATH     also measure another build (its bin/m2gw, e.g. a worktree of an
+                        earlier commit, built) in this run: hello and 1 MiB as m2gw-before,
+                        PHP at the default pipeline depth as m2gw-before-pipeline-4, its idle RSS
   --no-json             do not write bench/results/<timestamp>.json
   -h, --help`;
 
@@ -100,6 +105,7 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
       'cpu-prof': { type: 'boolean', default: false },
       'm2gw-node-args': { type: 'string' },
       'no-json': { type: 'boolean', default: false },
+      'before-bin': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -135,5 +141,6 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
     cpuProf: values['cpu-prof'] === true,
     m2gwNodeArgs: (values['m2gw-node-args'] ?? '').split(/\s+/).filter((a) => a !== ''),
     json: values['no-json'] !== true,
+    beforeBin: values['before-bin'] ?? null,
   };
 }

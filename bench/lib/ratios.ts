@@ -23,6 +23,15 @@ export function ratioSpecs(opts: Options): RatioSpec[] {
     specs.push({ scenario: 'php', of: `m2gw-pipeline-${p}`, to: 'nginx-fastcgi', target: 1.0, aim: 1.25 });
     specs.push({ scenario: 'php', of: `m2gw-pipeline-${p}`, to: 'nginx-fastcgi-keepconn' });
   }
+  if (opts.beforeBin !== null) {
+    for (const [scenario, to] of [['hello', 'mongrel2-proxy'], ['hello', 'trivial-handler'], ['1mib', 'trivial-handler']] as const) {
+      specs.push({ scenario, of: 'm2gw-before', to });
+    }
+    specs.push({ scenario: 'hello', of: 'm2gw', to: 'm2gw-before' });
+    specs.push({ scenario: '1mib', of: 'm2gw', to: 'm2gw-before' });
+    specs.push({ scenario: 'php', of: 'm2gw-before-pipeline-4', to: 'nginx-fastcgi' });
+    specs.push({ scenario: 'php', of: 'm2gw-pipeline-4', to: 'm2gw-before-pipeline-4' });
+  }
   for (const layout of opts.workers) {
     // Issue 7: two workers on two cores must not be slower than one.
     specs.push({ scenario: 'hello', of: layoutVariant(layout), to: 'm2gw', ...(layout === 2 ? { target: 1.0 } : {}) });
@@ -38,11 +47,13 @@ export const CPU_TARGETS_US = { m2gw: 35, 'm2gw.sup': 5 } as const;
 
 /** CPU per hello request of the default m2gw against CPU_TARGETS_US, as notes. */
 export function cpuNotes(r: Results): void {
-  const m = r.summary.find((x) => x.scenario === 'hello' && x.variant === 'm2gw');
-  if (!m) return;
-  for (const [name, target] of Object.entries(CPU_TARGETS_US)) {
-    const v = m.cpuUsPerRequest[name];
-    if (v !== undefined) r.notes.push(`hello m2gw CPU per request, ${name === 'm2gw' ? 'all m2gw processes' : 'supervisor alone'}: ${v} µs (target ≤ ${target})${v <= target ? '  ok' : '  ABOVE TARGET'}`);
+  for (const variant of ['m2gw', 'm2gw-before']) {
+    const m = r.summary.find((x) => x.scenario === 'hello' && x.variant === variant);
+    if (!m) continue;
+    for (const [name, target] of Object.entries(CPU_TARGETS_US)) {
+      const v = m.cpuUsPerRequest[name];
+      if (v !== undefined) r.notes.push(`hello ${variant} CPU per request, ${name === 'm2gw' ? 'all m2gw processes' : 'supervisor alone'}: ${v} µs (target ≤ ${target})${v <= target ? '  ok' : '  ABOVE TARGET'}`);
+    }
   }
 }
 

@@ -131,9 +131,9 @@ export class Gateway {
     return this.handlers.map((h) => h.watch.flowControl);
   }
 
-  /** This process still has state for the connection (a request, a WebSocket, or kept alive). */
+  /** This process still serves the connection (a request, a WebSocket, or kept alive; not closed). */
   holds(key: string): boolean {
-    return this.conns.get(key) !== undefined || this.websockets.keys().includes(key);
+    return this.conns.get(key)?.conn.finished === false || this.websockets.keys().includes(key);
   }
 
   /** A handler's socket by id (a worker reads the supervisor's lent PULL through it). */

@@ -238,7 +238,9 @@ export class ConnectionOwners {
       this.events.newConnection?.(h, this.windows.has(h));
       const prev = this.owners.get(key);
       if (prev) prev.slot.owned.delete(key);
-      this.owners.set(key, { slot, lastSeq: slot.sent });
+      // No data message went to the worker for it since the lend (the worker took all of
+      // those before reading the PULL): its close, with whatever `seen`, ends the mapping.
+      this.owners.set(key, { slot, lastSeq: prev?.slot === slot ? prev.lastSeq : 0 });
       slot.owned.add(key);
     }
   }

@@ -54,8 +54,10 @@ export class PullBorrower {
 
   /** The supervisor lends a PULL (the socket came with the message). */
   lend(lend: Lend, socket: Socket): void {
-    // Nothing is read before its turn: the stream buffers, then stops reading.
+    // Nothing is read before its turn: the stream buffers, then stops reading. An error
+    // meanwhile must not throw; start() sees the socket destroyed and reports it down.
     socket.pause();
+    socket.on('error', () => undefined);
     this.waiting.push({ lend, socket, returnAsked: false });
     this.poll();
   }
@@ -86,6 +88,12 @@ export class PullBorrower {
     }
   }
 
+  /** The worker stops on its own (a signal, the supervisor gone): every PULL goes back first. */
+  giveBackAll(): void {
+    for (const w of this.waiting) w.returnAsked = true;
+    for (const h of [...this.owned.keys()]) this.giveBack(h);
+  }
+
   /** The gateway closed this connection itself (reported as closed by the OwnershipReporter). */
   closed(handlerId: number, key: string): void {
     this.owned.get(handlerId)?.delete(key);
@@ -94,7 +102,7 @@ export class PullBorrower {
   private start(lend: Lend, socket: Socket): void {
     const h = lend.handler;
     const hs = this.deps.gateway.socketOf(h);
-    if (!hs) {
+    if (!hs || socket.destroyed) {
       socket.destroy();
       this.deps.send({ t: 'pull-down', handler: h });
       return;

@@ -58,6 +58,7 @@ export class PullLending {
   /** Lent handler id → the worker holding its PULL. */
   private readonly lentTo = new Map<number, WorkerHandle>();
   private readonly waiters = new Map<number, () => void>();
+  private readonly pending = new Map<number, Promise<void>>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
 
@@ -140,8 +141,11 @@ export class PullLending {
     for (const [id, holder] of [...this.lentTo]) if (holder === w) this.onPullBack(w, id, null);
   }
 
+  /** One request per handler, however many callers wait (a stop during a reload's reclaim). */
   private reclaim(handlerId: number, w: WorkerHandle): Promise<void> {
-    return new Promise((resolve) => {
+    const pending = this.pending.get(handlerId);
+    if (pending) return pending;
+    const p = new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.deps.log.error('worker did not give the handler socket back in time: killing it', { worker: w.id, pid: w.pid });
         w.kill();
@@ -149,9 +153,12 @@ export class PullLending {
       this.waiters.set(handlerId, () => {
         clearTimeout(timer);
         this.waiters.delete(handlerId);
+        this.pending.delete(handlerId);
         resolve();
       });
       w.returnPull(handlerId);
     });
+    this.pending.set(handlerId, p);
+    return p;
   }
 }

@@ -296,7 +296,6 @@ export class Supervisor {
     }
     this.reloadCount++;
     this.reloadDone('ok', `generation ${generation} with ${n} worker(s); ${old.length} retiring`);
-    this.lending.check();
   }
 
   private reloadDone(result: ReloadResult['result'], message: string): void {

@@ -228,6 +228,9 @@ class Worker {
   private async stop(timeoutMs: number, reportMetrics: boolean): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    // Stopped by the supervisor, it has its PULLs back already; stopped otherwise, hand them
+    // back (with the reports that must precede them) before the reporter falls silent.
+    this.borrower.giveBackAll();
     this.reporter.stop();
     let left = 0;
     try {

@@ -107,6 +107,25 @@ describe('PULL lending (one worker)', () => {
     for (let i = 0; i < 20; i++) assert.equal((await request(`${world.m2.url}/echo/after-${i}`)).status, 200);
   });
 
+  test('the worker stopped behind the supervisor\'s back (SIGTERM to it alone): it gives the PULL back first; no request is lost', async () => {
+    const { world, daemon } = await start();
+    const first = await lentToActive(daemon, 'lent after start');
+    const pid = (await daemon.status()).workers[0]!.pid;
+    const load = startLoad(world.m2.url, 3, '/echo/self-stop');
+    await sleep(300);
+    process.kill(pid, 'SIGTERM');
+    const next = await lentToActive(daemon, 'lent to the replacement', 10_000);
+    assert.notEqual(next, first);
+    await sleep(300);
+    const result = await load.stop();
+    // The PULL came back rather than dying with the worker.
+    assert.ok(!daemon.logs.some((l) => l.message === 'lent handler socket lost with the worker: reconnecting'), daemon.dump());
+    // A draining worker answers new requests 503, and its kept-alive connections are closed
+    // when it exits (as without lending): at most one failure per client, none hangs.
+    assert.ok(result.failed <= 3, `${result.failed} failures: ${result.errors.join('; ')}`);
+    for (let i = 0; i < 10; i++) assert.equal((await request(`${world.m2.url}/echo/after-${i}`)).status, 200);
+  });
+
   test('Mongrel2 restarted: the worker reports the PULL lost, the supervisor reconnects and lends it again', async () => {
     const { world, daemon } = await start();
     const id = await lentToActive(daemon, 'lent after start');
