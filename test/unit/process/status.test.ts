@@ -57,6 +57,8 @@ test('durations and the status text', () => {
   assert.match(text, /pid 42 {2}running {2}up 1m 1s/);
   assert.match(text, /generation 3 {2}reloads 2 {2}worker restarts 1/);
   assert.match(text, /pull connected {2}pub NOT SUBSCRIBED/);
+  const lent = formatStatus({ ...report, handlers: [{ ...report.handlers[0]!, pullLentTo: 7 }] });
+  assert.match(lent, /pull connected \(read by worker 7\) {2}pub NOT SUBSCRIBED/);
   assert.match(text, /^ {2}7 +1234 +3 +active +10s +5 +9$/m);
   assert.match(text, /app \(http\) healthy {2}in flight 5 {2}queued 1 {2}connections busy 5 idle 2 max 64/);
   assert.match(text, /http:\/\/b \(down\)/);
