@@ -3,7 +3,8 @@
  * One Mongrel2 with four Handlers (routes /a/ /b/ /c/ /d/); m2gw starts with A, B, C and
  * reloads to A, C changed (another recv_ident: a remove plus an add on the same send_spec)
  * and D. A keeps serving throughout without a failed request; B's in-flight request ends
- * normally before B disconnects; C and D serve after the reload.
+ * normally before B disconnects; C and D serve after the reload. With two workers, and with one
+ * (the supervisor lends it every handler's PULL: taken back for the reload, lent again after).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +23,7 @@ interface H {
   recvSpec: string;
 }
 
-describe('reload adds, removes and changes handlers', () => {
+for (const workers of [2, 1]) describe(`reload adds, removes and changes handlers (${workers} worker${workers > 1 ? 's' : ''})`, () => {
   let world: World;
   let handlers: H[];
   let daemon: Daemon;
@@ -41,7 +42,7 @@ chroot = "${world.m2.chroot}"
       .join('');
     const routes = ['a', 'b', 'c', 'd'].map((n) => `\n[[route]]\nprefix = "/${n}/"\nupstream = "a"\nstrip_prefix = true\n`).join('');
     return `[gateway]
-workers = 2
+workers = ${workers}
 drain_timeout = "10s"
 pid_file = "${world.pidFile}"
 [admin]
@@ -89,6 +90,10 @@ ${routes}`;
   test('A keeps serving with 0 failures; B finishes in-flight then disconnects; C (changed) and D (added) serve', async () => {
     const [a, b, c, d] = handlers as [H, H, H, H];
     for (const n of ['a', 'b', 'c']) assert.equal((await request(`${world.m2.url}/${n}/echo/before`)).status, 200, n);
+    if (workers === 1) {
+      const lent = await waitFor(async () => ((await daemon.status()).handlers.every((h) => h.pullLentTo !== null) ? true : null), 5_000, 20, 'every PULL lent');
+      assert.ok(lent);
+    }
     const load = startLoad(world.m2.url, 4, '/a/echo/load');
     try {
       await sleep(300);
@@ -130,5 +135,17 @@ ${routes}`;
     assert.deepEqual(status!.handlers.map((h) => h.sendSpec).sort(), [a.sendSpec, c.sendSpec, d.sendSpec].sort());
     assert.ok(status!.handlers.every((h) => h.pullConnected && h.subscribed));
     assert.equal((await daemon.admin('/readyz')).status, 200);
+    if (workers === 1) {
+      const s = await waitFor(
+        async () => {
+          const st = await daemon.status();
+          return st.workers.length === 1 && st.handlers.every((h) => h.pullLentTo === st.workers[0]!.id) ? st : null;
+        },
+        10_000,
+        50,
+        'every PULL lent to the new worker',
+      );
+      assert.equal(s!.generation, 2);
+    }
   });
 });
