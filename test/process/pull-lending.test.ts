@@ -8,8 +8,10 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import { request } from '../harness/http-client.js';
+import path from 'node:path';
 import { startMongrel2 } from '../harness/mongrel2.js';
-import { patternBytes } from '../harness/upstream-http.js';
+import { freePort } from '../harness/ports.js';
+import { patternBytes, startHttpUpstream } from '../harness/upstream-http.js';
 import { sleep, waitFor } from '../harness/wait.js';
 import { Daemon, gwToml, startLoad, startWorld, type World } from './support.js';
 
@@ -142,6 +144,66 @@ describe('PULL lending (one worker)', () => {
     } finally {
       await again.stop();
     }
+  });
+
+  test('ipc:// handler sockets: the unix-socket PULL is lent and taken back the same way', async () => {
+    const up = await startHttpUpstream();
+    const m2 = await startMongrel2({
+      handlers: [{ name: 'gw', sendSpec: 'ipc://run/m2gw-send', recvSpec: 'ipc://run/m2gw-recv' }],
+      routes: [{ path: '/', handler: 'gw' }],
+    });
+    const dir = await fsp.mkdtemp(path.join(m2.dir, 'gw-'));
+    const world: World = {
+      m2,
+      upA: up,
+      upB: up,
+      adminPort: await freePort(),
+      dir,
+      configFile: path.join(dir, 'gw.toml'),
+      pidFile: path.join(dir, 'm2gw.pid'),
+      async stop() {
+        await m2.stop();
+        await up.close();
+      },
+    };
+    worlds.push(world);
+    const toml = (probe: string): string => `[gateway]
+workers = 1
+pid_file = "${world.pidFile}"
+[admin]
+listen = "127.0.0.1:${world.adminPort}"
+[log]
+level = "info"
+access_log = false
+[[handler]]
+send_spec = "ipc://${m2.dir}/run/m2gw-send"
+recv_spec = "ipc://${m2.dir}/run/m2gw-recv"
+chroot = "${m2.chroot}"
+[upstream.a]
+type = "http"
+url = "${up.url}"
+[[route]]
+prefix = "/${probe}/"
+upstream = "a"
+strip_prefix = true
+[[route]]
+prefix = "/"
+upstream = "a"
+`;
+    const daemon = await Daemon.start(world, toml('one'));
+    daemons.push(daemon);
+    const first = await lentToActive(daemon, 'the ipc PULL lent after start', 10_000);
+    const load = startLoad(m2.url, 3, '/echo/ipc');
+    await sleep(300);
+    const n = daemon.logs.length;
+    await fsp.writeFile(world.configFile, toml('two'));
+    daemon.signal('SIGHUP');
+    await waitFor(() => daemon.logsSince(n).some((l) => /^reloaded/.test(l.message)), 15_000, 20, 'reload');
+    assert.notEqual(await lentToActive(daemon, 'lent to the new worker', 15_000), first);
+    const result = await load.stop();
+    assert.equal(result.failed, 0, result.errors.join('; '));
+    assert.ok(result.ok > 50, `only ${result.ok} requests`);
+    assert.equal((await request(`${m2.url}/two/echo/x`)).status, 200);
   });
 
   test('SIGTERM while lent: the PULL comes back, the request in flight finishes, exit 0', async () => {
