@@ -133,7 +133,7 @@ export class Gateway {
 
   /** This process still serves the connection (a request, a WebSocket, or kept alive; not closed). */
   holds(key: string): boolean {
-    return this.conns.get(key)?.conn.finished === false || this.websockets.keys().includes(key);
+    return this.conns.get(key)?.conn.finished === false || this.websockets.has(key);
   }
 
   /** A handler's socket by id (a worker reads the supervisor's lent PULL through it). */

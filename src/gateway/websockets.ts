@@ -48,6 +48,10 @@ export class WebSockets {
   }
 
   /** Keys of every connection carrying a WebSocket (busy: it stays with this process). */
+  has(key: string): boolean {
+    return this.sessions.has(key);
+  }
+
   keys(): string[] {
     return [...this.sessions.keys()];
   }

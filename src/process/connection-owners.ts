@@ -19,7 +19,7 @@
  * Pure: no sockets, no timers. The supervisor wires it to workers and Mongrel2.
  */
 import { classify, headerFirst, parseRequest, peekRoutingKey } from '../mongrel2/request.js';
-import { connKey } from './messages.js';
+import { connKey, type OrphanKind } from './messages.js';
 
 export interface MessageTarget {
   readonly id: number;
@@ -33,7 +33,7 @@ export interface OwnershipEvents {
   /** The message has no valid sender/conn id: it cannot be routed. */
   badFrame(handlerIndex: number, msg: Buffer, err: unknown): void;
   /** A control message (credits, disconnect) for a connection nobody holds (HandlerWatch.orphanControl). */
-  orphanControl?(handlerIndex: number, connId: string, kind: 'credits' | 'disconnect'): void;
+  orphanControl?(handlerIndex: number, connId: string, kind: OrphanKind): void;
   /** A connection's first message: it carried DOWNLOAD_CREDITS, or the handler's window is known. */
   newConnection?(handlerIndex: number, flowControl: boolean): void;
   /** The mapping for a connection ended: late control messages for it are expected. */
@@ -232,7 +232,7 @@ export class ConnectionOwners {
     const slot = this.slots.get(id);
     if (!slot) return;
     for (const [key, sender, window] of entries) {
-      const h = handlerOfKey(key);
+      const [h] = splitKey(key);
       if (this.senders.get(h) !== sender) this.senders.set(h, sender);
       if (window > 0 && !this.windows.has(h)) this.windows.set(h, window);
       this.events.newConnection?.(h, this.windows.has(h));
@@ -246,10 +246,11 @@ export class ConnectionOwners {
   }
 
   /** A worker reading a lent PULL got control messages for connections it does not own. */
-  applyOrphans(entries: ReadonlyArray<readonly [string, 'credits' | 'disconnect']>): void {
+  applyOrphans(entries: ReadonlyArray<readonly [string, OrphanKind]>): void {
     for (const [key, kind] of entries) {
       if (this.owners.has(key)) continue;
-      this.events.orphanControl?.(handlerOfKey(key), key.slice(key.indexOf(':') + 1), kind);
+      const [h, connId] = splitKey(key);
+      this.events.orphanControl?.(h, connId, kind);
     }
   }
 
@@ -292,7 +293,8 @@ export class ConnectionOwners {
   private unown(key: string, owner: Owner): void {
     this.owners.delete(key);
     owner.slot.owned.delete(key);
-    this.events.forgot?.(handlerOfKey(key), key.slice(key.indexOf(':') + 1));
+    const [h, connId] = splitKey(key);
+    this.events.forgot?.(h, connId);
   }
 
   /** Fewest connections among accepting workers; ties rotate so equal workers share. */
@@ -348,7 +350,7 @@ export function isDisconnectMessage(msg: Buffer, r: Route): boolean {
   return r.control && msg.indexOf(DISCONNECT, r.pathAt) !== -1 && isDisconnect(msg);
 }
 
-export function orphanKindOf(msg: Buffer, r: Route): 'credits' | 'disconnect' {
+export function orphanKindOf(msg: Buffer, r: Route): OrphanKind {
   return msg.indexOf(DISCONNECT, r.pathAt) !== -1 ? 'disconnect' : 'credits';
 }
 
@@ -365,8 +367,10 @@ export function creditWindowOf(msg: Buffer): number {
   }
 }
 
-function handlerOfKey(key: string): number {
-  return Number(key.slice(0, key.indexOf(':')));
+/** connKey's parts: the handler id and Mongrel2's connection id. */
+function splitKey(key: string): [number, string] {
+  const colon = key.indexOf(':');
+  return [Number(key.slice(0, colon)), key.slice(colon + 1)];
 }
 
 function isDisconnect(msg: Buffer): boolean {

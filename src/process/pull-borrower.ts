@@ -45,12 +45,10 @@ export class PullBorrower {
   /** Handlers whose DOWNLOAD_CREDITS window was reported (it is learnt once). */
   private readonly windowKnown = new Set<number>();
   private waiting: Waiting[] = [];
+  /** Stopping: a PULL lent from now on is read only to hand it back. */
+  private givingBack = false;
 
   constructor(private readonly deps: BorrowerDeps) {}
-
-  get lentHandlers(): number {
-    return this.owned.size;
-  }
 
   /** The supervisor lends a PULL (the socket came with the message). */
   lend(lend: Lend, socket: Socket): void {
@@ -58,7 +56,7 @@ export class PullBorrower {
     // meanwhile must not throw; start() sees the socket destroyed and reports it down.
     socket.pause();
     socket.on('error', () => undefined);
-    this.waiting.push({ lend, socket, returnAsked: false });
+    this.waiting.push({ lend, socket, returnAsked: this.givingBack });
     this.poll();
   }
 
@@ -90,6 +88,7 @@ export class PullBorrower {
 
   /** The worker stops on its own (a signal, the supervisor gone): every PULL goes back first. */
   giveBackAll(): void {
+    this.givingBack = true;
     for (const w of this.waiting) w.returnAsked = true;
     for (const h of [...this.owned.keys()]) this.giveBack(h);
   }

@@ -57,9 +57,11 @@ export interface LendingHost {
 export class PullLending {
   /** Lent handler id → the worker holding its PULL. */
   private readonly lentTo = new Map<number, WorkerHandle>();
-  private readonly waiters = new Map<number, () => void>();
-  private readonly pending = new Map<number, Promise<void>>();
+  /** Reclaims in progress, by handler id: one per handler, however many callers wait. */
+  private readonly reclaims = new Map<number, { readonly done: Promise<void>; readonly finish: () => void }>();
   private timer: NodeJS.Timeout | null = null;
+  /** Workers that gave a PULL back unasked (stopping on their own): never lent to again. */
+  private readonly declined = new WeakSet<WorkerHandle>();
   private stopped = false;
 
   constructor(private readonly deps: LendingHost) {}
@@ -79,11 +81,11 @@ export class PullLending {
   /** Lend every PULL that can be lent now. */
   check(): void {
     const { handlers, owners, state, congested } = this.deps;
-    if (this.stopped || this.waiters.size > 0 || state !== 'running' || congested > 0) return;
+    if (this.stopped || this.reclaims.size > 0 || state !== 'running' || congested > 0) return;
     const workers = [...this.deps.workers.values()];
     if (workers.length !== 1 || owners.parkedCount > 0) return;
     const w = workers[0]!;
-    if (w.state !== 'active' || w.generation !== this.deps.generation) return;
+    if (w.state !== 'active' || w.generation !== this.deps.generation || this.declined.has(w)) return;
     for (const id of handlers.current) {
       const h = handlers.get(id);
       if (!h || h.removing || h.twin !== null || this.lentTo.has(id)) continue;
@@ -125,6 +127,8 @@ export class PullLending {
       return;
     }
     this.lentTo.delete(handlerId);
+    // Given back unasked (not lost): the worker is stopping on its own, by a signal not ours. Not again.
+    if (pull && !this.reclaims.has(handlerId)) this.declined.add(w);
     const h = this.deps.handlers.get(handlerId);
     if (pull && h) {
       h.socket.takeBackPull(pull);
@@ -133,7 +137,7 @@ export class PullLending {
       h?.socket.pullLendingLost();
       this.deps.log.info('lent handler socket lost with the worker: reconnecting', { worker: w.id, handler: h?.config.sendSpec });
     }
-    this.waiters.get(handlerId)?.();
+    this.reclaims.get(handlerId)?.finish();
   }
 
   /** A worker exited: what it held is gone with it. */
@@ -143,22 +147,22 @@ export class PullLending {
 
   /** One request per handler, however many callers wait (a stop during a reload's reclaim). */
   private reclaim(handlerId: number, w: WorkerHandle): Promise<void> {
-    const pending = this.pending.get(handlerId);
-    if (pending) return pending;
-    const p = new Promise<void>((resolve) => {
+    const running = this.reclaims.get(handlerId);
+    if (running) return running.done;
+    let finish = (): void => undefined;
+    const done = new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.deps.log.error('worker did not give the handler socket back in time: killing it', { worker: w.id, pid: w.pid });
         w.kill();
       }, RETURN_TIMEOUT_MS);
-      this.waiters.set(handlerId, () => {
+      finish = () => {
         clearTimeout(timer);
-        this.waiters.delete(handlerId);
-        this.pending.delete(handlerId);
+        this.reclaims.delete(handlerId);
         resolve();
-      });
-      w.returnPull(handlerId);
+      };
     });
-    this.pending.set(handlerId, p);
-    return p;
+    this.reclaims.set(handlerId, { done, finish });
+    w.returnPull(handlerId);
+    return done;
   }
 }

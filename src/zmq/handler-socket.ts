@@ -147,11 +147,6 @@ export class HandlerSocket {
     return this.pull?.isReady ?? false;
   }
 
-  /** The PULL is lent to a worker (process/pull-lending.ts). */
-  get isPullLent(): boolean {
-    return this.pull?.isLent ?? false;
-  }
-
   /** Lend the PULL to a worker (process/pull-lending.ts): only while connected and reading. */
   lendPull(): LentPull | null {
     if (this.closed || !this.pull || this.pauseReasons.size > 0) return null;

@@ -8,12 +8,10 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import { request } from '../harness/http-client.js';
-import path from 'node:path';
 import { startMongrel2 } from '../harness/mongrel2.js';
-import { freePort } from '../harness/ports.js';
 import { patternBytes, startHttpUpstream } from '../harness/upstream-http.js';
 import { sleep, waitFor } from '../harness/wait.js';
-import { Daemon, gwToml, startLoad, startWorld, type World } from './support.js';
+import { Daemon, gwToml, startLoad, startWorld, worldAround, type World } from './support.js';
 
 /** The id of the worker reading the handler's PULL, once it is lent to the only active worker. */
 async function lentToActive(d: Daemon, what: string, timeoutMs = 5_000): Promise<number> {
@@ -152,20 +150,7 @@ describe('PULL lending (one worker)', () => {
       handlers: [{ name: 'gw', sendSpec: 'ipc://run/m2gw-send', recvSpec: 'ipc://run/m2gw-recv' }],
       routes: [{ path: '/', handler: 'gw' }],
     });
-    const dir = await fsp.mkdtemp(path.join(m2.dir, 'gw-'));
-    const world: World = {
-      m2,
-      upA: up,
-      upB: up,
-      adminPort: await freePort(),
-      dir,
-      configFile: path.join(dir, 'gw.toml'),
-      pidFile: path.join(dir, 'm2gw.pid'),
-      async stop() {
-        await m2.stop();
-        await up.close();
-      },
-    };
+    const world = await worldAround(m2, up, up);
     worlds.push(world);
     const toml = (probe: string): string => `[gateway]
 workers = 1

@@ -9,13 +9,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
-import path from 'node:path';
 import { request } from '../harness/http-client.js';
 import { allocHandlerSpecs, startMongrel2 } from '../harness/mongrel2.js';
-import { freePort } from '../harness/ports.js';
 import { startHttpUpstream } from '../harness/upstream-http.js';
 import { sleep, waitFor } from '../harness/wait.js';
-import { Daemon, startLoad, type World } from './support.js';
+import { Daemon, startLoad, worldAround, type World } from './support.js';
 
 interface H {
   name: 'a' | 'b' | 'c' | 'd';
@@ -65,20 +63,7 @@ ${routes}`;
       handlers: handlers.map((h) => ({ name: h.name, sendSpec: h.sendSpec, recvSpec: h.recvSpec })),
       routes: handlers.map((h) => ({ path: `/${h.name}/`, handler: h.name })),
     });
-    const dir = await fsp.mkdtemp(path.join(m2.dir, 'gw-'));
-    world = {
-      m2,
-      upA: upA!,
-      upB: upB!,
-      adminPort: await freePort(),
-      dir,
-      configFile: path.join(dir, 'gw.toml'),
-      pidFile: path.join(dir, 'm2gw.pid'),
-      async stop() {
-        await m2.stop();
-        await Promise.all([upA!.close(), upB!.close()]);
-      },
-    };
+    world = await worldAround(m2, upA!, upB!);
     daemon = await Daemon.start(world, toml([{ h: handlers[0]! }, { h: handlers[1]! }, { h: handlers[2]! }]));
   });
 

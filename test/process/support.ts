@@ -65,19 +65,24 @@ export async function startWorld(): Promise<World> {
     handlers: [{ name: 'gw', sendSpec: spec!.sendSpec, recvSpec: spec!.recvSpec }],
     routes: [{ path: '/', handler: 'gw' }],
   });
+  return worldAround(m2, upA!, upB!);
+}
+
+/** A World around a Mongrel2 and upstreams a test started its own way: admin port, files, stop(). */
+export async function worldAround(m2: Mongrel2Instance, upA: HttpUpstreamInstance, upB: HttpUpstreamInstance): Promise<World> {
   const adminPort = await freePort();
   const dir = await fsp.mkdtemp(path.join(m2.dir, 'gw-'));
   return {
     m2,
-    upA: upA!,
-    upB: upB!,
+    upA,
+    upB,
     adminPort,
     dir,
     configFile: path.join(dir, 'gw.toml'),
     pidFile: path.join(dir, 'm2gw.pid'),
     async stop() {
       await m2.stop();
-      await Promise.all([upA!.close(), upB!.close()]);
+      await Promise.all([...new Set([upA, upB])].map((u) => u.close()));
     },
   };
 }
