@@ -123,8 +123,14 @@ const FLUSH_BYTES = 64 * 1024;
 export class LineFileTransport extends Transport {
   readonly filename: string;
   private fd: number;
-  private pending = '';
-  private pendingLength = 0;
+  /**
+   * Lines waiting, already encoded. Each line is copied in as it is logged, not joined as a
+   * string at flush: a string of ~50 ms of lines outlives young-generation collections, so
+   * V8 copied (then promoted) every line of it, a large share of what a busy worker's
+   * scavenges had to move (bench/README.md, "where the time goes").
+   */
+  private readonly buf = Buffer.allocUnsafeSlow(FLUSH_BYTES);
+  private used = 0;
   private timer: NodeJS.Timeout | null = null;
   private shut = false;
   private readonly onExit = (): void => this.flush();
@@ -145,11 +151,22 @@ export class LineFileTransport extends Transport {
   /** Append one finished line (logInfoFast hands access lines over here directly). */
   writeLine(text: string): void {
     if (this.shut) return;
-    const line = text + '\n';
-    this.pending += line;
-    this.pendingLength += line.length;
-    if (this.pendingLength >= FLUSH_BYTES) this.flush();
-    else this.timer ??= setTimeout(this.flushSoon, FLUSH_MS).unref();
+    // A UTF-16 unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4): room for
+    // `text.length * 3 + 1` means the line and its newline fit, and only near the end of the
+    // buffer is the exact size worth counting.
+    if (this.used + text.length * 3 + 1 > this.buf.length) {
+      const size = Buffer.byteLength(text, 'utf8') + 1;
+      if (this.used + size > this.buf.length) {
+        this.flush();
+        if (size > this.buf.length) {
+          this.writeOut(Buffer.from(text + '\n', 'utf8'));
+          return;
+        }
+      }
+    }
+    this.used += this.buf.write(text, this.used, 'utf8');
+    this.buf[this.used++] = 0x0a;
+    this.timer ??= setTimeout(this.flushSoon, FLUSH_MS).unref();
   }
 
   /** Open the file again under its name (it was moved away): later lines go to the new file. */
@@ -183,10 +200,14 @@ export class LineFileTransport extends Transport {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.pending === '' || this.shut) return;
-    const data = Buffer.from(this.pending, 'utf8');
-    this.pending = '';
-    this.pendingLength = 0;
+    if (this.used === 0 || this.shut) return;
+    const used = this.used;
+    this.used = 0;
+    // Synchronous, so the buffer is free again when this returns.
+    this.writeOut(this.buf.subarray(0, used));
+  }
+
+  private writeOut(data: Buffer): void {
     let off = 0;
     try {
       while (off < data.length) off += fs.writeSync(this.fd, data, off, data.length - off);
@@ -210,31 +231,55 @@ export type AccessFields = Record<string, string | number>;
  * straight to the logger's transports: winston's object-mode stream between the logger and
  * its transports cost more than the line itself. Only for loggers of createLogger with the
  * JSON format (any other logger gets logger.info, so its own format applies).
+ *
+ * `keys`: the fields' own keys in order, as a constant of the caller's (the same array object
+ * every call), so a line's shape is recognised without listing the keys of every record.
  */
-export function logInfoFast(logger: Logger, message: string, fields: AccessFields): void {
+export function logInfoFast(logger: Logger, message: string, fields: AccessFields, keys?: readonly string[]): void {
   if (!jsonLoggers.has(logger)) {
     logger.info(message, fields);
     return;
   }
-  if (!logger.isLevelEnabled('info')) return;
   const meta = logger.defaultMeta as Record<string, unknown> | undefined;
-  const line = flatLine(meta, fields, message);
-  if (line !== null) {
+  const file = onlyFileTransport(logger);
+  if (file !== null) {
     // The usual case: a file, which takes the line itself (no record object is built).
-    const transports = logger.transports;
-    if (transports.length === 1 && transports[0] instanceof LineFileTransport && !transports[0].silent && infoPasses(logger, transports[0])) {
-      transports[0].writeLine(line);
+    // Checked as isLevelEnabled would, without the arrays winston's transports getter builds.
+    if (file.silent || !passes(logger, file, 'info')) return;
+    const line = flatLine(meta, fields, message, keys);
+    if (line !== null) {
+      file.writeLine(line);
       return;
     }
-  }
+  } else if (!logger.isLevelEnabled('info')) return;
   // Object.assign, not spread syntax: spreading winston's defaultMeta measured ~25 µs a line.
   const info = Object.assign({}, meta, fields, { level: 'info', message }) as Info;
   info[LEVEL] = 'info';
-  info[MESSAGE] = line ?? jsonLine(info);
+  info[MESSAGE] = flatLine(meta, fields, message, keys) ?? jsonLine(info);
   for (const t of logger.transports) {
     if (t.silent || !infoPasses(logger, t)) continue;
     t.log?.(info, noop);
   }
+}
+
+/**
+ * The logger's transport when it is one LineFileTransport, read where winston's `transports`
+ * getter reads it (readable-stream's pipes: one destination, or an array of several).
+ */
+function onlyFileTransport(logger: Logger): LineFileTransport | null {
+  const pipes = (logger as unknown as { _readableState?: { pipes?: unknown } })._readableState?.pipes;
+  const only = Array.isArray(pipes) ? (pipes.length === 1 ? (pipes[0] as unknown) : null) : pipes;
+  return only instanceof LineFileTransport ? only : null;
+}
+
+/** winston's isLevelEnabled(level) for a logger whose only transport is `t`. */
+function passes(logger: Logger, t: TransportStream, level: string): boolean {
+  const levels = logger.levels;
+  const wanted = levels[level];
+  const configured = levels[logger.level];
+  if (wanted === undefined || configured === undefined) return false;
+  const own = t.level === undefined ? undefined : levels[t.level];
+  return (own ?? configured) >= wanted;
 }
 
 function infoPasses(logger: Logger, t: TransportStream): boolean {
@@ -248,6 +293,8 @@ function infoPasses(logger: Logger, t: TransportStream): boolean {
  */
 interface Shape {
   readonly meta: Record<string, unknown> | undefined;
+  /** The caller's constant key list this shape was made for (logInfoFast's `keys`), if any. */
+  readonly given: readonly string[] | undefined;
   readonly fieldKeys: string[];
   /** Sorted keys, each with its `"key":` text and its source. */
   readonly order: ReadonlyArray<{ readonly quoted: string; readonly key: string; readonly from: 'fields' | 'meta' | 'level' | 'message' | 'timestamp' }>;
@@ -255,8 +302,11 @@ interface Shape {
 
 const shapes: Shape[] = [];
 
-function shapeFor(meta: Record<string, unknown> | undefined, fields: AccessFields): Shape | null {
-  const keys = Object.keys(fields);
+function shapeFor(meta: Record<string, unknown> | undefined, fields: AccessFields, given: readonly string[] | undefined): Shape | null {
+  if (given !== undefined) {
+    for (const s of shapes) if (s.meta === meta && s.given === given) return s;
+  }
+  const keys = given ? [...given] : Object.keys(fields);
   for (const s of shapes) {
     if (s.meta !== meta || s.fieldKeys.length !== keys.length) continue;
     let same = true;
@@ -271,7 +321,7 @@ function shapeFor(meta: Record<string, unknown> | undefined, fields: AccessField
   from.set('message', 'message');
   from.set('timestamp', 'timestamp');
   const order = [...from.keys()].sort().map((key) => ({ key, quoted: quotedKey(key), from: from.get(key)! }));
-  const shape: Shape = { meta, fieldKeys: keys, order };
+  const shape: Shape = { meta, given, fieldKeys: keys, order };
   if (shapes.length >= 16) shapes.shift();
   shapes.push(shape);
   return shape;
@@ -294,8 +344,8 @@ function isoNow(): string {
  * jsonLine({...meta, ...fields, level: 'info', message, timestamp}) without building that
  * record, or null when a value is not flat (the general path then writes it as jsonLine does).
  */
-function flatLine(meta: Record<string, unknown> | undefined, fields: AccessFields, message: string): string | null {
-  const shape = shapeFor(meta, fields);
+function flatLine(meta: Record<string, unknown> | undefined, fields: AccessFields, message: string, keys: readonly string[] | undefined): string | null {
+  const shape = shapeFor(meta, fields, keys);
   if (shape === null) return null;
   let out = '{';
   for (const k of shape.order) {

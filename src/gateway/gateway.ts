@@ -23,7 +23,7 @@ import { MAX_CONNECTION_STATES } from './limits.js';
 import { Pipeline } from './pipeline.js';
 import { readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
 import { RequestLog, type GatewayHooks } from './request-log.js';
-import { ResponseWriter, type ResponseOutcome } from './response-writer.js';
+import { RequestReplyOptions, ResponseWriter, type ResponseOutcome } from './response-writer.js';
 import { Router, dotDotSegment } from './router.js';
 import { HandlerWatch } from './handler-watch.js';
 import { StreamedUploads } from './streamed-upload.js';
@@ -250,20 +250,8 @@ export class Gateway {
     const tooLarge = pending.closeAfter === true || pending.refusal?.code === 'M2GW_BODY_TOO_LARGE';
     const conn = state.conn;
     const writer = new ResponseWriter(
-      state.conn,
-      {
-        method: line.method,
-        keepAlive: line.keepAlive,
-        http10: line.http10,
-        requestId: id,
-        // Asked when the answer is written: a streamed body still arriving then must end the connection.
-        get mustClose() {
-          return tooLarge || conn.closeByCancel;
-        },
-        // The writer gave up on a response the upstream is still sending (a lying
-        // Content-Length, an invalid head): stop the upstream too.
-        abandon: (err) => abort.abort(err),
-      },
+      conn,
+      new RequestReplyOptions(line.method, line.keepAlive, line.http10, id, tooLarge, conn, abort),
       (outcome) => this.finish(state, active, outcome),
     );
     active = { id, writer, abort, started, method: line.method, uri: line.uri, route, bodyFile: pending.bodyFile, bodyStream: pending.bodyStream ?? null };

@@ -6,7 +6,7 @@
  * ended (answered, refused, failed, client gone); field names are the log schema
  * (`request_id`, `duration_ms`, …) that operators search by, so they change only on purpose.
  */
-import { logInfoFast, type Logger } from '../log.js';
+import { logInfoFast, type AccessFields, type Logger } from '../log.js';
 import type { Active } from './connections.js';
 import type { ResponseOutcome } from './response-writer.js';
 import type { WebSocketReport } from './websocket-session.js';
@@ -36,6 +36,10 @@ export interface RequestDoneInfo {
   readonly errorCode: string | null;
 }
 
+/** The access line's fields, in the order they are set below (log.ts recognises the shape by these arrays). */
+const ACCESS_KEYS = ['type', 'request_id', 'method', 'path', 'status', 'bytes', 'duration_ms', 'upstream', 'conn'] as const;
+const ACCESS_ERROR_KEYS = [...ACCESS_KEYS, 'error', 'phase'] as const;
+
 export class RequestLog {
   private readonly log: Logger;
   private readonly accessLog: boolean;
@@ -51,7 +55,7 @@ export class RequestLog {
     const upstream = active.route?.upstream.name ?? '-';
     if (this.accessLog) {
       // logInfoFast: the same line as log.info, without winston's stream per line (log.ts).
-      logInfoFast(this.log, 'access', {
+      const fields: AccessFields = {
         type: 'access',
         request_id: active.id,
         method: active.method,
@@ -61,8 +65,12 @@ export class RequestLog {
         duration_ms: Math.round(durationMs * 100) / 100,
         upstream,
         conn: connKey,
-        ...(outcome.error ? { error: outcome.error.code, phase: outcome.error.phase } : {}),
-      });
+      };
+      if (outcome.error) {
+        fields['error'] = outcome.error.code;
+        fields['phase'] = outcome.error.phase;
+      }
+      logInfoFast(this.log, 'access', fields, outcome.error ? ACCESS_ERROR_KEYS : ACCESS_KEYS);
     }
     if (outcome.error && outcome.error.code !== 'M2GW_CLIENT_GONE' && outcome.status >= 500) {
       this.log.warn('request failed', { request_id: active.id, upstream, error: outcome.error.message, code: outcome.error.code, phase: outcome.error.phase });

@@ -81,6 +81,22 @@ describe('LineFileTransport', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+  test('multi-byte lines at the buffer boundary and a line longer than the buffer keep every byte, in order', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'm2gw-log-'));
+    try {
+      const file = path.join(dir, 'm2gw.log');
+      const t = new LineFileTransport(file);
+      const lines: string[] = [];
+      // 3-byte characters and surrogate pairs (4 bytes) straddle the 64 KiB boundary many times over.
+      for (let i = 0; i < 300; i++) lines.push(`${i} ` + (i % 2 ? '€'.repeat(200 + i) : '😀'.repeat(150 + i)));
+      lines.splice(150, 0, 'big ' + 'é'.repeat(80 * 1024));
+      for (const l of lines) t.writeLine(l);
+      t.close();
+      assert.deepEqual(fs.readFileSync(file, 'utf8').split('\n'), [...lines, '']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('logInfoFast', () => {
