@@ -1,0 +1,215 @@
+/**
+ * UpstreamTunnel against a real loopback TCP socket standing in for the upstream app: what the
+ * app writes is read as server frames, what the tunnel writes must be masked client frames, and
+ * the promises in upstream-tunnel.ts (bounded queue, pause, closing handshake with its grace,
+ * onClosed exactly once) hold.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, describe, it } from 'node:test';
+import type { WebSocketProtocolError } from '../../../src/errors.js';
+import { CLOSE_CODE, FrameDecoder, OPCODE, encodeFrame, parseClosePayload, type FrameHandler, type FrameHead } from '../../../src/websocket/frame.js';
+import { UpstreamTunnel, type TunnelEvents, type TunnelOptions } from '../../../src/websocket/upstream-tunnel.js';
+
+const servers: net.Server[] = [];
+after(() => {
+  for (const s of servers) s.close();
+});
+
+/** A connected pair: `ours` for the tunnel, `app` the upstream's end. */
+async function socketPair(): Promise<{ ours: net.Socket; app: net.Socket }> {
+  const server = net.createServer();
+  servers.push(server);
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  const ours = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => ours.once('connect', resolve).once('error', reject));
+  return { ours, app: await accepted };
+}
+
+interface Frame {
+  opcode: number;
+  fin: boolean;
+  payload: Buffer;
+}
+
+/** Collects whole frames (data frames joined per frame) from a FrameDecoder. */
+function collector(): FrameHandler & { frames: Frame[] } {
+  const frames: Frame[] = [];
+  let parts: Buffer[] = [];
+  return {
+    frames,
+    onDataStart(): void {
+      parts = [];
+    },
+    onDataPayload(chunk: Buffer): void {
+      parts.push(Buffer.from(chunk));
+    },
+    onDataEnd(head: FrameHead): void {
+      frames.push({ opcode: head.opcode, fin: head.fin, payload: Buffer.concat(parts) });
+    },
+    onControl(opcode: number, payload: Buffer): void {
+      frames.push({ opcode, fin: true, payload: Buffer.from(payload) });
+    },
+  };
+}
+
+/** The tunnel's events, recorded. */
+function recorder(): TunnelEvents & { frames: Frame[]; protocolErrors: WebSocketProtocolError[]; closes: Array<Error | null> } {
+  const c = collector();
+  const protocolErrors: WebSocketProtocolError[] = [];
+  const closes: Array<Error | null> = [];
+  return Object.assign(c, {
+    protocolErrors,
+    closes,
+    onProtocolError: (err: WebSocketProtocolError) => protocolErrors.push(err),
+    onClosed: (err: Error | null) => closes.push(err),
+  });
+}
+
+/** Reads what the tunnel wrote as a server reads a client: unmasked frames are an error. */
+function appReader(app: net.Socket): { frames: Frame[]; errors: Error[] } {
+  const c = collector();
+  const errors: Error[] = [];
+  const decoder = new FrameDecoder(c, { masking: 'required', maxMessageBytes: 64 * 1024 * 1024 });
+  app.on('data', (chunk: Buffer) => {
+    try {
+      decoder.push(chunk);
+    } catch (err) {
+      errors.push(err as Error);
+    }
+  });
+  return { frames: c.frames, errors };
+}
+
+async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const OPTS: TunnelOptions = { maxMessageBytes: 1024 * 1024, maxQueuedBytes: 256 * 1024 };
+
+describe('UpstreamTunnel', () => {
+  it('passes server frames on as they arrive, and writes every message as one masked client frame', async () => {
+    const { ours, app } = await socketPair();
+    const ev = recorder();
+    const tunnel = new UpstreamTunnel(ours, OPTS, ev);
+    const seen = appReader(app);
+    // A text message, a binary message in two fragments, a ping; written a byte at a time would
+    // work too (FrameDecoder's own tests): here, as one write, as an app would.
+    app.write(
+      Buffer.concat([
+        encodeFrame(OPCODE.TEXT, Buffer.from('hello')),
+        encodeFrame(OPCODE.BINARY, Buffer.from([1, 2]), { fin: false }),
+        encodeFrame(OPCODE.CONTINUATION, Buffer.from([3])),
+        encodeFrame(OPCODE.PING, Buffer.from('p')),
+      ]),
+    );
+    await until(() => ev.frames.length === 4, 'four frames from the app');
+    assert.deepEqual(
+      ev.frames.map((f) => [f.opcode, f.fin, f.payload.toString('hex')]),
+      [
+        [OPCODE.TEXT, true, Buffer.from('hello').toString('hex')],
+        [OPCODE.BINARY, false, '0102'],
+        [OPCODE.CONTINUATION, true, '03'],
+        [OPCODE.PING, true, Buffer.from('p').toString('hex')],
+      ],
+    );
+    assert.equal(tunnel.sendMessage(OPCODE.TEXT, Buffer.from('to the app')), 'sent');
+    tunnel.sendControl(OPCODE.PONG, Buffer.from('p'));
+    await until(() => seen.frames.length === 2, 'two frames at the app');
+    assert.deepEqual(seen.errors, [], 'every frame the tunnel wrote was masked');
+    assert.equal(seen.frames[0]!.payload.toString(), 'to the app');
+    assert.equal(seen.frames[1]!.opcode, OPCODE.PONG);
+    tunnel.destroy();
+    await until(() => ev.closes.length === 1, 'onClosed');
+  });
+
+  it('a masked frame from the upstream is a protocol error: reading stops, a 1002 close goes out, onClosed exactly once', async () => {
+    const { ours, app } = await socketPair();
+    const ev = recorder();
+    const tunnel = new UpstreamTunnel(ours, OPTS, ev);
+    const seen = appReader(app);
+    app.write(encodeFrame(OPCODE.TEXT, Buffer.from('masked'), { maskKey: Buffer.from([1, 2, 3, 4]) }));
+    // Anything after the bad frame must not be delivered.
+    app.write(encodeFrame(OPCODE.TEXT, Buffer.from('after')));
+    await until(() => ev.protocolErrors.length === 1, 'the protocol error');
+    await until(() => seen.frames.length === 1, 'the close frame at the app');
+    assert.equal(seen.frames[0]!.opcode, OPCODE.CLOSE);
+    assert.equal(parseClosePayload(seen.frames[0]!.payload).code, CLOSE_CODE.PROTOCOL_ERROR);
+    assert.equal(tunnel.sendMessage(OPCODE.TEXT, Buffer.from('x')), 'closed', 'nothing more is sent once closing');
+    app.end();
+    await until(() => ev.closes.length === 1, 'onClosed');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(ev.closes.length, 1, 'onClosed exactly once');
+    assert.equal(ev.frames.length, 0, 'no frame delivered after the bad one');
+    app.destroy();
+  });
+
+  it('refuses a message over maxMessageBytes, and messages that would pile up past maxQueuedBytes behind an app that does not read', async () => {
+    const { ours, app } = await socketPair();
+    const ev = recorder();
+    const tunnel = new UpstreamTunnel(ours, OPTS, ev);
+    app.pause(); // the app stops reading: the kernel buffers fill, then the tunnel's queue
+    assert.equal(tunnel.sendMessage(OPCODE.BINARY, Buffer.alloc(OPTS.maxMessageBytes + 1)), 'too-big');
+    const piece = Buffer.alloc(64 * 1024, 7);
+    let result = 'sent';
+    let sent = 0;
+    while (result === 'sent' && sent < 4096) {
+      result = tunnel.sendMessage(OPCODE.BINARY, piece);
+      if (result === 'sent') sent++;
+    }
+    assert.equal(result, 'queue-full', `refused after ${sent} messages`);
+    assert.ok(tunnel.queuedBytes <= OPTS.maxQueuedBytes + piece.length + 14, `queued ${tunnel.queuedBytes} bytes`);
+    // Once the app reads again the queue drains and messages are taken again.
+    const seen = appReader(app);
+    app.resume();
+    await until(() => tunnel.queuedBytes === 0, 'the queue to drain');
+    assert.equal(tunnel.sendMessage(OPCODE.BINARY, piece), 'sent');
+    await until(() => seen.frames.length === sent + 1, 'every message accepted, at the app');
+    assert.ok(seen.frames.every((f) => f.payload.equals(piece)));
+    tunnel.destroy();
+    await until(() => ev.closes.length === 1, 'onClosed');
+  });
+
+  it('pause() holds frames back until resume()', async () => {
+    const { ours, app } = await socketPair();
+    const ev = recorder();
+    const tunnel = new UpstreamTunnel(ours, OPTS, ev);
+    tunnel.pause();
+    app.write(encodeFrame(OPCODE.TEXT, Buffer.from('later')));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(ev.frames.length, 0, 'nothing read while paused');
+    tunnel.resume();
+    await until(() => ev.frames.length === 1, 'the frame after resume');
+    assert.equal(ev.frames[0]!.payload.toString(), 'later');
+    tunnel.destroy();
+    await until(() => ev.closes.length === 1, 'onClosed');
+  });
+
+  it('close(): a close frame and our FIN; an app that never answers is cut after the grace, onClosed once', async () => {
+    const { ours, app } = await socketPair();
+    const ev = recorder();
+    const tunnel = new UpstreamTunnel(ours, OPTS, ev);
+    const seen = appReader(app);
+    let appSawEnd = false;
+    app.on('end', () => (appSawEnd = true));
+    app.allowHalfOpen = true; // the app keeps its side open and never answers
+    const started = Date.now();
+    tunnel.close(CLOSE_CODE.GOING_AWAY, 'bye');
+    await until(() => seen.frames.length === 1 && appSawEnd, 'the close frame and our FIN');
+    assert.deepEqual(parseClosePayload(seen.frames[0]!.payload), { code: CLOSE_CODE.GOING_AWAY, reason: 'bye' });
+    await until(() => ev.closes.length === 1, 'the cut after the grace', 4000);
+    const waited = Date.now() - started;
+    assert.ok(waited >= 900, `cut after ${waited} ms, not before the 1 s grace`);
+    tunnel.close(CLOSE_CODE.NORMAL);
+    tunnel.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(ev.closes.length, 1, 'onClosed exactly once');
+    app.destroy();
+  });
+});
