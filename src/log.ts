@@ -11,21 +11,14 @@
  * plain string, number or boolean, and the file transport appends the lines of up to
  * 50 ms with one write.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import winston from 'winston';
 import type TransportStream from 'winston-transport';
 import type { LogConfig } from './config/schema.js';
+import { LineFileTransport, MESSAGE, type Info } from './log-file.js';
+
+export { LineFileTransport } from './log-file.js';
 
 export type Logger = winston.Logger;
-
-/** triple-beam's MESSAGE: the key under which a format leaves the finished line. */
-const MESSAGE = Symbol.for('message');
-
-type Info = winston.Logform.TransformableInfo & Record<string | symbol, unknown>;
-
-/** winston's transport base class (its typings name it `transport`; the runtime export is `Transport`). */
-const Transport = (winston as unknown as { Transport: typeof TransportStream }).Transport;
 
 /** logform's json(), for records with nested values: one instance, configured once. */
 const fullJson = winston.format.json();
@@ -107,117 +100,6 @@ const jsonFormat = winston.format((info) => {
   return info;
 });
 
-/** Lines wait at most this long before they are written... */
-const FLUSH_MS = 50;
-/** ...or until this much is waiting. */
-const FLUSH_BYTES = 64 * 1024;
-
-/**
- * Appends lines to a file in batches: what is logged within FLUSH_MS (or up to FLUSH_BYTES)
- * leaves in one write, so a busy gateway pays one system call for many access lines instead
- * of one per line. Synchronous on purpose: a regular file write lands in the page cache, so
- * it is short; and a disk that stalls then slows the process down instead of letting lines
- * pile up in memory without bound. Lines still waiting when the process exits are written by
- * the exit hook, so the last lines (the "stopped" record) survive process.exit().
- */
-export class LineFileTransport extends Transport {
-  readonly filename: string;
-  private fd: number;
-  /**
-   * Lines waiting, already encoded. Each line is copied in as it is logged, not joined as a
-   * string at flush: a string of ~50 ms of lines outlives young-generation collections, so
-   * V8 copied (then promoted) every line of it, a large share of what a busy worker's
-   * scavenges had to move (bench/README.md, "where the time goes").
-   */
-  private readonly buf = Buffer.allocUnsafeSlow(FLUSH_BYTES);
-  private used = 0;
-  private timer: NodeJS.Timeout | null = null;
-  private shut = false;
-  private readonly onExit = (): void => this.flush();
-
-  constructor(filename: string) {
-    super();
-    this.filename = filename;
-    fs.mkdirSync(path.dirname(filename), { recursive: true });
-    this.fd = fs.openSync(filename, 'a');
-    process.on('exit', this.onExit);
-  }
-
-  override log(info: Info, next: () => void): void {
-    this.writeLine(info[MESSAGE] as string);
-    next();
-  }
-
-  /** Append one finished line (logInfoFast hands access lines over here directly). */
-  writeLine(text: string): void {
-    if (this.shut) return;
-    // A UTF-16 unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4): room for
-    // `text.length * 3 + 1` means the line and its newline fit, and only near the end of the
-    // buffer is the exact size worth counting.
-    if (this.used + text.length * 3 + 1 > this.buf.length) {
-      const size = Buffer.byteLength(text, 'utf8') + 1;
-      if (this.used + size > this.buf.length) {
-        this.flush();
-        if (size > this.buf.length) {
-          this.writeOut(Buffer.from(text + '\n', 'utf8'));
-          return;
-        }
-      }
-    }
-    this.used += this.buf.write(text, this.used, 'utf8');
-    this.buf[this.used++] = 0x0a;
-    this.timer ??= setTimeout(this.flushSoon, FLUSH_MS).unref();
-  }
-
-  /** Open the file again under its name (it was moved away): later lines go to the new file. */
-  reopen(): void {
-    if (this.shut) return;
-    this.flush();
-    fs.closeSync(this.fd);
-    this.fd = fs.openSync(this.filename, 'a');
-  }
-
-  override close(): void {
-    if (this.shut) return;
-    this.flush();
-    this.shut = true;
-    process.off('exit', this.onExit);
-    fs.closeSync(this.fd);
-  }
-
-  override _final(cb: (err?: Error | null) => void): void {
-    this.close();
-    cb();
-  }
-
-  private readonly flushSoon = (): void => {
-    this.timer = null;
-    this.flush();
-  };
-
-  private flush(): void {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-    if (this.used === 0 || this.shut) return;
-    const used = this.used;
-    this.used = 0;
-    // Synchronous, so the buffer is free again when this returns.
-    this.writeOut(this.buf.subarray(0, used));
-  }
-
-  private writeOut(data: Buffer): void {
-    let off = 0;
-    try {
-      while (off < data.length) off += fs.writeSync(this.fd, data, off, data.length - off);
-    } catch (err) {
-      // Nowhere better to say it: the log file itself is what failed.
-      process.stderr.write(`m2gw: cannot write log file ${this.filename}: ${String(err)}\n`);
-    }
-  }
-}
-
 /** Loggers made by createLogger with the JSON format: their lines are exactly jsonLine(info). */
 const jsonLoggers = new WeakSet<Logger>();
 const LEVEL = Symbol.for('level');
@@ -242,22 +124,21 @@ export function logInfoFast(logger: Logger, message: string, fields: AccessField
   }
   const meta = logger.defaultMeta as Record<string, unknown> | undefined;
   const file = onlyFileTransport(logger);
-  if (file !== null) {
+  // With one file transport, checked as isLevelEnabled would, without the arrays winston's
+  // transports getter builds.
+  if (file !== null ? file.silent || !takesInfo(logger, file) : !logger.isLevelEnabled('info')) return;
+  const line = flatLine(meta, fields, message, keys);
+  if (file !== null && line !== null) {
     // The usual case: a file, which takes the line itself (no record object is built).
-    // Checked as isLevelEnabled would, without the arrays winston's transports getter builds.
-    if (file.silent || !passes(logger, file, 'info')) return;
-    const line = flatLine(meta, fields, message, keys);
-    if (line !== null) {
-      file.writeLine(line);
-      return;
-    }
-  } else if (!logger.isLevelEnabled('info')) return;
+    file.writeLine(line);
+    return;
+  }
   // Object.assign, not spread syntax: spreading winston's defaultMeta measured ~25 µs a line.
   const info = Object.assign({}, meta, fields, { level: 'info', message }) as Info;
   info[LEVEL] = 'info';
-  info[MESSAGE] = flatLine(meta, fields, message, keys) ?? jsonLine(info);
+  info[MESSAGE] = line ?? jsonLine(info);
   for (const t of logger.transports) {
-    if (t.silent || !infoPasses(logger, t)) continue;
+    if (t.silent || !takesInfo(logger, t)) continue;
     t.log?.(info, noop);
   }
 }
@@ -272,18 +153,11 @@ function onlyFileTransport(logger: Logger): LineFileTransport | null {
   return only instanceof LineFileTransport ? only : null;
 }
 
-/** winston's isLevelEnabled(level) for a logger whose only transport is `t`. */
-function passes(logger: Logger, t: TransportStream, level: string): boolean {
+/** The transport writes info lines: its own level, or else the logger's (as isLevelEnabled decides). */
+function takesInfo(logger: Logger, t: TransportStream): boolean {
   const levels = logger.levels;
-  const wanted = levels[level];
-  const configured = levels[logger.level];
-  if (wanted === undefined || configured === undefined) return false;
-  const own = t.level === undefined ? undefined : levels[t.level];
-  return (own ?? configured) >= wanted;
-}
-
-function infoPasses(logger: Logger, t: TransportStream): boolean {
-  return t.level === undefined || logger.levels[t.level]! >= logger.levels.info!;
+  const level = levels[t.level ?? logger.level];
+  return level !== undefined && level >= levels.info!;
 }
 
 /**

@@ -179,9 +179,7 @@ export class ClientConnection {
   /** The response begun last has been handed over completely (or failed). */
   endResponse(): void {
     if (this.openRequests > 0) this.openRequests--;
-    // The timer stays armed: the next request on a kept-alive connection usually comes before
-    // its next tick, which stops it if none did. (Arming and clearing one per request was a
-    // timer list insert and removal, and an object, on every request.)
+    if (this.openRequests === 0) this.stopKeepAlive();
   }
 
   /**

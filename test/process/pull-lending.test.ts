@@ -13,13 +13,16 @@ import { patternBytes, startHttpUpstream } from '../harness/upstream-http.js';
 import { sleep, waitFor } from '../harness/wait.js';
 import { Daemon, gwToml, startLoad, startWorld, worldAround, type World } from './support.js';
 
-/** The id of the worker reading the handler's PULL, once it is lent to the only active worker. */
-async function lentToActive(d: Daemon, what: string, timeoutMs = 5_000): Promise<number> {
+/**
+ * The id of the worker reading the handler's PULL, once it is lent to the only active worker
+ * (other than `not`: right after a signal the status may still show the worker it was lent to).
+ */
+async function lentToActive(d: Daemon, what: string, timeoutMs = 5_000, not?: number): Promise<number> {
   const s = await waitFor(
     async () => {
       const st = await d.status();
       const active = st.workers.filter((w) => w.state === 'active');
-      return active.length === 1 && st.workers.length === 1 && st.handlers[0]!.pullLentTo === active[0]!.id ? st : null;
+      return active.length === 1 && st.workers.length === 1 && st.handlers[0]!.pullLentTo === active[0]!.id && active[0]!.id !== not ? st : null;
     },
     timeoutMs,
     20,
@@ -98,7 +101,7 @@ describe('PULL lending (one worker)', () => {
     await sleep(300);
     process.kill(victimPid, 'SIGKILL');
     await daemon.waitForLog((l) => l.message === 'worker replaced', 5_000, 'worker replaced');
-    const next = await lentToActive(daemon, 'lent to the replacement', 10_000);
+    const next = await lentToActive(daemon, 'lent to the replacement', 10_000, victim);
     assert.notEqual(next, victim);
     const result = await load.stop();
     // Requests the dead worker had read, or Mongrel2 had written to its socket, are lost
@@ -114,15 +117,20 @@ describe('PULL lending (one worker)', () => {
     const load = startLoad(world.m2.url, 3, '/echo/self-stop');
     await sleep(300);
     process.kill(pid, 'SIGTERM');
-    const next = await lentToActive(daemon, 'lent to the replacement', 10_000);
+    const next = await lentToActive(daemon, 'lent to the replacement', 10_000, first).catch(async (err: unknown) => {
+      await load.stop();
+      throw err;
+    });
     assert.notEqual(next, first);
     await sleep(300);
     const result = await load.stop();
     // The PULL came back rather than dying with the worker.
     assert.ok(!daemon.logs.some((l) => l.message === 'lent handler socket lost with the worker: reconnecting'), daemon.dump());
-    // A draining worker answers new requests 503, and its kept-alive connections are closed
-    // when it exits (as without lending): at most one failure per client, none hangs.
-    assert.ok(result.failed <= 3, `${result.failed} failures: ${result.errors.join('; ')}`);
+    // A draining worker answers new requests 503 (closing that connection), and its kept-alive
+    // connections are closed when it exits (as without lending). A client's reconnection made
+    // while the worker still read the PULL is one of those: at most two failures per client
+    // (a 503, then the close), none hangs.
+    assert.ok(result.failed <= 6, `${result.failed} failures: ${result.errors.join('; ')}`);
     for (let i = 0; i < 10; i++) assert.equal((await request(`${world.m2.url}/echo/after-${i}`)).status, 200);
   });
 
@@ -184,7 +192,7 @@ upstream = "a"
     await fsp.writeFile(world.configFile, toml('two'));
     daemon.signal('SIGHUP');
     await waitFor(() => daemon.logsSince(n).some((l) => /^reloaded/.test(l.message)), 15_000, 20, 'reload');
-    assert.notEqual(await lentToActive(daemon, 'lent to the new worker', 15_000), first);
+    assert.notEqual(await lentToActive(daemon, 'lent to the new worker', 15_000, first), first);
     const result = await load.stop();
     assert.equal(result.failed, 0, result.errors.join('; '));
     assert.ok(result.ok > 50, `only ${result.ok} requests`);

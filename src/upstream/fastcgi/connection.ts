@@ -180,11 +180,9 @@ export class FcgiConnection<J extends ConnectionJob> {
     if (body === null) {
       this.socket.write(head);
     } else if (body.kind === 'buffer') {
-      // Large in-memory body: one writev, the payload referenced rather than copied.
-      this.socket.cork();
+      // Large in-memory body: in the same writev (corked above), the payload referenced rather than copied.
       this.socket.write(head);
       for (const b of stdinRecords(id, body.data, true)) this.socket.write(b);
-      this.socket.uncork();
     } else {
       this.socket.write(head);
       this.writingBodyOf = job;

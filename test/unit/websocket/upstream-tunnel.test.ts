@@ -93,11 +93,23 @@ async function until(cond: () => boolean, what: string, ms = 3000): Promise<void
 
 const OPTS: TunnelOptions = { maxMessageBytes: 1024 * 1024, maxQueuedBytes: 256 * 1024 };
 
+/** A tunnel over a fresh pair, with its events recorded. */
+async function openTunnel(): Promise<{ app: net.Socket; ev: ReturnType<typeof recorder>; tunnel: UpstreamTunnel }> {
+  const { ours, app } = await socketPair();
+  const ev = recorder();
+  return { app, ev, tunnel: new UpstreamTunnel(ours, OPTS, ev) };
+}
+
+/** Cut the tunnel and wait for its one onClosed. */
+async function cut(t: { ev: ReturnType<typeof recorder>; tunnel: UpstreamTunnel }): Promise<void> {
+  t.tunnel.destroy();
+  await until(() => t.ev.closes.length === 1, 'onClosed');
+}
+
 describe('UpstreamTunnel', () => {
   it('passes server frames on as they arrive, and writes every message as one masked client frame', async () => {
-    const { ours, app } = await socketPair();
-    const ev = recorder();
-    const tunnel = new UpstreamTunnel(ours, OPTS, ev);
+    const t = await openTunnel();
+    const { app, ev, tunnel } = t;
     const seen = appReader(app);
     // A text message, a binary message in two fragments, a ping; written a byte at a time would
     // work too (FrameDecoder's own tests): here, as one write, as an app would.
@@ -125,14 +137,12 @@ describe('UpstreamTunnel', () => {
     assert.deepEqual(seen.errors, [], 'every frame the tunnel wrote was masked');
     assert.equal(seen.frames[0]!.payload.toString(), 'to the app');
     assert.equal(seen.frames[1]!.opcode, OPCODE.PONG);
-    tunnel.destroy();
-    await until(() => ev.closes.length === 1, 'onClosed');
+    await cut(t);
   });
 
   it('a masked frame from the upstream is a protocol error: reading stops, a 1002 close goes out, onClosed exactly once', async () => {
-    const { ours, app } = await socketPair();
-    const ev = recorder();
-    const tunnel = new UpstreamTunnel(ours, OPTS, ev);
+    const t = await openTunnel();
+    const { app, ev, tunnel } = t;
     const seen = appReader(app);
     app.write(encodeFrame(OPCODE.TEXT, Buffer.from('masked'), { maskKey: Buffer.from([1, 2, 3, 4]) }));
     // Anything after the bad frame must not be delivered.
@@ -151,9 +161,8 @@ describe('UpstreamTunnel', () => {
   });
 
   it('refuses a message over maxMessageBytes, and messages that would pile up past maxQueuedBytes behind an app that does not read', async () => {
-    const { ours, app } = await socketPair();
-    const ev = recorder();
-    const tunnel = new UpstreamTunnel(ours, OPTS, ev);
+    const t = await openTunnel();
+    const { app, tunnel } = t;
     app.pause(); // the app stops reading: the kernel buffers fill, then the tunnel's queue
     assert.equal(tunnel.sendMessage(OPCODE.BINARY, Buffer.alloc(OPTS.maxMessageBytes + 1)), 'too-big');
     const piece = Buffer.alloc(64 * 1024, 7);
@@ -172,14 +181,12 @@ describe('UpstreamTunnel', () => {
     assert.equal(tunnel.sendMessage(OPCODE.BINARY, piece), 'sent');
     await until(() => seen.frames.length === sent + 1, 'every message accepted, at the app');
     assert.ok(seen.frames.every((f) => f.payload.equals(piece)));
-    tunnel.destroy();
-    await until(() => ev.closes.length === 1, 'onClosed');
+    await cut(t);
   });
 
   it('pause() holds frames back until resume()', async () => {
-    const { ours, app } = await socketPair();
-    const ev = recorder();
-    const tunnel = new UpstreamTunnel(ours, OPTS, ev);
+    const t = await openTunnel();
+    const { app, ev, tunnel } = t;
     tunnel.pause();
     app.write(encodeFrame(OPCODE.TEXT, Buffer.from('later')));
     await new Promise((r) => setTimeout(r, 100));
@@ -187,14 +194,12 @@ describe('UpstreamTunnel', () => {
     tunnel.resume();
     await until(() => ev.frames.length === 1, 'the frame after resume');
     assert.equal(ev.frames[0]!.payload.toString(), 'later');
-    tunnel.destroy();
-    await until(() => ev.closes.length === 1, 'onClosed');
+    await cut(t);
   });
 
   it('close(): a close frame and our FIN; an app that never answers is cut after the grace, onClosed once', async () => {
-    const { ours, app } = await socketPair();
-    const ev = recorder();
-    const tunnel = new UpstreamTunnel(ours, OPTS, ev);
+    const t = await openTunnel();
+    const { app, ev, tunnel } = t;
     const seen = appReader(app);
     let appSawEnd = false;
     app.on('end', () => (appSawEnd = true));
