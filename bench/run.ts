@@ -328,7 +328,9 @@ async function main(): Promise<number> {
   const startedAt = new Date().toISOString();
   const stamp = startedAt.replace(/[:.]/g, '-');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'm2gw-bench-'));
-  group.defer('tmp', () => fs.rmSync(tmp, { recursive: true, force: true }));
+  // BENCH_KEEP_TMP=1 keeps the run's configs and logs (the access logs, for latency studies).
+  if (process.env.BENCH_KEEP_TMP === '1') group.defer('tmp', () => log(`kept: ${tmp}`));
+  else group.defer('tmp', () => fs.rmSync(tmp, { recursive: true, force: true }));
   const results: Results = {
     startedAt,
     finishedAt: '',

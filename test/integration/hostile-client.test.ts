@@ -12,7 +12,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { startChain, type Chain } from './gateway-support.js';
-import { innocentClient, p99Bound, percentile, recordRow, rssMiB, underAttack, type InnocentClient } from './hostile-support.js';
+import { innocentClient, p99Bound, percentile, recordRow, retainedMiB, rssMiB, underAttack, type InnocentClient } from './hostile-support.js';
 import { startPhpFpm, type PhpFpm } from '../harness/php-fpm.js';
 import { startHttpUpstream, type HttpUpstreamInstance } from '../harness/upstream-http.js';
 import { rawRequest, request } from '../harness/http-client.js';
@@ -189,7 +189,7 @@ strip_prefix = true
 
   test('1,000 connections that start an upload and vanish leave no temp file and no state', async () => {
     await attack('1,000 uploads started then abandoned', async () => {
-      const rss0 = rssMiB();
+      const held0 = retainedMiB();
       for (let batch = 0; batch < 10; batch++) {
         const socks = await Promise.all(
           Array.from({ length: 100 }, () => openSocket(chain.m2.port, 'POST /app/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n', randomBytes(30_000))),
@@ -201,7 +201,8 @@ strip_prefix = true
       await waitFor(() => chain.gateway.connectionCount <= 2, 30_000, 20, 'upload states forgotten').catch((err: Error) => {
         throw new Error(`${err.message}: ${chain.gateway.connectionCount} connection states left`);
       });
-      assert.ok(rssMiB() - rss0 < 100, `RSS grew ${rssMiB() - rss0} MiB`);
+      const held = retainedMiB() - held0;
+      assert.ok(held < 32, `${held} MiB more held after the attack`);
       return 'connections gone; no temp file; no state';
     });
   });
@@ -228,7 +229,7 @@ strip_prefix = true
 
   test('10,000 pipelined requests on one connection: a bounded queue, then 503 and close', async () => {
     await attack('10,000 pipelined requests on one connection (slow upstream)', async () => {
-      const rss0 = rssMiB();
+      const held0 = retainedMiB();
       const hits = limitHitCount('pipeline_queue');
       const one = 'GET /app/slow/5 HTTP/1.1\r\nHost: x\r\n\r\n';
       const out = (await rawRequest(chain.m2.port, one.repeat(10_000), { timeoutMs: 60_000 })).toString('latin1');
@@ -240,7 +241,8 @@ strip_prefix = true
       assert.equal(statuses.at(-1), '503');
       assert.ok(statuses.slice(0, -1).every((s) => s === '200'));
       assert.ok(limitHitCount('pipeline_queue') > hits);
-      assert.ok(rssMiB() - rss0 < 100, `RSS grew ${rssMiB() - rss0} MiB`);
+      const held = retainedMiB() - held0;
+      assert.ok(held < 32, `${held} MiB more held after the attack`);
       await waitFor(() => chain.gateway.inFlight <= 1, 10_000);
       return `${statuses.length - 1} × 200, then 503 + close`;
     });
