@@ -15,7 +15,7 @@ import { startNginx } from './lib/nginx.js';
 import { parseOptions, USAGE, type Options, type Scenario } from './lib/options.js';
 import { PHP_ROOT, RESULTS_DIR } from './lib/paths.js';
 import { formatSummary, summarize } from './profile-summary.js';
-import { idleRss, processTree } from './lib/proc-stats.js';
+import { idleRss, idleRssNote, processTree } from './lib/proc-stats.js';
 import { ProcessGroup } from './lib/procs.js';
 import { aggregate, computeRatios, formatTable, memoryVerdicts, writeJson, type Results } from './lib/report.js';
 import { cpuNotes, flowControlNotes, layoutVariant, ratioSpecs } from './lib/ratios.js';
@@ -82,7 +82,7 @@ async function withM2gw<T>(
   ctx: Ctx,
   flowControl: boolean,
   phase: string,
-  extra: { accessLog?: false; workers?: number | 'auto'; single?: boolean; fastcgi?: { address: string; pipeline: number }; bin?: string },
+  extra: { accessLog?: false; workers?: number | 'auto'; spareWorker?: false; single?: boolean; fastcgi?: { address: string; pipeline: number }; bin?: string },
   fn: (world: World, gw: M2gwInstance) => Promise<T>,
 ): Promise<T> {
   const dir = path.join(ctx.tmp, `m2gw-${phase}`);
@@ -95,6 +95,7 @@ async function withM2gw<T>(
       probePath: extra.fastcgi ? '/gw/php/hello.php' : '/gw/hello',
       ...(extra.accessLog ? { accessLog: true } : {}),
       ...(extra.workers !== undefined ? { workers: extra.workers } : {}),
+      ...(extra.spareWorker === false ? { spareWorker: false as const } : {}),
       ...(extra.single ? { single: true } : {}),
       ...(extra.bin !== undefined ? { bin: extra.bin } : {}),
       ...(extra.fastcgi
@@ -103,16 +104,13 @@ async function withM2gw<T>(
       ...(profDir ? { cpuProfDir: profDir } : {}),
       ...(ctx.opts.m2gwNodeArgs.length > 0 ? { nodeArgs: ctx.opts.m2gwNodeArgs } : {}),
     });
-    if (phase === 'http' || phase === 'before') {
-      // The idle default daemon, before any load: supervisor, worker, pre-forked spare.
+    if (phase === 'http' || phase === 'before' || phase === 'no-spare') {
+      // The idle daemon, before any load: supervisor, worker, pre-forked spare (unless turned off).
       await new Promise((r) => setTimeout(r, 2_000));
       const procs = idleRss(gw.pid, 1);
       if (phase === 'http') ctx.results.idleRss.push(...procs);
-      const total = procs.reduce((a, p) => a + p.rssMiB, 0);
-      const pss = procs.reduce((a, p) => a + p.pssMiB, 0);
-      ctx.results.notes.push(
-        `idle RSS of the default m2gw${phase === 'before' ? ' (--before-bin build)' : ''}: ${procs.map((p) => `${p.role} ${p.rssMiB} MiB (PSS ${p.pssMiB})`).join(', ')}; total ${total.toFixed(1)} MiB (target ≤ 150), PSS ${pss.toFixed(1)} MiB`,
-      );
+      if (phase === 'no-spare') ctx.results.idleRssNoSpare.push(...procs);
+      ctx.results.notes.push(idleRssNote(phase === 'before' ? 'the default m2gw (--before-bin build)' : phase === 'no-spare' ? 'm2gw with spare_worker = false' : 'the default m2gw', procs));
     }
     try {
       return await fn(world, gw);
@@ -220,6 +218,8 @@ async function flowControlOnPhases(ctx: Ctx): Promise<void> {
 }
 
 async function memoryPhase(ctx: Ctx): Promise<void> {
+  log('memory: the idle daemon without its spare worker');
+  await withM2gw(ctx, true, 'no-spare', { spareWorker: false }, async () => undefined);
   log('memory (m2gw RSS, sampled every 100 ms):');
   await withM2gw(ctx, true, 'memory', {}, async (world, gw) => {
     const target = { m2gwPid: gw.pid, mongrel2Pid: world.m2.pid, mongrel2Dir: world.m2.dir, base: `${world.base}/gw`, tmpDir: ctx.tmp };
@@ -353,6 +353,7 @@ async function main(): Promise<number> {
     memoryVerdicts: [],
     profiles: [],
     idleRss: [],
+    idleRssNoSpare: [],
     notes: [],
     failures: [],
   };

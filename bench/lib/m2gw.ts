@@ -24,6 +24,8 @@ export interface M2gwOptions {
   readonly accessLog?: boolean;
   /** `[gateway] workers`; absent: the key is not written (default 1). */
   readonly workers?: number | 'auto';
+  /** `[gateway] spare_worker = false`; absent: the key is not written (default true). */
+  readonly spareWorker?: false;
   /** `m2gw start --single`: one process, no supervisor. */
   readonly single?: boolean;
   /** Extra node flags for m2gw (workers inherit them), e.g. ["--max-semi-space-size=32"]. */
@@ -47,7 +49,12 @@ export interface M2gwInstance {
 
 export function m2gwToml(o: M2gwOptions, logFile: string): string {
   const lines: string[] = [];
-  if (o.workers !== undefined) lines.push('[gateway]', `workers = ${o.workers === 'auto' ? '"auto"' : o.workers}`, '');
+  if (o.workers !== undefined || o.spareWorker === false) {
+    lines.push('[gateway]');
+    if (o.workers !== undefined) lines.push(`workers = ${o.workers === 'auto' ? '"auto"' : o.workers}`);
+    if (o.spareWorker === false) lines.push('spare_worker = false');
+    lines.push('');
+  }
   lines.push(
     '[log]',
     `level = "${o.accessLog === false ? 'warn' : 'info'}"`,

@@ -169,3 +169,10 @@ export function idleRss(rootPid: number, workers: number): Array<{ role: string;
   const one = (role: string, pid: number): { role: string; pid: number; rssMiB: number; pssMiB: number } => ({ role, pid, rssMiB: mib(rssBytes(pid)), pssMiB: mib(pssBytes(pid)) });
   return [one('supervisor', rootPid), ...children.map((pid, i) => one(i < workers ? 'worker' : 'spare', pid))];
 }
+
+/** The bench's note line for one idle daemon (`which`: what was measured). */
+export function idleRssNote(which: string, procs: ReadonlyArray<{ role: string; rssMiB: number; pssMiB: number }>): string {
+  const total = procs.reduce((a, p) => a + p.rssMiB, 0);
+  const pss = procs.reduce((a, p) => a + p.pssMiB, 0);
+  return `idle RSS of ${which}: ${procs.map((p) => `${p.role} ${p.rssMiB} MiB (PSS ${p.pssMiB})`).join(', ')}; total ${total.toFixed(1)} MiB (target ≤ 150), PSS ${pss.toFixed(1)} MiB`;
+}

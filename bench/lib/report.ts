@@ -49,6 +49,8 @@ export interface Results {
   readonly profiles: Array<{ file: string; phase: string }>;
   /** RSS of each m2gw process of the default layout, idle after start. */
   readonly idleRss: Array<{ role: string; pid: number; rssMiB: number; pssMiB: number }>;
+  /** The same daemon with `[gateway] spare_worker = false` (measured in the memory phase). */
+  readonly idleRssNoSpare: Array<{ role: string; pid: number; rssMiB: number; pssMiB: number }>;
   readonly notes: string[];
   readonly failures: string[];
 }

@@ -12,6 +12,7 @@ export function readGateway(t: TableReader | null): GatewaySection {
   if (t === null) return { ...d };
   const section: GatewaySection = {
     workers: readWorkers(t) ?? d.workers,
+    spareWorker: t.boolean('spare_worker') ?? d.spareWorker,
     drainTimeoutMs: t.duration('drain_timeout', { allowZero: true }) ?? d.drainTimeoutMs,
     pidFile: t.filePath('pid_file') ?? d.pidFile,
     maxInFlight: t.integer('max_in_flight', { min: 1 }) ?? d.maxInFlight,

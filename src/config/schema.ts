@@ -108,6 +108,11 @@ export interface LogConfig {
 
 export interface GatewaySection {
   readonly workers: number | 'auto';
+  /**
+   * Keep one pre-forked worker with its code loaded, so a crashed worker's replacement or a
+   * reload's new generation starts in milliseconds instead of ~0.3 s. Costs ~70 MiB of RSS.
+   */
+  readonly spareWorker: boolean;
   readonly drainTimeoutMs: number;
   readonly pidFile: string | null;
   /** Most requests in flight per process before new ones get 503. */
@@ -178,6 +183,7 @@ export const DEFAULTS = {
   },
   gateway: {
     workers: 1 as number | 'auto',
+    spareWorker: true,
     drainTimeoutMs: 30_000,
     pidFile: null,
     maxInFlight: 10_000,

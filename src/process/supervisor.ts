@@ -110,7 +110,7 @@ export class Supervisor {
       parked: () => this.owners.parkedCount,
       orphanControls: () => Object.fromEntries(this.handlers.list().map((h) => [h.config.sendSpec, h.watch.orphans])),
     });
-    this.pool = new WorkerPool(file, this.poolEvents(), (ids) => this.owners.creditWindows(ids));
+    this.pool = new WorkerPool(file, this.poolEvents(), (ids) => this.owners.creditWindows(ids), () => this.config.gateway.spareWorker);
     this.lending = new PullLending(this);
   }
 
@@ -131,7 +131,7 @@ export class Supervisor {
       const spare = this.pool.forkSpare();
       const workers = await starting;
       for (const w of workers) this.owners.add(w, true);
-      await Promise.race([spare.loaded, new Promise((r) => setTimeout(r, 10_000).unref())]);
+      if (spare) await Promise.race([spare.loaded, new Promise((r) => setTimeout(r, 10_000).unref())]);
     } catch (err) {
       if (this.state === 'stopping') return;
       return this.fatal(`workers did not start: ${String(err)}`);
@@ -289,6 +289,7 @@ export class Supervisor {
     // Only now: an added handler's messages need a worker that knows it.
     await this.handlers.apply(plan, config.gateway.drainTimeoutMs);
     this.applyLogConfig(config);
+    this.pool.syncSpare();
     if (adminKey(config) !== prevAdmin) {
       await this.admin?.close();
       this.admin = null;

@@ -56,6 +56,8 @@ export interface ConfigOptions {
   accessLog?: boolean;
   /** [log] file; the daemon then writes nothing to stdout. */
   logFile?: string;
+  /** [gateway] spare_worker (absent: the default, true). */
+  spareWorker?: boolean;
 }
 
 export async function startWorld(): Promise<World> {
@@ -93,6 +95,7 @@ export function gwToml(w: World, o: ConfigOptions = {}): string {
 [gateway]
 workers = ${typeof o.workers === 'string' ? JSON.stringify(o.workers) : (o.workers ?? 2)}
 drain_timeout = "${o.drainTimeout ?? '5s'}"
+${o.spareWorker === undefined ? '' : `spare_worker = ${o.spareWorker}`}
 pid_file = "${w.pidFile}"
 
 [admin]

@@ -70,6 +70,13 @@ const cases: Case[] = [
     message: /must be true or false, got string "yes"/,
   },
   {
+    name: 'wrong type: a number for spare_worker',
+    text: BASE + '\n[gateway]\nspare_worker = 0\n',
+    key: 'gateway.spare_worker',
+    at: 'spare_worker',
+    message: /must be true or false, got integer 0/,
+  },
+  {
     name: 'wrong type: a section that is not a table',
     text: 'gateway = 5\n' + BASE,
     key: 'gateway',

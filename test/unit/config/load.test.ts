@@ -9,6 +9,7 @@ import { BASE, lineOf, tempDir } from './helpers.js';
 
 const FULL = `[gateway]
 workers = "auto"
+spare_worker = false
 drain_timeout = "45s"
 pid_file = "run/m2gw.pid"
 max_in_flight = 500
@@ -167,7 +168,7 @@ test('a full config reads every key: durations in ms, sizes in bytes, relative p
       { prefix: '/', host: null, upstream: 'php', stripPrefix: false, maxBodyBytes: 104_857_600, preserveHost: true, websocket: true },
       { prefix: '/other/', host: null, upstream: 'tcpphp', stripPrefix: false, maxBodyBytes: 2048, preserveHost: true, websocket: true },
     ],
-    gateway: { workers: 'auto', drainTimeoutMs: 45_000, pidFile: path.join(dir, 'run/m2gw.pid'), maxInFlight: 500, maxWebsockets: 20 },
+    gateway: { workers: 'auto', spareWorker: false, drainTimeoutMs: 45_000, pidFile: path.join(dir, 'run/m2gw.pid'), maxInFlight: 500, maxWebsockets: 20 },
     admin: { listen: '127.0.0.1:9180', allowRemote: false, token: null },
     log: { level: 'debug', format: 'text', file: path.join(dir, 'log/m2gw.log'), accessLog: false },
   };
