@@ -14,6 +14,7 @@
  * of it are far cheaper than a Buffer.toString call per JSON string.
  */
 import { FrameError } from '../errors.js';
+import { newDict } from './dict.js';
 
 export const JSON_MAX_DEPTH = 64;
 
@@ -146,7 +147,7 @@ class Parser {
   private parseObject(depth: number): Record<string, unknown> {
     if (depth >= this.maxDepth) this.fail(`nesting deeper than ${this.maxDepth}`);
     this.pos++; // {
-    const out: Record<string, unknown> = Object.create(null);
+    const out = newDict<unknown>();
     this.skipWs();
     if (this.peek() === 0x7d) {
       this.pos++;

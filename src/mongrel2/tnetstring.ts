@@ -6,6 +6,7 @@
  * pass `{ buffers: true }` to get Buffers (subarrays of the input, no copy) instead.
  */
 import { FrameError } from '../errors.js';
+import { newDict } from './dict.js';
 
 export type TNetValue = string | number | boolean | null | TNetValue[] | { [k: string]: TNetValue };
 /** The `{ buffers: true }` flavour: byte strings stay Buffers; dict keys are still latin1 strings. */
@@ -228,7 +229,7 @@ function parseListBody(st: State, depth: number): TNetValue[] & TNetBinValue[] {
 }
 
 function parseDictBody(st: State, depth: number): { [k: string]: TNetValue & TNetBinValue } {
-  const out: { [k: string]: TNetValue & TNetBinValue } = Object.create(null);
+  const out = newDict<TNetValue & TNetBinValue>();
   const s = st.s;
   while (st.pos < st.end) {
     const at = st.base + st.pos;

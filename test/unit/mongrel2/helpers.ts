@@ -1,10 +1,19 @@
 /** Small shared helpers for the mongrel2 codec tests. */
 import assert from 'node:assert/strict';
 import { FrameError } from '../../../src/errors.js';
+import { DICT_PROTOTYPE, newDict } from '../../../src/mongrel2/dict.js';
 
-/** A null-prototype copy, to compare with what the parsers return. */
+/** A copy made the way the parsers make their dicts (src/mongrel2/dict.ts), to compare with what they return. */
 export function dict<T>(o: Record<string, T>): Record<string, T> {
-  return Object.assign(Object.create(null) as Record<string, T>, o);
+  return Object.assign(newDict<T>(), o);
+}
+
+/** The parsers' dicts inherit nothing: their prototype is DICT_PROTOTYPE, empty, frozen, with no prototype. */
+export function assertInheritsNothing(v: unknown, what = 'dict'): void {
+  assert.equal(Object.getPrototypeOf(v), DICT_PROTOTYPE, `${what}: the dict prototype`);
+  assert.equal(Object.getPrototypeOf(DICT_PROTOTYPE), null, `${what}: the prototype has no prototype`);
+  assert.deepEqual(Reflect.ownKeys(DICT_PROTOTYPE), [], `${what}: the prototype has no properties`);
+  assert.ok(Object.isFrozen(DICT_PROTOTYPE), `${what}: the prototype is frozen`);
 }
 
 /** Asserts that fn throws a FrameError (and nothing else). */

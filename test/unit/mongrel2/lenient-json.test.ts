@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { newDict } from '../../../src/mongrel2/dict.js';
 import { JSON_MAX_DEPTH, parseLenientJson } from '../../../src/mongrel2/lenient-json.js';
 import { fixture, fixtureNames } from '../fixtures.js';
-import { dict, latin1, onlyFrameErrors, prng, throwsFrame } from './helpers.js';
+import { assertInheritsNothing, dict, latin1, onlyFrameErrors, prng, throwsFrame } from './helpers.js';
 
 /** The JSON header netstring of a json-protocol request fixture: [start, end). */
 function headerRange(msg: Buffer): [number, number] {
@@ -13,11 +14,11 @@ function headerRange(msg: Buffer): [number, number] {
   return [colon + 1, colon + 1 + len];
 }
 
-/** JSON.parse result with objects made null-prototype, for comparison. */
+/** JSON.parse result with objects made the parsers' dicts, for comparison. */
 function nullProto(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(nullProto);
   if (v !== null && typeof v === 'object') {
-    const out: Record<string, unknown> = Object.create(null);
+    const out = newDict<unknown>();
     for (const [k, x] of Object.entries(v)) out[k] = nullProto(x);
     return out;
   }
@@ -80,11 +81,18 @@ test('nested arrays, numbers and literals parse as JSON says', () => {
   assert.deepEqual(parseLenientJson(latin1(text)), nullProto(JSON.parse(text)));
 });
 
-test('objects are null-prototype and __proto__ is an ordinary key', () => {
+test('objects inherit nothing and __proto__ is an ordinary key', () => {
   const v = parseLenientJson(latin1('{"__proto__":"x","constructor":"y"}')) as Record<string, unknown>;
-  assert.equal(Object.getPrototypeOf(v), null);
+  assertInheritsNothing(v);
   assert.equal(v['__proto__'], 'x');
   assert.equal(v['constructor'], 'y');
+  assert.deepEqual(Object.keys(v), ['__proto__', 'constructor']);
+  const empty = parseLenientJson(latin1('{}')) as Record<string, unknown>;
+  for (const k of ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf']) assert.equal(empty[k], undefined, k);
+  // A key that would pollute a plain object's prototype changes nothing for the next object.
+  parseLenientJson(latin1('{"__proto__":{"polluted":"yes"}}'));
+  assert.equal((parseLenientJson(latin1('{}')) as Record<string, unknown>)['polluted'], undefined);
+  assert.equal(({} as Record<string, unknown>)['polluted'], undefined);
 });
 
 test('start and end select a subrange', () => {

@@ -11,6 +11,7 @@ import {
   type Mongrel2Request,
 } from '../../../src/mongrel2/request.js';
 import { fixture, requestFixtureNames } from '../fixtures.js';
+import { assertInheritsNothing } from './helpers.js';
 
 const JSON_SENDER = '0b9a6b7e-6c35-4b6c-9a3c-000000000001';
 const TNET_SENDER = '0b9a6b7e-6c35-4b6c-9a3c-000000000002';
@@ -32,7 +33,7 @@ test('every request fixture parses; generic invariants hold', () => {
     assert.equal(req.protocol, name.endsWith('.json-protocol.bin') ? 'json' : 'tnetstring', name);
     assert.match(req.sender, /^0b9a6b7e-6c35-4b6c-9a3c-00000000000[123]$/, name);
     assert.match(req.connId, /^\d+$/, name);
-    assert.equal(Object.getPrototypeOf(req.headers), null, `${name}: null-prototype headers`);
+    assertInheritsNothing(req.headers, `${name}: headers`);
     // Prefix tokens are the first bytes of the message, exactly.
     assert.ok(msg.toString('latin1').startsWith(`${req.sender} ${req.connId} ${req.path} `), name);
     // The body is the tail of the message, just before the final comma.

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { newDict } from '../../../src/mongrel2/dict.js';
 import {
   decodeTNetstring,
   encodeTNetstring,
@@ -9,7 +10,7 @@ import {
   type TNetValue,
 } from '../../../src/mongrel2/tnetstring.js';
 import { fixture } from '../fixtures.js';
-import { dict, latin1, onlyFrameErrors, prng, throwsFrame } from './helpers.js';
+import { assertInheritsNothing, dict, latin1, onlyFrameErrors, prng, throwsFrame } from './helpers.js';
 
 test('encodes each type as the spec (and Mongrel2) write it', () => {
   const cases: [TNetEncodable, string][] = [
@@ -46,7 +47,7 @@ test('decodes the header dict of a real Mongrel2 tnetstring request', () => {
   const { value, end } = parseTNetstring(msg, at);
   assert.equal(msg.toString('latin1', end), '0:,', 'end points at the body netstring');
   const h = value as Record<string, TNetValue>;
-  assert.equal(Object.getPrototypeOf(h), null);
+  assertInheritsNothing(h);
   assert.deepEqual(h['cookie'], ['c1=1', 'c2=2']);
   assert.deepEqual(h['x-dup'], ['a', 'b']);
   assert.equal(h['x-quote'], 'say "hi" \\ back');
@@ -192,7 +193,7 @@ function randomValue(rand: () => number, depth: number): TNetValue {
     case 6:
       return Array.from({ length: Math.floor(rand() * 4) }, () => randomValue(rand, depth + 1));
     default: {
-      const o: Record<string, TNetValue> = Object.create(null);
+      const o = newDict<TNetValue>();
       const n = Math.floor(rand() * 4);
       for (let i = 0; i < n; i++) o['k' + i + String.fromCharCode(Math.floor(rand() * 256))] = randomValue(rand, depth + 1);
       return o;
