@@ -266,7 +266,7 @@ export class Supervisor {
     const plan = this.handlers.plan(config.handlers);
     let fresh: WorkerHandle[];
     try {
-      fresh = await this.pool.startGeneration(generation, text, n, plan.ids);
+      fresh = await this.pool.startGeneration(generation, text, n, plan.ids, config.gateway.spareWorker);
     } catch (err) {
       return this.reloadDone('failed', `new workers did not start (${String(err)}); keeping the running ones`);
     }
@@ -282,6 +282,7 @@ export class Supervisor {
     const adminKey = (c: Config): string | null => (c.admin ? `${c.admin.listen}\n${c.admin.token ?? ''}` : null);
     const prevAdmin = adminKey(this.config);
     this.config = config;
+    this.pool.syncSpare();
     this.text = text;
     this.restarts.reset();
     for (const w of fresh) this.owners.add(w, true);
@@ -289,7 +290,6 @@ export class Supervisor {
     // Only now: an added handler's messages need a worker that knows it.
     await this.handlers.apply(plan, config.gateway.drainTimeoutMs);
     this.applyLogConfig(config);
-    this.pool.syncSpare();
     if (adminKey(config) !== prevAdmin) {
       await this.admin?.close();
       this.admin = null;

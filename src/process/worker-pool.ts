@@ -66,24 +66,27 @@ export class WorkerPool {
     };
   }
 
-  /** A worker for `generation`: the spare if there is one, else a fresh fork. */
-  spawn(generation: number, text: string, handlerIds: readonly number[]): WorkerHandle {
+  /**
+   * A worker for `generation`: the spare if there is one, else a fresh fork. `spareAfter`: fork
+   * the next spare (a reload passes its new config's setting; the one in force may differ).
+   */
+  spawn(generation: number, text: string, handlerIds: readonly number[], spareAfter = this.spareWanted()): WorkerHandle {
     let w = this.spare;
     this.spare = null;
     if (!w || !w.alive) w = new WorkerHandle(this.nextId++, this.handleEvents);
     w.assign({ generation, file: this.file, text, handlerIds, creditWindows: this.creditWindows(handlerIds) });
     this.workers.set(w.id, w);
-    this.scheduleSpare();
+    if (spareAfter) this.scheduleSpare();
     return w;
   }
 
   /** Fork n workers; resolves when all are ready, rejects (killing them) if one fails. */
   /** `handlerIds`: the id of each [[handler]] of `text`, in order (live-handlers.ts). */
-  async startGeneration(generation: number, text: string, n: number, handlerIds: readonly number[]): Promise<WorkerHandle[]> {
+  async startGeneration(generation: number, text: string, n: number, handlerIds: readonly number[], spareAfter = this.spareWanted()): Promise<WorkerHandle[]> {
     const workers: WorkerHandle[] = [];
     const ready: Promise<void>[] = [];
     for (let i = 0; i < n; i++) {
-      const w = this.spawn(generation, text, handlerIds);
+      const w = this.spawn(generation, text, handlerIds, spareAfter);
       workers.push(w);
       ready.push(new Promise<void>((resolve, reject) => this.waiters.set(w.id, { resolve, reject })));
     }
