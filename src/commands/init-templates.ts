@@ -121,7 +121,8 @@ export function renderGwToml(c: InitInput): string {
 # config/gw.toml in the m2gw sources shows every key with its default.
 
 [gateway]
-workers = "auto"                # one worker process per CPU; or a number
+workers = 1                     # where Mongrel2 and the app share the CPUs, one is fastest
+                                # (bench/README.md); raise it, or "auto" (one per CPU), where cores are free
 drain_timeout = "30s"           # SIGTERM: how long in-flight requests may finish
 # spare_worker = false          # saves the pre-forked spare's ~70 MiB; restarts then take ~0.3 s longer
 # pid_file = "/run/m2gw/m2gw.pid"
