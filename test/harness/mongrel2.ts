@@ -163,7 +163,9 @@ export async function startMongrel2(opts: StartMongrel2Options): Promise<Mongrel
       if ('instance' in started) {
         return makeInstance({ dir, uuid, port, handlers, chrooted, keepDir: opts.keepDir ?? process.env['M2_KEEP_DIRS'] === '1', bindAddr: opts.bindAddr ?? '127.0.0.1', ...started.instance });
       }
-      const portTaken = /Can't announce on TCP port/.test(started.output);
+      // Another process took the port we picked (it said so, or it never got to listen: once
+      // on a loaded CI run, the handler sockets bound and the HTTP port not within 10 s).
+      const portTaken = /Can't announce on TCP port/.test(started.output) || started.reason.includes('not all bound');
       if (!portTaken || attempt >= attempts) throw new Error(`mongrel2 did not start: ${started.reason}\n${started.output}`);
     }
   } catch (err) {

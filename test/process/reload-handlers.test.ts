@@ -25,6 +25,8 @@ for (const workers of [2, 1]) describe(`reload adds, removes and changes handler
   let world: World;
   let handlers: H[];
   let daemon: Daemon;
+  /** Started before the world exists: stopped by after() even if the world never came up. */
+  let upstreams: Array<{ close(): Promise<void> }> = [];
 
   function toml(list: Array<{ h: H; recvIdent?: string }>): string {
     const sections = list
@@ -59,6 +61,7 @@ ${routes}`;
     const specs = await allocHandlerSpecs(4);
     handlers = (['a', 'b', 'c', 'd'] as const).map((name, i) => ({ name, ...specs[i]! }));
     const [upA, upB] = await Promise.all([startHttpUpstream(), startHttpUpstream()]);
+    upstreams = [upA!, upB!];
     const m2 = await startMongrel2({
       handlers: handlers.map((h) => ({ name: h.name, sendSpec: h.sendSpec, recvSpec: h.recvSpec })),
       routes: handlers.map((h) => ({ path: `/${h.name}/`, handler: h.name })),
@@ -69,7 +72,8 @@ ${routes}`;
 
   after(async () => {
     await daemon?.kill();
-    await world?.stop();
+    if (world) await world.stop();
+    else await Promise.all(upstreams.map((u) => u.close()));
   });
 
   test('A keeps serving with 0 failures; B finishes in-flight then disconnects; C (changed) and D (added) serve', async () => {
