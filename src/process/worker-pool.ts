@@ -120,22 +120,18 @@ export class WorkerPool {
 
   /** After a reload: fork a spare the new config wants, or retire the one it no longer does. */
   syncSpare(): void {
-    if (this.spareWanted()) {
-      this.scheduleSpare();
-      return;
-    }
-    if (this.spareTimer) clearTimeout(this.spareTimer);
-    this.spareTimer = null;
-    if (this.spare) {
-      this.spare.expectedExit = true;
-      this.spare.kill();
-      this.spare = null;
-    }
+    if (this.spareWanted()) this.scheduleSpare();
+    else this.dropSpare();
   }
 
   /** No more spares (stopping); kill the one there is. */
   close(): void {
     this.closed = true;
+    this.dropSpare();
+  }
+
+  /** Cancel a spare about to be forked and kill the one there is (its exit is expected). */
+  private dropSpare(): void {
     if (this.spareTimer) clearTimeout(this.spareTimer);
     this.spareTimer = null;
     if (this.spare) {
@@ -146,7 +142,7 @@ export class WorkerPool {
   }
 
   private scheduleSpare(): void {
-    if (this.spareTimer || this.spare || this.closed || !this.spareWanted()) return;
+    if (this.spareTimer || this.spare || this.closed) return;
     this.spareTimer = setTimeout(() => {
       this.spareTimer = null;
       if (!this.spare && !this.closed) this.forkSpare();
