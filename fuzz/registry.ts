@@ -7,6 +7,7 @@ import type { FuzzTarget } from './core.js';
 import { configTarget } from './targets/config.js';
 import { cgiHeadTarget, fastcgiRecordsTarget, nameValuePairsTarget } from './targets/fastcgi.js';
 import { ifNoneMatchTarget, rangeTarget, requestPathTarget } from './targets/http-fields.js';
+import { httpResponseTarget } from './targets/http-response.js';
 import { creditsFastPathTarget, lenientJsonTarget, requestJsonTarget, requestTnetTarget, tnetstringTarget } from './targets/mongrel2.js';
 import { websocketClientTarget, websocketUpstreamTarget } from './targets/websocket.js';
 import { zmtpHandshakeTarget, zmtpTarget } from './targets/zmtp.js';
@@ -22,6 +23,7 @@ export const targets: FuzzTarget[] = [
   fastcgiRecordsTarget,
   nameValuePairsTarget,
   cgiHeadTarget,
+  httpResponseTarget,
   configTarget,
   rangeTarget,
   ifNoneMatchTarget,

@@ -11,6 +11,7 @@ import { everySplit, runFuzzer } from '../../fuzz/core.js';
 import { targets } from '../../fuzz/registry.js';
 import { checkScaling, formatScaling, SIZES } from '../../fuzz/scaling.js';
 import { cgiHeadTarget, decodeRecords, fastcgiRecordsTarget, parseCgi } from '../../fuzz/targets/fastcgi.js';
+import { decodeHttpResponse, httpResponseTarget } from '../../fuzz/targets/http-response.js';
 import { decodeFrames, websocketClientTarget } from '../../fuzz/targets/websocket.js';
 import { decodeZmtp, zmtpTarget } from '../../fuzz/targets/zmtp.js';
 
@@ -52,6 +53,14 @@ test('every seed of the incremental decoders decodes the same when split at any 
     const input = seedInput.subarray(0, 2048);
     const whole = parseCgi([input]);
     everySplit(input, (pieces) => assert.equal(parseCgi(pieces), whole));
+  }
+  for (const seedInput of httpResponseTarget.seeds()) {
+    const input = seedInput.subarray(0, 2048);
+    for (const headRequest of [false, true]) {
+      const whole = decodeHttpResponse([input], headRequest);
+      if (!headRequest) assert.doesNotMatch(whole, /error:/, 'a seed is well-formed');
+      everySplit(input, (pieces) => assert.equal(decodeHttpResponse(pieces, headRequest), whole));
+    }
   }
   for (const seedInput of zmtpTarget.seeds()) {
     const input = seedInput.subarray(0, 2048);

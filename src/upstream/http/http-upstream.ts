@@ -1,6 +1,12 @@
 /**
- * HTTP upstream over undici: one keep-alive Pool per server, round-robin across
- * servers, a server that refuses connections leaves the rotation for fail_timeout.
+ * HTTP upstream: round-robin across servers, a server that refuses connections leaves the
+ * rotation for fail_timeout. Two clients per server:
+ * - requests without a body or with one in memory, to http:// servers, go over m2gw's direct
+ *   client (pool.ts, connection.ts, direct-attempt.ts): nearly all traffic, at about half of
+ *   undici's cost per request (bench/README.md, "What each change bought");
+ * - uploads streamed from a file or from the client, WebSocket upgrades and https:// servers
+ *   go over one undici Pool per server, whose body pumping, upgrade and TLS handling are
+ *   worth their cost there. `connections` bounds each client separately.
  *
  * Why undici's dispatch() with a handler object (the legacy onHeaders/onData API)
  * instead of request()/stream(): it skips the stream and promise layers (measured
@@ -15,12 +21,11 @@ import { ClientGoneError, UpstreamError, type M2gwError } from '../../errors.js'
 import type { Logger } from '../../log.js';
 import { IDEMPOTENT_METHODS, mayRetry } from '../lifecycle.js';
 import type { BodyStream, HeaderList, ResponseController, ResponseSink, Upstream, UpstreamHealth, UpstreamRequest } from '../upstream.js';
+import { DirectAttempt, type DirectHost, type DirectServer } from './direct-attempt.js';
+import { HttpPool } from './pool.js';
+import { headerPairs, requestTarget } from './request-head.js';
 
-interface Server {
-  readonly origin: string;
-  /** Path prefix of the configured URL, without trailing slash ('' for none). */
-  readonly basePath: string;
-  readonly hostHeader: string;
+interface Server extends DirectServer {
   readonly pool: Pool;
   downUntil: number;
 }
@@ -29,7 +34,7 @@ export function createHttpUpstream(cfg: HttpUpstreamConfig, logger: Logger): Ups
   return new HttpUpstream(cfg, logger);
 }
 
-class HttpUpstream implements Upstream {
+class HttpUpstream implements Upstream, DirectHost {
   readonly name: string;
   readonly type = 'http' as const;
   private readonly cfg: HttpUpstreamConfig;
@@ -37,19 +42,28 @@ class HttpUpstream implements Upstream {
   private readonly servers: Server[];
   private next = 0;
   private inFlight = 0;
-  private closed = false;
+  closed = false;
 
   constructor(cfg: HttpUpstreamConfig, logger: Logger) {
     this.cfg = cfg;
     this.name = cfg.name;
     this.log = logger;
+    const timeouts = {
+      connectTimeoutMs: cfg.connectTimeoutMs,
+      responseTimeoutMs: cfg.responseTimeoutMs,
+      idleTimeoutMs: cfg.idleTimeoutMs,
+      keepAliveTimeoutMs: cfg.keepAliveTimeoutMs,
+    };
     this.servers = cfg.urls.map((u) => {
       const url = new URL(u);
+      // IPv6 literals come bracketed in URL.hostname; net.connect wants them bare.
+      const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
       return {
         origin: url.origin,
         basePath: url.pathname.replace(/\/+$/, ''),
         hostHeader: url.host,
         downUntil: 0,
+        direct: url.protocol === 'http:' ? new HttpPool(host, Number(url.port || 80), cfg.connections, timeouts) : null,
         pool: new Pool(url.origin, {
           connections: cfg.connections,
           pipelining: 1,
@@ -68,11 +82,25 @@ class HttpUpstream implements Upstream {
       return;
     }
     this.inFlight++;
-    new Attempt(this, req, sink).run(this.pick(null));
+    const server = this.pick(null);
+    const body = req.body;
+    if (server.direct !== null && req.upgrade === undefined && (body === null || body.kind === 'buffer')) {
+      new DirectAttempt(this, req, sink, body === null || body.data.length === 0 ? null : body.data).run(server);
+    } else {
+      new Attempt(this, req, sink).run(server);
+    }
+  }
+
+  viaUndici(req: UpstreamRequest, sink: ResponseSink, server: DirectServer, attempts: number): void {
+    new Attempt(this, req, sink, attempts).run(server as Server);
+  }
+
+  get retries(): number {
+    return this.cfg.retries;
   }
 
   /** Round-robin over servers in rotation; if all are out, the one that comes back soonest. */
-  pick(exclude: Server | null): Server {
+  pick(exclude: DirectServer | null): Server {
     const now = Date.now();
     const n = this.servers.length;
     for (let i = 0; i < n; i++) {
@@ -87,14 +115,14 @@ class HttpUpstream implements Upstream {
     return best;
   }
 
-  markDown(server: Server, err: Error): void {
+  markDown(server: DirectServer, err: Error): void {
     if (server.downUntil <= Date.now()) {
       this.log.warn('upstream server out of rotation', { upstream: this.name, server: server.origin, for_ms: this.cfg.failTimeoutMs, error: err.message });
     }
     server.downUntil = Date.now() + this.cfg.failTimeoutMs;
   }
 
-  markUp(server: Server): void {
+  markUp(server: DirectServer): void {
     if (server.downUntil !== 0) {
       server.downUntil = 0;
       this.log.info('upstream server back in rotation', { upstream: this.name, server: server.origin });
@@ -123,6 +151,12 @@ class HttpUpstream implements Upstream {
       busy += st.running;
       idle += Math.max(0, st.connected - st.running);
       queued += st.pending;
+      if (s.direct !== null) {
+        const d = s.direct.stats;
+        busy += d.busy;
+        idle += d.idle;
+        queued += d.queued;
+      }
     }
     const servers = this.servers.map((s) => ({ address: s.origin, healthy: s.downUntil <= now }));
     return {
@@ -138,11 +172,12 @@ class HttpUpstream implements Upstream {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.servers.map((s) => s.pool.close().catch(() => undefined)));
+    await Promise.all(this.servers.flatMap((s) => [s.pool.close().catch(() => undefined), s.direct?.close()]));
   }
 
   async destroy(): Promise<void> {
     this.closed = true;
+    for (const s of this.servers) s.direct?.destroy();
     await Promise.all(this.servers.map((s) => s.pool.destroy().catch(() => undefined)));
   }
 }
@@ -164,10 +199,11 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
     this.abortFn?.(reason);
   };
 
-  constructor(up: HttpUpstream, req: UpstreamRequest, sink: ResponseSink) {
+  constructor(up: HttpUpstream, req: UpstreamRequest, sink: ResponseSink, attempts = 0) {
     this.up = up;
     this.req = req;
     this.sink = sink;
+    this.attempts = attempts;
   }
 
   run(server: Server): void {
@@ -177,17 +213,7 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
     this.attempts++;
     if (this.req.signal.aborted) return this.fail(new ClientGoneError('connect', 'client gone before sending'));
     const req = this.req;
-    const headers: string[] = [];
-    for (const [name, value] of req.headers) {
-      if (name === 'x-request-id' || name === 'x-forwarded-proto' || name === 'x-forwarded-host') continue;
-      if (name === 'host' && !req.preserveHost) continue;
-      headers.push(name, value);
-    }
-    if (!req.preserveHost || req.hostHeader === '') headers.push('host', server.hostHeader);
-    if (req.remoteAddr !== '') headers.push('x-forwarded-for', req.remoteAddr);
-    headers.push('x-forwarded-proto', req.scheme);
-    if (req.hostHeader !== '') headers.push('x-forwarded-host', req.hostHeader);
-    headers.push('x-request-id', req.id);
+    const headers = headerPairs(req, server);
     let body: Buffer | NodeJS.ReadableStream | null = null;
     if (req.body) {
       if (req.body.kind === 'buffer') {
@@ -204,7 +230,7 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
         if (req.body.stream.length !== null) headers.push('content-length', String(req.body.stream.length));
       }
     }
-    const path = server.basePath + req.path + (req.hasQuery ? '?' + req.query : '');
+    const path = requestTarget(req, server);
     req.signal.addEventListener('abort', this.onAbort, { once: true });
     server.pool.dispatch(
       {

@@ -1,0 +1,188 @@
+/**
+ * The head of an HTTP/1.1 response, read from bytes already gathered by ResponseParser
+ * (response-parser.ts, whose comment states the rules): the status line, the header lines,
+ * and from them the body's framing and whether the connection may be kept. Pure functions.
+ */
+import type { HeaderList } from '../upstream.js';
+
+/** 15 decimal digits: below 2^53. */
+const MAX_LENGTH_DIGITS = 15;
+const CR = 0x0d;
+const LF = 0x0a;
+
+export type Framing = 'none' | 'length' | 'chunked' | 'close';
+
+export interface ResponseHead {
+  readonly status: number;
+  /** Reason phrase as sent ('' when none). */
+  readonly reason: string;
+  /** As received: names keep their case, repeats stay separate. */
+  readonly headers: HeaderList;
+  readonly framing: Framing;
+  /** For framing 'length'. */
+  readonly contentLength: number;
+  /** The upstream lets the connection carry another request after this response. */
+  readonly keepAlive: boolean;
+  /** The upstream's `Keep-Alive: timeout=N`, in seconds; -1 when it gave none. */
+  readonly keepAliveTimeoutS: number;
+}
+
+export class HttpResponseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HttpResponseError';
+  }
+}
+
+// RFC 9110 token characters.
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Control characters a field value or reason must not hold (HTAB is allowed), and DEL.
+// eslint-disable-next-line no-control-regex
+export const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+// `timeout=N` in a Keep-Alive header, as a whole parameter (a longer number or a unit is no timeout).
+const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout\s*=\s*(\d{1,9})\s*(?:[,;]|$)/i;
+
+/** The head in buf[0, end) (its final CRLF included at end), or null for a skipped 1xx. */
+export function parseResponseHead(buf: Buffer, end: number, headRequest: boolean): ResponseHead | null {
+  let lf = buf.indexOf(LF);
+  if (lf === -1 || lf > end + 1) lf = end + 1;
+  if (lf === 0 || buf[lf - 1] !== CR) throw new HttpResponseError('status line not ended by CRLF');
+  const line = buf.toString('latin1', 0, lf - 1);
+  if (line.length < 12 || !line.startsWith('HTTP/1.') || (line[7] !== '1' && line[7] !== '0') || line[8] !== ' ') {
+    throw new HttpResponseError(`malformed status line ${JSON.stringify(line.slice(0, 80))}`);
+  }
+  const http10 = line[7] === '0';
+  const d0 = line.charCodeAt(9) - 0x30;
+  const d1 = line.charCodeAt(10) - 0x30;
+  const d2 = line.charCodeAt(11) - 0x30;
+  if (d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9 || (line.length > 12 && line[12] !== ' ')) {
+    throw new HttpResponseError(`malformed status line ${JSON.stringify(line.slice(0, 80))}`);
+  }
+  const status = d0 * 100 + d1 * 10 + d2;
+  const reason = line.length > 13 ? line.slice(13) : '';
+  if (BAD_VALUE.test(reason)) throw new HttpResponseError('control character in the reason phrase');
+  if (status >= 100 && status < 200 && status !== 101) {
+    checkLines(buf, lf + 1, end);
+    return null;
+  }
+
+  const headers: HeaderList = [];
+  let contentLength = -1;
+  let chunked = false;
+  let transferEncoding = false;
+  let sawClose = false;
+  let sawKeepAlive = false;
+  let keepAliveTimeoutS = -1;
+  let i = lf + 1;
+  while (i < end) {
+    let next = buf.indexOf(LF, i);
+    if (next === -1 || next > end + 1) next = end + 1;
+    if (buf[next - 1] !== CR) throw new HttpResponseError('header line not ended by CRLF');
+    const c = buf[i];
+    if (c === 0x20 || c === 0x09) throw new HttpResponseError('obs-fold header continuation');
+    const colon = buf.indexOf(0x3a, i);
+    if (colon === -1 || colon >= next - 1 || colon === i) throw new HttpResponseError('header line without a name and colon');
+    const name = buf.toString('latin1', i, colon);
+    if (!TOKEN.test(name)) throw new HttpResponseError(`invalid header name ${JSON.stringify(name.slice(0, 80))}`);
+    let vs = colon + 1;
+    let ve = next - 1;
+    while (vs < ve && (buf[vs] === 0x20 || buf[vs] === 0x09)) vs++;
+    while (ve > vs && (buf[ve - 1] === 0x20 || buf[ve - 1] === 0x09)) ve--;
+    const value = buf.toString('latin1', vs, ve);
+    if (BAD_VALUE.test(value)) throw new HttpResponseError(`control character in header ${JSON.stringify(name.slice(0, 80))}`);
+    headers.push([name, value]);
+    i = next + 1;
+    // Only the few framing headers are looked at; a length check first keeps the rest cheap.
+    const len = name.length;
+    if (len !== 14 && len !== 17 && len !== 10) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'content-length') {
+      for (const part of value.split(',')) {
+        const n = decimal(part);
+        if (n === -1) throw new HttpResponseError(`invalid Content-Length ${JSON.stringify(value.slice(0, 40))}`);
+        if (contentLength !== -1 && contentLength !== n) throw new HttpResponseError('conflicting Content-Length values');
+        contentLength = n;
+      }
+    } else if (lower === 'transfer-encoding') {
+      if (http10) throw new HttpResponseError('Transfer-Encoding in an HTTP/1.0 response');
+      transferEncoding = true;
+      for (const part of value.split(',')) {
+        const coding = part.trim().toLowerCase();
+        if (coding === '') continue;
+        if (chunked) throw new HttpResponseError('a transfer coding after chunked');
+        if (coding === 'chunked') chunked = true;
+      }
+    } else if (lower === 'connection') {
+      for (const part of value.split(',')) {
+        const token = part.trim().toLowerCase();
+        if (token === 'close') sawClose = true;
+        else if (token === 'keep-alive') sawKeepAlive = true;
+      }
+    } else if (lower === 'keep-alive') {
+      const m = KEEP_ALIVE_TIMEOUT.exec(value);
+      if (m) keepAliveTimeoutS = Number(m[1]);
+    }
+  }
+  const close = sawClose || (http10 && !sawKeepAlive);
+  if (transferEncoding && contentLength !== -1) throw new HttpResponseError('both Content-Length and Transfer-Encoding');
+
+  let framing: Framing;
+  if (headRequest || status === 204 || status === 304 || status === 101) framing = 'none';
+  else if (transferEncoding) framing = chunked ? 'chunked' : 'close';
+  else if (contentLength !== -1) framing = 'length';
+  else framing = 'close';
+  return {
+    status,
+    reason,
+    headers,
+    framing,
+    contentLength: contentLength === -1 ? 0 : contentLength,
+    keepAlive: !close && framing !== 'close' && status !== 101,
+    keepAliveTimeoutS,
+  };
+}
+
+/** A skipped 1xx head's lines must still be well-formed (they share the byte stream). */
+function checkLines(buf: Buffer, from: number, end: number): void {
+  let i = from;
+  while (i < end) {
+    let next = buf.indexOf(LF, i);
+    if (next === -1 || next > end + 1) next = end + 1;
+    if (buf[next - 1] !== CR) throw new HttpResponseError('header line not ended by CRLF');
+    const colon = buf.indexOf(0x3a, i);
+    if (colon === -1 || colon >= next - 1 || colon === i) throw new HttpResponseError('header line without a name and colon');
+    if (!TOKEN.test(buf.toString('latin1', i, colon))) throw new HttpResponseError('invalid header name in a 1xx head');
+    if (BAD_VALUE.test(buf.toString('latin1', colon + 1, next - 1))) throw new HttpResponseError('control character in a 1xx header');
+    i = next + 1;
+  }
+}
+
+/**
+ * Where the head's final CRLF starts (the index of the CR of "\r\n\r\n", so the head's
+ * lines are buf[0, end) plus that CRLF), or -1. Scans from `from`.
+ */
+export function findBlankLine(buf: Buffer, from: number): number {
+  let i = from;
+  for (;;) {
+    const lf = buf.indexOf(LF, i);
+    if (lf === -1) return -1;
+    if (lf >= 3 && buf[lf - 1] === CR && buf[lf - 2] === LF && buf[lf - 3] === CR) return lf - 3;
+    i = lf + 1;
+  }
+}
+
+/** 1*DIGIT with optional surrounding spaces/tabs (a list element); -1 otherwise. */
+function decimal(raw: string): number {
+  let start = 0;
+  let end = raw.length;
+  while (start < end && (raw.charCodeAt(start) === 0x20 || raw.charCodeAt(start) === 0x09)) start++;
+  while (end > start && (raw.charCodeAt(end - 1) === 0x20 || raw.charCodeAt(end - 1) === 0x09)) end--;
+  if (start === end || end - start > MAX_LENGTH_DIGITS) return -1;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const d = raw.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
