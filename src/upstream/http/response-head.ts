@@ -42,12 +42,17 @@ export const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 // `timeout=N` in a Keep-Alive header, as a whole parameter (a longer number or a unit is no timeout).
 const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout\s*=\s*(\d{1,9})\s*(?:[,;]|$)/i;
 
-/** The head in buf[0, end) (its final CRLF included at end), or null for a skipped 1xx. */
+/**
+ * The head in buf[0, end) (its final CRLF included at end), or null for a skipped 1xx.
+ * Read as one latin1 string: one copy out of the Buffer, then only string scans and slices,
+ * which V8 inlines (a Buffer.indexOf or toString per line is a call into C++ each).
+ */
 export function parseResponseHead(buf: Buffer, end: number, headRequest: boolean): ResponseHead | null {
-  let lf = buf.indexOf(LF);
-  if (lf === -1 || lf > end + 1) lf = end + 1;
-  if (lf === 0 || buf[lf - 1] !== CR) throw new HttpResponseError('status line not ended by CRLF');
-  const line = buf.toString('latin1', 0, lf - 1);
+  const text = (buf as Latin1Sliceable).latin1Slice(0, end + 2);
+  const limit = end + 2;
+  const lf = text.indexOf('\n');
+  if (lf <= 0 || text.charCodeAt(lf - 1) !== CR) throw new HttpResponseError('status line not ended by CRLF');
+  const line = text.slice(0, lf - 1);
   if (line.length < 12 || !line.startsWith('HTTP/1.') || (line[7] !== '1' && line[7] !== '0') || line[8] !== ' ') {
     throw new HttpResponseError(`malformed status line ${JSON.stringify(line.slice(0, 80))}`);
   }
@@ -61,10 +66,7 @@ export function parseResponseHead(buf: Buffer, end: number, headRequest: boolean
   const status = d0 * 100 + d1 * 10 + d2;
   const reason = line.length > 13 ? line.slice(13) : '';
   if (BAD_VALUE.test(reason)) throw new HttpResponseError('control character in the reason phrase');
-  if (status >= 100 && status < 200 && status !== 101) {
-    checkLines(buf, lf + 1, end);
-    return null;
-  }
+  const informational = status >= 100 && status < 200 && status !== 101;
 
   const headers: HeaderList = [];
   let contentLength = -1;
@@ -74,35 +76,30 @@ export function parseResponseHead(buf: Buffer, end: number, headRequest: boolean
   let sawKeepAlive = false;
   let keepAliveTimeoutS = -1;
   let i = lf + 1;
-  while (i < end) {
-    let next = buf.indexOf(LF, i);
-    if (next === -1 || next > end + 1) next = end + 1;
-    if (buf[next - 1] !== CR) throw new HttpResponseError('header line not ended by CRLF');
-    const c = buf[i];
+  while (i < limit) {
+    const next = text.indexOf('\n', i);
+    if (text.charCodeAt(next - 1) !== CR) throw new HttpResponseError('header line not ended by CRLF');
+    const c = text.charCodeAt(i);
     if (c === 0x20 || c === 0x09) throw new HttpResponseError('obs-fold header continuation');
-    const colon = buf.indexOf(0x3a, i);
+    const colon = text.indexOf(':', i);
     if (colon === -1 || colon >= next - 1 || colon === i) throw new HttpResponseError('header line without a name and colon');
-    const name = buf.toString('latin1', i, colon);
-    if (!TOKEN.test(name)) throw new HttpResponseError(`invalid header name ${JSON.stringify(name.slice(0, 80))}`);
+    const name = text.slice(i, colon);
+    if (!validName(name)) throw new HttpResponseError(`invalid header name ${JSON.stringify(name.slice(0, 80))}`);
     let vs = colon + 1;
     let ve = next - 1;
-    while (vs < ve && (buf[vs] === 0x20 || buf[vs] === 0x09)) vs++;
-    while (ve > vs && (buf[ve - 1] === 0x20 || buf[ve - 1] === 0x09)) ve--;
-    const value = buf.toString('latin1', vs, ve);
+    while (vs < ve && isSpace(text.charCodeAt(vs))) vs++;
+    while (ve > vs && isSpace(text.charCodeAt(ve - 1))) ve--;
+    const value = text.slice(vs, ve);
     if (BAD_VALUE.test(value)) throw new HttpResponseError(`control character in header ${JSON.stringify(name.slice(0, 80))}`);
-    headers.push([name, value]);
     i = next + 1;
+    if (informational) continue;
+    headers.push([name, value]);
     // Only the few framing headers are looked at; a length check first keeps the rest cheap.
     const len = name.length;
     if (len !== 14 && len !== 17 && len !== 10) continue;
-    const lower = name.toLowerCase();
+    const lower = lowerName(name);
     if (lower === 'content-length') {
-      for (const part of value.split(',')) {
-        const n = decimal(part);
-        if (n === -1) throw new HttpResponseError(`invalid Content-Length ${JSON.stringify(value.slice(0, 40))}`);
-        if (contentLength !== -1 && contentLength !== n) throw new HttpResponseError('conflicting Content-Length values');
-        contentLength = n;
-      }
+      contentLength = contentLengthOf(value, contentLength);
     } else if (lower === 'transfer-encoding') {
       if (http10) throw new HttpResponseError('Transfer-Encoding in an HTTP/1.0 response');
       transferEncoding = true;
@@ -113,16 +110,20 @@ export function parseResponseHead(buf: Buffer, end: number, headRequest: boolean
         if (coding === 'chunked') chunked = true;
       }
     } else if (lower === 'connection') {
-      for (const part of value.split(',')) {
-        const token = part.trim().toLowerCase();
-        if (token === 'close') sawClose = true;
-        else if (token === 'keep-alive') sawKeepAlive = true;
+      if (value === 'keep-alive') sawKeepAlive = true;
+      else if (value === 'close') sawClose = true;
+      else {
+        for (const part of value.split(',')) {
+          const token = part.trim().toLowerCase();
+          if (token === 'close') sawClose = true;
+          else if (token === 'keep-alive') sawKeepAlive = true;
+        }
       }
     } else if (lower === 'keep-alive') {
-      const m = KEEP_ALIVE_TIMEOUT.exec(value);
-      if (m) keepAliveTimeoutS = Number(m[1]);
+      keepAliveTimeoutS = keepAliveTimeout(value);
     }
   }
+  if (informational) return null;
   const close = sawClose || (http10 && !sawKeepAlive);
   if (transferEncoding && contentLength !== -1) throw new HttpResponseError('both Content-Length and Transfer-Encoding');
 
@@ -142,18 +143,63 @@ export function parseResponseHead(buf: Buffer, end: number, headRequest: boolean
   };
 }
 
-/** A skipped 1xx head's lines must still be well-formed (they share the byte stream). */
-function checkLines(buf: Buffer, from: number, end: number): void {
-  let i = from;
-  while (i < end) {
-    let next = buf.indexOf(LF, i);
-    if (next === -1 || next > end + 1) next = end + 1;
-    if (buf[next - 1] !== CR) throw new HttpResponseError('header line not ended by CRLF');
-    const colon = buf.indexOf(0x3a, i);
-    if (colon === -1 || colon >= next - 1 || colon === i) throw new HttpResponseError('header line without a name and colon');
-    if (!TOKEN.test(buf.toString('latin1', i, colon))) throw new HttpResponseError('invalid header name in a 1xx head');
-    if (BAD_VALUE.test(buf.toString('latin1', colon + 1, next - 1))) throw new HttpResponseError('control character in a 1xx header');
-    i = next + 1;
+/** Buffer's own latin1 decoder, without toString()'s argument handling (Node has it on every Buffer). */
+type Latin1Sliceable = Buffer & { latin1Slice(start: number, end: number): string };
+
+const isSpace = (c: number): boolean => c === 0x20 || c === 0x09;
+
+/** Header names seen before, and whether each is a token (servers send the same few names). */
+const checkedNames = new Map<string, boolean>();
+
+function validName(name: string): boolean {
+  let ok = checkedNames.get(name);
+  if (ok === undefined) {
+    ok = TOKEN.test(name);
+    if (checkedNames.size >= 1024) checkedNames.clear();
+    checkedNames.set(name, ok);
+  }
+  return ok;
+}
+
+/** A Content-Length value (one number, or a list of the same one) with what earlier ones said; throws when they disagree. */
+function contentLengthOf(value: string, before: number): number {
+  let length = before;
+  for (const part of value.indexOf(',') === -1 ? [value] : value.split(',')) {
+    const n = decimal(part);
+    if (n === -1) throw new HttpResponseError(`invalid Content-Length ${JSON.stringify(value.slice(0, 40))}`);
+    if (length !== -1 && length !== n) throw new HttpResponseError('conflicting Content-Length values');
+    length = n;
+  }
+  return length;
+}
+
+/** `timeout=N` of a Keep-Alive value in seconds, -1 without one. The common `timeout=5` without a regex. */
+function keepAliveTimeout(value: string): number {
+  if (value.length <= 17 && value.startsWith('timeout=')) {
+    const n = decimal(value.slice(8));
+    if (n !== -1 && value.length > 8 && !isSpace(value.charCodeAt(8))) return n;
+  }
+  const m = KEEP_ALIVE_TIMEOUT.exec(value);
+  return m ? Number(m[1]) : -1;
+}
+
+/** The framing names in the cases servers send them need no lower-casing (an allocation). */
+function lowerName(name: string): string {
+  switch (name) {
+    case 'Content-Length':
+    case 'content-length':
+      return 'content-length';
+    case 'Connection':
+    case 'connection':
+      return 'connection';
+    case 'Keep-Alive':
+    case 'keep-alive':
+      return 'keep-alive';
+    case 'Transfer-Encoding':
+    case 'transfer-encoding':
+      return 'transfer-encoding';
+    default:
+      return name.toLowerCase();
   }
 }
 
