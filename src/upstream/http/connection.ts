@@ -73,6 +73,8 @@ export class HttpConnection implements ResponseEvents {
   /** The current response's head said the connection may be kept. */
   private keepAlive = false;
   private ended = false;
+  /** The body timer should be (re)started once the current read is parsed. */
+  private bodyTimerDue = false;
   /** Exchanges completed on this connection. */
   private uses = 0;
   private keepAliveMs: number;
@@ -169,12 +171,16 @@ export class HttpConnection implements ResponseEvents {
       this.keepAliveMs = Math.min(this.timeouts.keepAliveTimeoutMs, head.keepAliveTimeoutS * 1000 - KEEP_ALIVE_MARGIN_MS);
       if (this.keepAliveMs <= 0) this.keepAlive = false;
     }
-    this.armRequestTimer('body', this.timeouts.idleTimeoutMs);
+    // The body timer is armed after this read if the body did not end in it (most small
+    // responses do): re-arming it for a different duration is a new timer each time.
+    this.bodyTimerDue = true;
+    this.requestTimerArmed = null;
     this.exchange?.onHead(head);
   }
 
   onBody(chunk: Buffer): void {
     if (this.requestTimerArmed === 'body') this.requestTimer?.refresh();
+    else this.bodyTimerDue = true;
     this.exchange?.onBody(chunk);
   }
 
@@ -196,7 +202,13 @@ export class HttpConnection implements ResponseEvents {
       this.fail(ex, 'protocol', err as Error);
       return;
     }
-    if (!this.ended || this.exchange !== ex) return;
+    if (this.exchange !== ex) return;
+    if (!this.ended) {
+      if (this.bodyTimerDue && !this.paused) this.armRequestTimer('body', this.timeouts.idleTimeoutMs);
+      this.bodyTimerDue = false;
+      return;
+    }
+    this.bodyTimerDue = false;
     // The response is complete: hand the connection back before the sink hears of it, so a
     // request it sends on at once can have it.
     this.exchange = null;

@@ -17,7 +17,7 @@ import { createReadStream } from 'node:fs';
 import { Readable, type Duplex } from 'node:stream';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { HttpUpstreamConfig } from '../../config/schema.js';
-import { ClientGoneError, UpstreamError, type M2gwError } from '../../errors.js';
+import { ClientGoneError, M2gwError, UpstreamError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { IDEMPOTENT_METHODS, mayRetry } from '../lifecycle.js';
 import type { BodyStream, HeaderList, ResponseController, ResponseSink, Upstream, UpstreamHealth, UpstreamRequest } from '../upstream.js';
@@ -337,6 +337,11 @@ class Attempt implements Dispatcher.DispatchHandler, ResponseController {
     const code = (err as NodeJS.ErrnoException).code ?? '';
     const where = `upstream ${this.up.name} (${this.server.origin})`;
     const phase = this.headersReceived ? 'headers-sent' : 'request-sent';
+    if (err instanceof undiciErrors.InvalidArgumentError) {
+      // A method, target or header undici refuses to write (a CR or LF from a hostile
+      // Mongrel2): the request's fault, refused as the direct client refuses it.
+      return new M2gwError('M2GW_BAD_REQUEST', `${where}: ${err.message}`, 'route', { cause: err });
+    }
     if (err instanceof undiciErrors.ConnectTimeoutError) {
       return new UpstreamError('M2GW_UPSTREAM_CONNECT', `${where}: connect timeout`, 'connect', { cause: err });
     }
