@@ -92,7 +92,7 @@ export function peekCredits(msg: Buffer): { connId: string; credits: number } | 
   // The shortest possible form: "s 1 @* 44:{...1...},18:{...},".
   if (len < CREDITS_HEAD.length + CREDITS_TAIL.length + 10) return null;
   // Cheapest rejection first: every credits message ends with the same 22 bytes.
-  if (!msg.subarray(len - CREDITS_TAIL.length).equals(CREDITS_TAIL)) return null;
+  if (!bytesAt(msg, len - CREDITS_TAIL.length, CREDITS_TAIL)) return null;
   let sp2: number;
   try {
     sp2 = routingEnd(msg);
@@ -114,7 +114,7 @@ export function peekCredits(msg: Buffer): { connId: string; credits: number } | 
   if (p === lenStart || p - lenStart > 3 || (msg[lenStart] === 0x30 && p - lenStart > 1) || msg[p] !== 0x3a) return null;
   p++;
   const hstart = p;
-  if (!msg.subarray(p, p + CREDITS_HEAD.length).equals(CREDITS_HEAD)) return null;
+  if (!bytesAt(msg, p, CREDITS_HEAD)) return null;
   p += CREDITS_HEAD.length;
   const digitsStart = p;
   let credits = 0;
@@ -131,6 +131,17 @@ export function peekCredits(msg: Buffer): { connId: string; credits: number } | 
   p += 2;
   if (p - hstart !== hlen || p + CREDITS_TAIL.length !== len) return null;
   return { connId: msg.toString('latin1', msg.indexOf(SPACE) + 1, sp2), credits };
+}
+
+/**
+ * `bytes` is at msg[at…]. A loop, not subarray().equals(): these are a few dozen bytes, and
+ * a view plus a call into C++ cost more than comparing them (twice per request: once for the
+ * request itself, once for the credits message that follows its reply).
+ */
+function bytesAt(msg: Buffer, at: number, bytes: Buffer): boolean {
+  if (at < 0 || at + bytes.length > msg.length) return false;
+  for (let i = bytes.length - 1; i >= 0; i--) if (msg[at + i] !== bytes[i]) return false;
+  return true;
 }
 
 const CREDITS_HEAD = Buffer.from('{"METHOD":"JSON","DOWNLOAD_CREDITS":"', 'latin1');
