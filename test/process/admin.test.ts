@@ -112,7 +112,8 @@ upstream = "dead"
     assert.equal(metricValue(samples, 'm2gw_bad_frames_total'), 0);
     assert.equal(metricValue(samples, 'm2gw_workers', { state: 'active' }), 2);
     assert.equal(metricValue(samples, 'm2gw_requests_in_flight'), 0);
-    assert.equal(metricValue(samples, 'm2gw_upstream_pool_connections', { upstream: 'a', state: 'max' }), 2 * 64);
+    // Two workers, each with two HTTP clients (direct and undici) of `connections` (64) each.
+    assert.equal(metricValue(samples, 'm2gw_upstream_pool_connections', { upstream: 'a', state: 'max' }), 2 * 2 * 64);
     assert.ok(samples.some((s) => s.name === 'm2gw_upstream_queue_depth' && s.labels.upstream === 'a'));
     assert.equal(types.get('m2gw_requests_total'), 'counter');
     assert.equal(types.get('m2gw_request_duration_seconds'), 'histogram');

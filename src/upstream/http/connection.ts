@@ -13,16 +13,20 @@
  * - exactly one of `owner.release(conn)` (reusable: the response ended on a keep-alive
  *   connection, with no byte after it) or `owner.dropped(conn)` (closed) after each exchange;
  * - an exchange hears exactly one of onEnd / onFailure, after any onHead / onBody;
- * - bytes from the upstream outside an exchange, or after the end of a response, close the
- *   connection: an upstream that sends more than it was asked for cannot be trusted with the
- *   next request (that is how a response gets smuggled in front of someone else's);
+ * - bytes from the upstream while the connection is idle, or after the end of a response in
+ *   the same read, close the connection: an upstream that sends more than it was asked for
+ *   cannot be trusted with the next request (that is how a response gets smuggled in front of
+ *   someone else's). Bytes that arrive in a later read once the next request is out cannot be
+ *   told apart from its response (undici cannot either);
+ * - a response that ends while part of the request body is still unwritten (an early 413)
+ *   closes the connection: the rest of the body would otherwise be read as the next request;
  * - reads stop while the exchange is paused (the client is slow) and the body timer with them.
  */
 import net from 'node:net';
 import { ResponseParser, HttpResponseError, type ResponseEvents, type ResponseHead } from './response-parser.js';
 
 /** Why an exchange failed, as the connection saw it. */
-export type FailureKind = 'connect' | 'connect-timeout' | 'head-timeout' | 'body-timeout' | 'protocol' | 'reset';
+export type FailureKind = 'connect' | 'connect-timeout' | 'head-timeout' | 'body-timeout' | 'protocol' | 'reset' | 'shutdown';
 
 export interface ExchangeFailure {
   readonly kind: FailureKind;
@@ -73,6 +77,7 @@ export class HttpConnection implements ResponseEvents {
   /** The current response's head said the connection may be kept. */
   private keepAlive = false;
   private ended = false;
+  private shuttingDown = false;
   /** The body timer should be (re)started once the current read is parsed. */
   private bodyTimerDue = false;
   /** Exchanges completed on this connection. */
@@ -97,13 +102,15 @@ export class HttpConnection implements ResponseEvents {
     this.parser = new ResponseParser(this);
     this.socket = net.connect({ host, port });
     this.socket.setNoDelay(true);
+    // A kept-alive connection to a host that vanished is found out (as undici does).
+    this.socket.setKeepAlive(true, 60_000);
     this.socket.on('connect', () => {
       this.connected = true;
       if (this.exchange !== null) this.armRequestTimer('head', timeouts.responseTimeoutMs);
     });
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('end', () => this.onPeerEnd());
-    this.socket.on('error', (err) => this.close(err));
+    this.socket.on('error', (err) => this.onSocketError(err));
     this.socket.on('close', () => this.close(new Error('upstream closed the connection')));
     this.armRequestTimer('head', timeouts.connectTimeoutMs);
   }
@@ -132,6 +139,11 @@ export class HttpConnection implements ResponseEvents {
     return this.uses > 0;
   }
 
+  /** The TCP connection is up (a request given to it may have been written). */
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }
@@ -157,8 +169,9 @@ export class HttpConnection implements ResponseEvents {
     this.close(null);
   }
 
-  /** Closes an idle connection (pool shutdown or keep-alive expiry). */
+  /** Closes the connection; an exchange on it fails as 'shutdown' (the upstream is being destroyed). */
   destroy(err: Error | null = null): void {
+    this.shuttingDown = true;
     this.close(err);
   }
 
@@ -167,6 +180,7 @@ export class HttpConnection implements ResponseEvents {
     // Only undici's path asks for upgrades: a 101 here was never asked for.
     if (head.status === 101) throw new HttpResponseError('unsolicited 101 Switching Protocols');
     this.keepAlive = head.keepAlive;
+    this.keepAliveMs = this.timeouts.keepAliveTimeoutMs;
     if (head.keepAliveTimeoutS >= 0) {
       this.keepAliveMs = Math.min(this.timeouts.keepAliveTimeoutMs, head.keepAliveTimeoutS * 1000 - KEEP_ALIVE_MARGIN_MS);
       if (this.keepAliveMs <= 0) this.keepAlive = false;
@@ -199,7 +213,10 @@ export class HttpConnection implements ResponseEvents {
     try {
       used = this.parser.feed(chunk);
     } catch (err) {
-      this.fail(ex, 'protocol', err as Error);
+      // The sink may have given up on the exchange during this feed (an invalid head): then it
+      // has had its one answer, and only the connection goes.
+      if (this.exchange === ex) this.fail(ex, 'protocol', err as Error);
+      else this.close(null);
       return;
     }
     if (this.exchange !== ex) return;
@@ -214,8 +231,9 @@ export class HttpConnection implements ResponseEvents {
     this.exchange = null;
     this.requestTimerArmed = null;
     this.uses++;
-    if (used < chunk.length || !this.keepAlive) {
-      // Bytes after the response: unsolicited, so the connection is not reused.
+    if (used < chunk.length || !this.keepAlive || this.socket.writableLength > 0) {
+      // Bytes after the response (unsolicited), or a request body not yet all written (an early
+      // answer): the connection is not reused.
       this.close(null);
     } else {
       if (this.paused) {
@@ -226,6 +244,18 @@ export class HttpConnection implements ResponseEvents {
       this.owner.release(this);
     }
     ex.onEnd();
+  }
+
+  /**
+   * A reset right after a close-delimited body is its end, not an error: servers that close
+   * with unread bytes (or SO_LINGER 0) reset instead of a FIN. undici reads it the same way.
+   */
+  private onSocketError(err: Error): void {
+    if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' && this.exchange !== null && this.parser.awaitingClose) {
+      this.onPeerEnd();
+      return;
+    }
+    this.close(err);
   }
 
   private onPeerEnd(): void {
@@ -266,7 +296,7 @@ export class HttpConnection implements ResponseEvents {
     const ex = this.exchange;
     if (ex !== null) {
       this.exchange = null;
-      const kind: FailureKind = this.connected ? 'reset' : 'connect';
+      const kind: FailureKind = this.shuttingDown ? 'shutdown' : this.connected ? 'reset' : 'connect';
       ex.onFailure({ kind, error: err ?? new Error('upstream closed the connection'), reused: this.uses > 0, answered: this.parser.started });
     }
   }

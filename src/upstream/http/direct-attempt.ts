@@ -9,7 +9,7 @@
  *   same server;
  * - nothing else.
  */
-import { ClientGoneError, M2gwError, UpstreamError } from '../../errors.js';
+import { asM2gwError, ClientGoneError, M2gwError, UpstreamError } from '../../errors.js';
 import { mayRetry } from '../lifecycle.js';
 import type { ResponseController, ResponseSink, UpstreamRequest } from '../upstream.js';
 import type { Exchange, ExchangeFailure, HttpConnection } from './connection.js';
@@ -29,6 +29,8 @@ export interface DirectHost {
   pick(exclude: DirectServer): DirectServer;
   /** Sends the request on through undici (a server the direct client cannot reach, e.g. https). */
   viaUndici(req: UpstreamRequest, sink: ResponseSink, server: DirectServer, attempts: number): void;
+  /** Logs an exception a sink threw (a bug: the request it was answering is ended). */
+  sinkError(err: unknown): void;
   done(): void;
 }
 
@@ -79,11 +81,20 @@ export class DirectAttempt implements Exchange, ResponseController {
   onHead(head: ResponseHead): void {
     this.headersReceived = true;
     this.host.markUp(this.server);
-    this.sink.onResponseStart(this, head.status, head.headers, head.reason === '' ? undefined : head.reason);
+    try {
+      this.sink.onResponseStart(this, head.status, head.headers, head.reason === '' ? undefined : head.reason);
+    } catch (err) {
+      this.sinkThrew(err);
+    }
   }
 
   onBody(chunk: Buffer): void {
-    this.sink.onResponseData(this, chunk);
+    if (this.finished) return;
+    try {
+      this.sink.onResponseData(this, chunk);
+    } catch (err) {
+      this.sinkThrew(err);
+    }
   }
 
   onEnd(): void {
@@ -91,7 +102,25 @@ export class DirectAttempt implements Exchange, ResponseController {
     this.finished = true;
     this.conn = null;
     this.cleanup();
-    this.sink.onResponseEnd(this);
+    try {
+      this.sink.onResponseEnd(this);
+    } catch (err) {
+      // The request is over for us: nothing is left to undo but to say it.
+      this.host.sinkError(err);
+    }
+  }
+
+  /**
+   * A sink that throws is a bug in m2gw, not the upstream's doing: as undici does for its
+   * handlers, the one request ends (its connection, whose response is half read, with it)
+   * instead of the exception reaching the socket's event handler and the worker.
+   */
+  private sinkThrew(err: unknown): void {
+    this.host.sinkError(err);
+    const conn = this.conn;
+    this.conn = null;
+    conn?.abort();
+    this.fail(asM2gwError(err, 'headers-sent'));
   }
 
   onFailure(f: ExchangeFailure): void {
@@ -101,6 +130,7 @@ export class DirectAttempt implements Exchange, ResponseController {
       return this.fail(new ClientGoneError(this.headersReceived ? 'headers-sent' : 'request-sent', 'client disconnected', { cause: f.error }));
     }
     const mapped = this.classify(f);
+    if (f.kind === 'shutdown') return this.fail(mapped);
     if (mapped.phase === 'connect') this.host.markDown(this.server, f.error);
     const again =
       !this.host.closed &&
@@ -142,7 +172,7 @@ export class DirectAttempt implements Exchange, ResponseController {
     this.conn = null;
     if (conn !== null) conn.abort();
     else this.server.direct?.withdraw(this);
-    this.fail(new ClientGoneError(this.headersReceived ? 'headers-sent' : conn !== null ? 'request-sent' : 'connect', 'client disconnected'));
+    this.fail(new ClientGoneError(this.headersReceived ? 'headers-sent' : conn?.isConnected === true ? 'request-sent' : 'connect', 'client disconnected'));
   }
 
   private classify(f: ExchangeFailure): M2gwError {
@@ -159,6 +189,8 @@ export class DirectAttempt implements Exchange, ResponseController {
         return new UpstreamError('M2GW_UPSTREAM_TIMEOUT', `${where}: ${f.error.message}`, phase, { cause: f.error });
       case 'protocol':
         return new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `${where}: ${f.error.message}`, phase, { cause: f.error });
+      case 'shutdown':
+        return new UpstreamError('M2GW_SHUTTING_DOWN', `${where}: the upstream is being shut down`, this.headersReceived ? 'headers-sent' : 'connect', { cause: f.error });
       case 'reset':
         return new UpstreamError('M2GW_UPSTREAM_RESET', `${where}: ${f.error.message}${code ? ` (${code})` : ''}`, phase, { cause: f.error });
     }
@@ -169,7 +201,11 @@ export class DirectAttempt implements Exchange, ResponseController {
     this.finished = true;
     this.conn = null;
     this.cleanup();
-    this.sink.onResponseError(err);
+    try {
+      this.sink.onResponseError(err);
+    } catch (thrown) {
+      this.host.sinkError(thrown);
+    }
   }
 
   private cleanup(): void {

@@ -99,6 +99,10 @@ class HttpUpstream implements Upstream, DirectHost {
     return this.cfg.retries;
   }
 
+  sinkError(err: unknown): void {
+    this.log.error('response sink threw (a bug): the request was ended', { upstream: this.name, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  }
+
   /** Round-robin over servers in rotation; if all are out, the one that comes back soonest. */
   pick(exclude: DirectServer | null): Server {
     const now = Date.now();
@@ -166,7 +170,8 @@ class HttpUpstream implements Upstream, DirectHost {
       servers,
       inFlight: this.inFlight,
       queued,
-      connections: { busy, idle, max: this.cfg.connections * this.servers.length },
+      // Up to `connections` per server for each client (direct and undici).
+      connections: { busy, idle, max: this.servers.reduce((n, s) => n + this.cfg.connections * (s.direct !== null ? 2 : 1), 0) },
     };
   }
 

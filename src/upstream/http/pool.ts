@@ -12,11 +12,11 @@ import { HttpConnection, type ConnectionOwner, type ConnectionTimeouts, type Exc
 
 export class HttpPool implements ConnectionOwner {
   private readonly conns = new Set<HttpConnection>();
-  /** Idle connections, most recently used last. */
+  /** Idle connections, most recently used last. Every other connection in `conns` is busy. */
   private readonly idle: HttpConnection[] = [];
   private readonly queue: Exchange[] = [];
-  private closing: (() => void) | null = null;
-  private busy = 0;
+  private closing: Promise<void> | null = null;
+  private closed: (() => void) | null = null;
 
   constructor(
     private readonly host: string,
@@ -37,7 +37,6 @@ export class HttpPool implements ConnectionOwner {
       conn = new HttpConnection(this, this.host, this.port, this.timeouts);
       this.conns.add(conn);
     }
-    this.busy++;
     conn.start(ex);
   }
 
@@ -48,15 +47,13 @@ export class HttpPool implements ConnectionOwner {
   }
 
   get stats(): { busy: number; idle: number; queued: number } {
-    return { busy: this.busy, idle: this.idle.length, queued: this.queue.length };
+    return { busy: this.conns.size - this.idle.length, idle: this.idle.length, queued: this.queue.length };
   }
 
   // ConnectionOwner
   release(conn: HttpConnection): void {
-    this.busy--;
     const next = this.queue.shift();
     if (next !== undefined) {
-      this.busy++;
       conn.start(next);
       return;
     }
@@ -71,26 +68,26 @@ export class HttpPool implements ConnectionOwner {
     if (!this.conns.delete(conn)) return;
     const i = this.idle.lastIndexOf(conn);
     if (i !== -1) this.idle.splice(i, 1);
-    else this.busy--;
     // Room for a waiting request: on a new connection.
     const next = this.queue.shift();
     if (next !== undefined) this.send(next, true);
-    if (this.closing !== null && this.conns.size === 0) this.closing();
+    if (this.closed !== null && this.conns.size === 0) this.closed();
   }
 
-  /** Lets what is in flight finish, then closes every connection. */
+  /** Lets what is in flight finish, then closes every connection. Idempotent. */
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.closing = resolve;
-      for (const c of this.idle.splice(0)) c.destroy();
+    this.closing ??= new Promise<void>((resolve) => {
+      this.closed = resolve;
+      for (const c of [...this.idle]) c.destroy();
       if (this.conns.size === 0) resolve();
     });
+    return this.closing;
   }
 
-  /** Closes every connection now; their exchanges fail. */
+  /** Closes every connection now; their exchanges, and the queued ones, fail as 'shutdown'. */
   destroy(): void {
     const error = new Error('upstream client destroyed');
-    for (const ex of this.queue.splice(0)) ex.onFailure({ kind: 'connect', error, reused: false, answered: false });
+    for (const ex of this.queue.splice(0)) ex.onFailure({ kind: 'shutdown', error, reused: false, answered: false });
     for (const c of [...this.conns]) c.destroy(error);
   }
 }

@@ -47,18 +47,22 @@ export function expectsContent(method: string): boolean {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// A client header name as Mongrel2 passes it: a token, lower-cased. One with a capital in it
+// did not come from Mongrel2's parser, and would slip past the gateway's lower-case drop list
+// (`transfer-Encoding: chunked` beside our Content-Length is request smuggling).
+const LOWER_TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 // A field value: any visible or obs-text byte, space and HTAB; nothing else (RFC 9110 §5.5).
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 // A request target: visible characters and obs-text (what undici allows too).
 const BAD_TARGET = /[^\x21-\xff]/;
 
-/** Names seen before, and whether each is a token (names repeat across requests). */
+/** Header names seen before, and whether each is a lower-case token (names repeat across requests). */
 const checkedNames = new Map<string, boolean>();
 
 function validName(name: string): boolean {
   let ok = checkedNames.get(name);
   if (ok === undefined) {
-    ok = TOKEN.test(name);
+    ok = LOWER_TOKEN.test(name);
     if (checkedNames.size >= 1024) checkedNames.clear();
     checkedNames.set(name, ok);
   }
@@ -69,14 +73,20 @@ export type HeadResult = { readonly ok: true; readonly head: string } | { readon
 
 /** The request head for the direct client, ending in the blank line; a problem when a check fails. */
 export function directRequestHead(req: UpstreamRequest, server: ServerAddress, bodyLength: number): HeadResult {
-  if (!validName(req.method)) return { ok: false, problem: 'invalid request method' };
+  if (!TOKEN.test(req.method)) return { ok: false, problem: 'invalid request method' };
+  // CONNECT asks for a tunnel, which this client does not make (nor does undici without an upgrade).
+  if (req.method === 'CONNECT') return { ok: false, problem: 'CONNECT is not forwarded' };
   const target = requestTarget(req, server);
   if (BAD_TARGET.test(target)) return { ok: false, problem: 'invalid request target' };
   let head = req.method + ' ' + target + ' HTTP/1.1\r\n';
   let problem: string | null = null;
+  let hosts = 0;
   forwardedHeaders(req, server, (name, value) => {
     if (!validName(name)) problem ??= `invalid header name ${JSON.stringify(name.slice(0, 40))}`;
     else if (BAD_VALUE.test(value)) problem ??= `invalid value in header ${JSON.stringify(name)}`;
+    // Two Hosts (kept with preserve_host) would let the upstream pick another one than we
+    // routed by; RFC 9112 §3.2 makes that a 400, as undici's refusal does on its path.
+    else if (name === 'host' && ++hosts > 1) problem ??= 'more than one Host header';
     head += name + ': ' + value + '\r\n';
   });
   if (problem !== null) return { ok: false, problem };

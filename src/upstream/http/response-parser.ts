@@ -92,6 +92,11 @@ export class ResponseParser {
     return this.state === State.Idle || this.state === State.Done;
   }
 
+  /** Inside a body that ends with the connection. */
+  get awaitingClose(): boolean {
+    return this.state === State.Body && this.framing === 'close';
+  }
+
   /** Some byte of the response to the current request has arrived. */
   get started(): boolean {
     return this.any;
@@ -239,14 +244,17 @@ export class ResponseParser {
     if (line.length < 2 || line[line.length - 2] !== CR) throw new HttpResponseError('chunk-size line not ended by CRLF');
     let size = 0;
     let digits = 0;
+    let sawZero = false;
     let j = 0;
     for (; j < line.length - 2; j++) {
       const h = hexValue(line[j]!);
       if (h === -1) break;
-      if (++digits > MAX_CHUNK_SIZE_DIGITS) throw new HttpResponseError('chunk size too large');
+      // Leading zeros do not count toward the limit: the size's value does.
+      if ((size > 0 || h > 0) && ++digits > MAX_CHUNK_SIZE_DIGITS) throw new HttpResponseError('chunk size too large');
+      if (size === 0 && h === 0) sawZero = true;
       size = size * 16 + h;
     }
-    if (digits === 0) throw new HttpResponseError('chunk-size line without a size');
+    if (digits === 0 && !sawZero) throw new HttpResponseError('chunk-size line without a size');
     // What may follow the size: optional whitespace, then `;` extensions, which are ignored.
     let k = j;
     while (k < line.length - 2 && (line[k] === 0x20 || line[k] === 0x09)) k++;
