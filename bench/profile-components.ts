@@ -16,9 +16,9 @@ type Owner = (owner: string) => boolean;
 const OTHER = 'event loop, socket reads, runtime, start-up, other';
 
 const COMPONENTS: ReadonlyArray<readonly [string, Owner]> = [
-  ['upstream: undici dispatch, request write, response read', (o) => o === 'npm:undici' || o.startsWith('m2gw:upstream/')],
+  ['upstream: HTTP client (the direct one; before: undici), request write, response read', (o) => o === 'npm:undici' || o.startsWith('m2gw:upstream/')],
   ['Mongrel2 receive and send (ZMTP, reply framing)', (o) => o.startsWith('m2gw:zmq/') || o === 'm2gw:mongrel2/reply'],
-  ['access log', (o) => o === 'm2gw:log' || o.startsWith('npm:winston') || o === 'npm:logform' || o === 'm2gw:gateway/request-log' || o === 'npm:readable-stream' || o === 'npm:safe-stable-stringify'],
+  ['access log', (o) => o === 'm2gw:log' || o === 'm2gw:log-file' || o.startsWith('npm:winston') || o === 'npm:logform' || o === 'm2gw:gateway/request-log' || o === 'npm:readable-stream' || o === 'npm:safe-stable-stringify'],
   ['parse (request, lenient JSON, credits)', (o) => o === 'm2gw:mongrel2/request' || o === 'm2gw:mongrel2/lenient-json' || o === 'm2gw:mongrel2/tnetstring'],
   ['response head, framing, flow control', (o) => ['m2gw:gateway/response-writer', 'm2gw:mongrel2/http-head', 'm2gw:gateway/client-connection', 'm2gw:gateway/upstream-head'].includes(o)],
   ['gateway: route, headers, request id, connection table', (o) => ['m2gw:gateway/gateway', 'm2gw:gateway/request-builder', 'm2gw:gateway/router', 'm2gw:gateway/connections', 'm2gw:gateway/pipeline'].includes(o)],
