@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import * as zmq from 'zeromq';
 import { parseConfigText } from '../../src/config/load.js';
+import { parseReply } from '../../src/mongrel2/reply.js';
 import type { Config } from '../../src/config/schema.js';
 import { freePort } from './ports.js';
 
@@ -37,6 +38,38 @@ export async function fakeMongrel2(upstreamUrl: string, extraToml = ''): Promise
     close() {
       push.close();
       sub.close();
+    },
+  };
+}
+
+/**
+ * Subscribes the fake Mongrel2's XSUB (resent every 50 ms until the gateway's XPUB has seen it)
+ * and hands each reply's payload to `waiting`'s callback for its connection id. Replies of one
+ * turn leave together, as the parts of one message; a part that is no reply is skipped (a
+ * mutated frame may still carry a sender it was sent with). `stop()` ends both.
+ */
+export function routeReplies(m2: FakeMongrel2, waiting: ReadonlyMap<string, (payload: string) => void>): { stop(): void } {
+  let receiving = true;
+  const subscribe = setInterval(() => void m2.sub.send(Buffer.from([1])).catch(() => undefined), 50);
+  void (async () => {
+    while (receiving) {
+      const msg = await m2.sub.receive().catch(() => null);
+      if (!msg) break;
+      for (const part of msg) {
+        try {
+          const r = parseReply(part);
+          const payload = r.payload.toString('latin1');
+          for (const id of r.connIds) waiting.get(id)?.(payload);
+        } catch {
+          // not a reply
+        }
+      }
+    }
+  })();
+  return {
+    stop() {
+      receiving = false;
+      clearInterval(subscribe);
     },
   };
 }

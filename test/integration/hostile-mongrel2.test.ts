@@ -9,13 +9,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import { fakeMongrel2, type FakeMongrel2 } from '../harness/fake-mongrel2.js';
+import { fakeMongrel2, routeReplies, type FakeMongrel2 } from '../harness/fake-mongrel2.js';
 import { startHttpUpstream, type HttpUpstreamInstance } from '../harness/upstream-http.js';
 import { waitFor } from '../harness/wait.js';
 import { p99Bound, percentile, recordRow, rssMiB } from './hostile-support.js';
 import type { Gateway } from '../../src/gateway/gateway.js';
 import { warningCounts } from '../../src/metrics/limit-hits.js';
-import { parseReply } from '../../src/mongrel2/reply.js';
 import { startGateway } from '../../src/process/single.js';
 import { fixture, fixtureNames } from '../unit/fixtures.js';
 
@@ -84,37 +83,19 @@ describe('hostile Mongrel2 side (a fake Mongrel2)', () => {
   const lines: Array<{ message: string; level: string }> = [];
   let badFrames = 0;
   const waiting = new Map<string, (payload: string) => void>();
-  let receiving = true;
-  let subscribeTimer: NodeJS.Timeout;
+  let replies: { stop(): void } | undefined;
 
   before(async () => {
     up = await startHttpUpstream();
     m2 = await fakeMongrel2(up.url);
-    subscribeTimer = setInterval(() => void m2.sub.send(Buffer.from([1])).catch(() => undefined), 50);
     const sink = new Writable({ objectMode: true, write(info: { message: string; level: string }, _e, cb) { lines.push(info); if (process.env.M2GW_TEST_LOG && info.message !== MALFORMED) process.stderr.write(JSON.stringify(info).slice(0, 400) + '\n'); cb(); } });
     const logger = winston.createLogger({ level: process.env.M2GW_TEST_LOG ? "debug" : "info", transports: [new winston.transports.Stream({ stream: sink })] });
     gateway = await startGateway(m2.config, logger, { onBadFrame: () => badFrames++ });
-    void (async () => {
-      while (receiving) {
-        const msg = await m2.sub.receive().catch(() => null);
-        if (!msg) break;
-        // Replies of one turn leave together, as the parts of one message.
-        for (const part of msg) {
-          try {
-            const r = parseReply(part);
-            const payload = r.payload.toString('latin1');
-            for (const id of r.connIds) waiting.get(id)?.(payload);
-          } catch {
-            // A reply to a mutated frame that still parsed (its sender is what it was sent with).
-          }
-        }
-      }
-    })();
+    replies = routeReplies(m2, waiting);
   });
 
   after(async () => {
-    receiving = false;
-    clearInterval(subscribeTimer);
+    replies?.stop();
     await gateway?.drain(500);
     m2?.close();
     await up?.close();

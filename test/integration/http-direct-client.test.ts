@@ -23,11 +23,10 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 import { startChain, type Chain } from './gateway-support.js';
 import { rawRequest, request, sha256 } from '../harness/http-client.js';
-import { fakeMongrel2, type FakeMongrel2 } from '../harness/fake-mongrel2.js';
+import { fakeMongrel2, routeReplies, type FakeMongrel2 } from '../harness/fake-mongrel2.js';
 import { patternBytes } from '../harness/upstream-http.js';
 import { sleep, waitFor } from '../harness/wait.js';
 import type { Gateway } from '../../src/gateway/gateway.js';
-import { parseReply } from '../../src/mongrel2/reply.js';
 import { startGateway } from '../../src/process/single.js';
 
 interface SeenRequest {
@@ -485,36 +484,19 @@ describe('header and path injection from a hostile Mongrel2 (a fake one) never r
   let up: RawServer;
   let m2: FakeMongrel2;
   let gateway: Gateway;
-  let subscribeTimer: NodeJS.Timeout;
-  let receiving = true;
+  let replies: { stop(): void } | undefined;
   const waiting = new Map<string, (payload: string) => void>();
 
   before(async () => {
     up = await rawServer((s, r) => answer(s, real(r)));
     m2 = await fakeMongrel2(up.url);
-    // The XSUB subscribes by message; resent until the gateway's XPUB has seen it.
-    subscribeTimer = setInterval(() => void m2.sub.send(Buffer.from([1])).catch(() => undefined), 50);
     const sink = new Writable({ objectMode: true, write: (_info, _e, cb) => cb() });
     gateway = await startGateway(m2.config, winston.createLogger({ level: 'info', transports: [new winston.transports.Stream({ stream: sink })] }));
-    void (async () => {
-      while (receiving) {
-        const msg = await m2.sub.receive().catch(() => null);
-        if (!msg) break;
-        for (const part of msg) {
-          try {
-            const r = parseReply(part);
-            for (const id of r.connIds) waiting.get(id)?.(r.payload.toString('latin1'));
-          } catch {
-            // not a reply
-          }
-        }
-      }
-    })();
+    replies = routeReplies(m2, waiting);
   });
 
   after(async () => {
-    receiving = false;
-    clearInterval(subscribeTimer);
+    replies?.stop();
     await gateway?.drain(500);
     m2?.close();
     await up?.close();

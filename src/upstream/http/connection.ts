@@ -135,17 +135,9 @@ export class HttpConnection implements ResponseEvents {
     }
   }
 
-  get reused(): boolean {
-    return this.uses > 0;
-  }
-
   /** The TCP connection is up (a request given to it may have been written). */
   get isConnected(): boolean {
     return this.connected;
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
   }
 
   /** Backpressure from the client side: stop reading the upstream until resume(). */

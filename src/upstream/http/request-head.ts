@@ -12,6 +12,7 @@
  * request that fails a check is refused with a 400, never repaired.
  */
 import type { UpstreamRequest } from '../upstream.js';
+import { memoizedTest, TOKEN } from './tokens.js';
 
 export interface ServerAddress {
   /** Path prefix of the configured URL, without trailing slash ('' for none). */
@@ -42,11 +43,6 @@ export function requestTarget(req: UpstreamRequest, server: ServerAddress): stri
 /** RFC 9110 §9.3: methods whose requests carry content, so an empty one is sent as `Content-Length: 0` (as undici does). */
 const EXPECTS_CONTENT = new Set(['POST', 'PUT', 'PATCH', 'QUERY', 'PROPFIND', 'PROPPATCH']);
 
-export function expectsContent(method: string): boolean {
-  return EXPECTS_CONTENT.has(method);
-}
-
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // A client header name as Mongrel2 passes it: a token, lower-cased. One with a capital in it
 // did not come from Mongrel2's parser, and would slip past the gateway's lower-case drop list
 // (`transfer-Encoding: chunked` beside our Content-Length is request smuggling).
@@ -56,18 +52,8 @@ const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 // A request target: visible characters and obs-text (what undici allows too).
 const BAD_TARGET = /[^\x21-\xff]/;
 
-/** Header names seen before, and whether each is a lower-case token (names repeat across requests). */
-const checkedNames = new Map<string, boolean>();
-
-function validName(name: string): boolean {
-  let ok = checkedNames.get(name);
-  if (ok === undefined) {
-    ok = LOWER_TOKEN.test(name);
-    if (checkedNames.size >= 1024) checkedNames.clear();
-    checkedNames.set(name, ok);
-  }
-  return ok;
-}
+/** A request header name is a lower-case token (memoized: names repeat across requests). */
+const validName = memoizedTest(LOWER_TOKEN);
 
 export type HeadResult = { readonly ok: true; readonly head: string } | { readonly ok: false; readonly problem: string };
 

@@ -4,6 +4,9 @@
  * and from them the body's framing and whether the connection may be kept. Pure functions.
  */
 import type { HeaderList } from '../upstream.js';
+import { memoizedTest, TOKEN } from './tokens.js';
+
+export { TOKEN };
 
 /** 15 decimal digits: below 2^53. */
 const MAX_LENGTH_DIGITS = 15;
@@ -34,8 +37,6 @@ export class HttpResponseError extends Error {
   }
 }
 
-// RFC 9110 token characters.
-export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Control characters a field value or reason must not hold (HTAB is allowed), and DEL.
 // eslint-disable-next-line no-control-regex
 export const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
@@ -148,18 +149,8 @@ type Latin1Sliceable = Buffer & { latin1Slice(start: number, end: number): strin
 
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x09;
 
-/** Header names seen before, and whether each is a token (servers send the same few names). */
-const checkedNames = new Map<string, boolean>();
-
-function validName(name: string): boolean {
-  let ok = checkedNames.get(name);
-  if (ok === undefined) {
-    ok = TOKEN.test(name);
-    if (checkedNames.size >= 1024) checkedNames.clear();
-    checkedNames.set(name, ok);
-  }
-  return ok;
-}
+/** A response header name is a token (memoized: servers send the same few names). */
+const validName = memoizedTest(TOKEN);
 
 /** A Content-Length value (one number, or a list of the same one) with what earlier ones said; throws when they disagree. */
 function contentLengthOf(value: string, before: number): number {
