@@ -2,13 +2,13 @@
  * m2gw benchmark: m2gw against its anchors, measured in the same run on the same machine.
  * See bench/README.md. Entry point: bench/run.sh (builds, then runs dist/bench/run.js).
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startPhpFpm, type PhpFpm } from '../test/harness/php-fpm.js';
 import { benchAbort } from './lib/abort.js';
 import type { M2gwInstance } from './lib/m2gw.js';
+import { pkgVersion, tool } from './lib/machine.js';
 import { measure, type LoadSettings, type Measurement, type Target } from './lib/measure.js';
 import { memoryRun } from './lib/memory.js';
 import { startNginx } from './lib/nginx.js';
@@ -39,23 +39,6 @@ interface Ctx {
 
 function log(line: string): void {
   process.stdout.write(line + '\n');
-}
-
-function tool(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function pkgVersion(pkg: string): string {
-  try {
-    return execFileSync('dpkg-query', ['-W', '-f', '${Version}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || 'unknown';
-  } catch {
-    return 'unknown';
-  }
 }
 
 async function run(ctx: Ctx, t: Target): Promise<Measurement | null> {

@@ -104,6 +104,30 @@ export function clientHeaders(headers: Readonly<Record<string, HeaderValue>>): H
   return out;
 }
 
+// A field value: visible and obs-text bytes, space and HTAB; no other control (RFC 9110 §5.5).
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/**
+ * Why the request's header values cannot be forwarded, or null. Every value Mongrel2 sent is
+ * checked, its own keys (URI, PATH, REMOTE_ADDR…) included, since upstream requests are made of
+ * them: a CR or LF would let a client write a second request into an HTTP upstream connection
+ * (request smuggling), and a NUL or other control byte reaches a PHP script's $_SERVER as is.
+ * Mongrel2's parser lets none through, so only a hostile or broken Mongrel2 sends one; the
+ * request is refused (400) for every upstream alike, never repaired. The HTTP clients check
+ * what they write again (upstream/http/request-head.ts): they may be given requests made elsewhere.
+ */
+export function badHeaderValue(headers: Readonly<Record<string, HeaderValue>>): string | null {
+  for (const name in headers) {
+    const value = headers[name]!;
+    if (typeof value === 'string') {
+      if (BAD_VALUE.test(value)) return name;
+    } else {
+      for (const v of value) if (BAD_VALUE.test(v)) return name;
+    }
+  }
+  return null;
+}
+
 function hasToken(list: string, token: string): boolean {
   if (list === '') return false;
   return list.split(',').some((t) => t.trim() === token);

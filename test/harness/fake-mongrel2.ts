@@ -73,3 +73,36 @@ export function routeReplies(m2: FakeMongrel2, waiting: ReadonlyMap<string, (pay
     },
   };
 }
+
+/** The sender of the frames m2frame builds. */
+export const FAKE_SENDER = '0b9a6b7e-6c35-4b6c-9a3c-0000000000d1';
+
+/** Mongrel2's JSON: only `"` and `\` are escaped, control bytes go raw (lenient-json.ts). */
+function m2json(headers: Record<string, string | string[]>): string {
+  const str = (s: string): string => '"' + s.replace(/[\\"]/g, (c) => '\\' + c) + '"';
+  return '{' + Object.entries(headers).map(([k, v]) => `${str(k)}:${Array.isArray(v) ? '[' + v.map(str).join(',') + ']' : str(v)}`).join(',') + '}';
+}
+
+/** The same headers as a tnetstring dict (raw bytes, as Mongrel2 writes them). */
+function m2tnet(headers: Record<string, string>): string {
+  const ns = (s: string): string => `${Buffer.byteLength(s, 'latin1')}:${s},`;
+  const body = Object.entries(headers).map(([k, v]) => ns(k) + ns(v)).join('');
+  return `${Buffer.byteLength(body, 'latin1')}:${body}}`;
+}
+
+/**
+ * A request message as Mongrel2 frames it, with any bytes in it (a real Mongrel2 sends no
+ * control byte in a header; a hostile one may). `escaped`: standard JSON, control characters
+ * as escapes (\r\n), which the parser decodes too; `tnet`: tnetstring headers.
+ */
+export function m2frame(connId: number, path: string, headers: Record<string, string | string[]>, opts: { tnet?: boolean; escaped?: boolean; body?: string } = {}): Buffer {
+  const h = opts.tnet ? m2tnet(headers as Record<string, string>) : opts.escaped ? JSON.stringify(headers) : m2json(headers);
+  const body = opts.body ?? '';
+  const hpart = opts.tnet ? h : `${Buffer.byteLength(h, 'latin1')}:${h},`;
+  return Buffer.from(`${FAKE_SENDER} ${connId} ${path} ${hpart}${Buffer.byteLength(body, 'latin1')}:${body},`, 'latin1');
+}
+
+/** Mongrel2's keys for a request on a fresh connection (closed after its answer), plus `extra`. */
+export function m2requestHeaders(path: string, extra: Record<string, string | string[]> = {}, uri = path): Record<string, string | string[]> {
+  return { PATH: path, METHOD: 'GET', VERSION: 'HTTP/1.1', URI: uri, PATTERN: '/', REMOTE_ADDR: '127.0.0.1', DOWNLOAD_CREDITS: '1048576', host: 'x', connection: 'close', ...extra };
+}

@@ -23,7 +23,7 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 import { startChain, type Chain } from './gateway-support.js';
 import { rawRequest, request, sha256 } from '../harness/http-client.js';
-import { fakeMongrel2, routeReplies, type FakeMongrel2 } from '../harness/fake-mongrel2.js';
+import { fakeMongrel2, m2frame as frame, m2requestHeaders as requestHeaders, routeReplies, type FakeMongrel2 } from '../harness/fake-mongrel2.js';
 import { patternBytes } from '../harness/upstream-http.js';
 import { sleep, waitFor } from '../harness/wait.js';
 import type { Gateway } from '../../src/gateway/gateway.js';
@@ -452,33 +452,6 @@ strip_prefix = true
 
 // ---------------------------------------------------------------------------------------------
 // Request smuggling from the Mongrel2 side: a real Mongrel2 never sends these, so a fake one does.
-
-const SENDER = '0b9a6b7e-6c35-4b6c-9a3c-0000000000d1';
-
-/** Mongrel2's JSON: only `"` and `\` are escaped, control bytes go raw (lenient-json.ts). */
-function m2json(headers: Record<string, string | string[]>): string {
-  const str = (s: string): string => '"' + s.replace(/[\\"]/g, (c) => '\\' + c) + '"';
-  return '{' + Object.entries(headers).map(([k, v]) => `${str(k)}:${Array.isArray(v) ? '[' + v.map(str).join(',') + ']' : str(v)}`).join(',') + '}';
-}
-
-/** The same headers as a tnetstring dict (raw bytes, as Mongrel2 writes them). */
-function m2tnet(headers: Record<string, string>): string {
-  const ns = (s: string): string => `${Buffer.byteLength(s, 'latin1')}:${s},`;
-  const body = Object.entries(headers).map(([k, v]) => ns(k) + ns(v)).join('');
-  return `${Buffer.byteLength(body, 'latin1')}:${body}}`;
-}
-
-function frame(connId: number, path: string, headers: Record<string, string | string[]>, opts: { tnet?: boolean; escaped?: boolean; body?: string } = {}): Buffer {
-  // `escaped`: standard JSON, control characters as escapes (\r\n), which the parser decodes too.
-  const h = opts.tnet ? m2tnet(headers as Record<string, string>) : opts.escaped ? JSON.stringify(headers) : m2json(headers);
-  const body = opts.body ?? '';
-  const hpart = opts.tnet ? h : `${Buffer.byteLength(h, 'latin1')}:${h},`;
-  return Buffer.from(`${SENDER} ${connId} ${path} ${hpart}${Buffer.byteLength(body, 'latin1')}:${body},`, 'latin1');
-}
-
-function requestHeaders(path: string, extra: Record<string, string | string[]> = {}, uri = path): Record<string, string | string[]> {
-  return { PATH: path, METHOD: 'GET', VERSION: 'HTTP/1.1', URI: uri, PATTERN: '/', REMOTE_ADDR: '127.0.0.1', DOWNLOAD_CREDITS: '1048576', host: 'x', connection: 'close', ...extra };
-}
 
 describe('header and path injection from a hostile Mongrel2 (a fake one) never reaches the upstream as a second request', () => {
   let up: RawServer;

@@ -23,12 +23,17 @@ export interface ServerAddress {
 
 /** Calls `add` for each header the upstream gets (besides framing: Content-Length). */
 export function forwardedHeaders(req: UpstreamRequest, server: ServerAddress, add: (name: string, value: string) => void): void {
+  // Host first, as RFC 9112 §3.2 asks of a client: the client's own (every one of them, so a
+  // second one is still seen and refused) with preserve_host, else the configured server's.
+  if (req.preserveHost && req.hostHeader !== '') {
+    for (const [name, value] of req.headers) if (name === 'host') add(name, value);
+  } else {
+    add('host', server.hostHeader);
+  }
   for (const [name, value] of req.headers) {
-    if (name === 'x-request-id' || name === 'x-forwarded-proto' || name === 'x-forwarded-host') continue;
-    if (name === 'host' && !req.preserveHost) continue;
+    if (name === 'host' || name === 'x-request-id' || name === 'x-forwarded-proto' || name === 'x-forwarded-host') continue;
     add(name, value);
   }
-  if (!req.preserveHost || req.hostHeader === '') add('host', server.hostHeader);
   if (req.remoteAddr !== '') add('x-forwarded-for', req.remoteAddr);
   add('x-forwarded-proto', req.scheme);
   if (req.hostHeader !== '') add('x-forwarded-host', req.hostHeader);
