@@ -21,7 +21,7 @@ import type { ClientConnection } from './client-connection.js';
 import { ConnectionTable, discardBodyFile, type Active, type ConnState, type HandlerRuntime, type Pending } from './connections.js';
 import { MAX_CONNECTION_STATES } from './limits.js';
 import { Pipeline } from './pipeline.js';
-import { badHeaderValue, readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
+import { badRequestValue, readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
 import { RequestLog, type GatewayHooks } from './request-log.js';
 import { RequestReplyOptions, ResponseWriter, type ResponseOutcome } from './response-writer.js';
 import { Router, dotDotSegment } from './router.js';
@@ -260,7 +260,7 @@ export class Gateway {
 
     if (pending.refusal) return writer.onResponseError(pending.refusal);
     if (this.draining) return writer.onResponseError(new M2gwError('M2GW_SHUTTING_DOWN', 'gateway is shutting down', 'route'), true);
-    const badValue = badHeaderValue(req.headers);
+    const badValue = badRequestValue(req);
     if (badValue !== null) {
       return writer.onResponseError(new M2gwError('M2GW_BAD_REQUEST', `control character in the value of ${JSON.stringify(badValue.slice(0, 40))}`, 'route'));
     }

@@ -91,6 +91,15 @@ describe('control bytes in request header values: 400 for every upstream, before
     });
   }
 
+  test('CR LF in the path of the message (its PATH header clean): 400 on both routes', async () => {
+    const before = seen.length;
+    for (const p of ['/php/server.php', '/a']) {
+      const payload = await send((id) => m2frame(id, `${p}\r\nX-Injected:\t1`, m2requestHeaders(p)));
+      assert.equal(statusOf(payload), '400', payload.slice(0, 300));
+    }
+    assert.equal(seen.length, before);
+  });
+
   test('a WebSocket handshake with CR LF in a header value: 400, the app sees no handshake', async () => {
     const before = seen.length;
     const headers = m2requestHeaders('/ws', {
