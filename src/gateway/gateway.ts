@@ -21,7 +21,7 @@ import type { ClientConnection } from './client-connection.js';
 import { ConnectionTable, discardBodyFile, type Active, type ConnState, type HandlerRuntime, type Pending } from './connections.js';
 import { MAX_CONNECTION_STATES } from './limits.js';
 import { Pipeline } from './pipeline.js';
-import { badRequestValue, readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
+import { controlByteRefusal, readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
 import { RequestLog, type GatewayHooks } from './request-log.js';
 import { RequestReplyOptions, ResponseWriter, type ResponseOutcome } from './response-writer.js';
 import { Router, dotDotSegment } from './router.js';
@@ -260,10 +260,8 @@ export class Gateway {
 
     if (pending.refusal) return writer.onResponseError(pending.refusal);
     if (this.draining) return writer.onResponseError(new M2gwError('M2GW_SHUTTING_DOWN', 'gateway is shutting down', 'route'), true);
-    const badValue = badRequestValue(req);
-    if (badValue !== null) {
-      return writer.onResponseError(new M2gwError('M2GW_BAD_REQUEST', `control character in the value of ${JSON.stringify(badValue.slice(0, 40))}`, 'route'));
-    }
+    const controlByte = controlByteRefusal(req);
+    if (controlByte) return writer.onResponseError(controlByte);
     if (dotDotSegment(line.path)) {
       // Before routing: `/public/../admin` must not match `/public/` (router.ts, dotDotSegment).
       return writer.onResponseError(new M2gwError('M2GW_BAD_REQUEST', 'dot-dot segment in the path', 'route'));

@@ -3,6 +3,7 @@
  * UPPERCASE keys with the client's (lower-cased) headers and delivers repeated
  * headers as lists; this flattens that into ordered name/value pairs.
  */
+import { M2gwError } from '../errors.js';
 import { headerFirst, type HeaderValue, type Mongrel2Request } from '../mongrel2/request.js';
 import type { HeaderList, RequestBody, RequestSignal, UpstreamRequest } from '../upstream/upstream.js';
 import { upstreamPath, type Route } from './router.js';
@@ -108,7 +109,7 @@ export function clientHeaders(headers: Readonly<Record<string, HeaderValue>>): H
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
 /**
- * The header whose value cannot be forwarded, or null when none. Every value Mongrel2 sent is
+ * The refusal (400) of a request holding a control byte, or null when it holds none. Every value Mongrel2 sent is
  * checked, its own keys (URI, PATH, REMOTE_ADDR…) included, and the path of the message: an
  * UpstreamRequest is made of them. A CR or LF would let a client write a second request into
  * an HTTP upstream connection (request smuggling); a NUL or another control byte would reach a
@@ -117,15 +118,20 @@ const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
  * The HTTP clients check what they write once more (upstream/http/request-head.ts; undici):
  * an encoder refuses what it cannot write safely, whoever made the request. ~0.25 µs a request.
  */
-export function badRequestValue(req: Mongrel2Request): string | null {
-  if (BAD_VALUE.test(req.path)) return 'path';
+export function controlByteRefusal(req: Mongrel2Request): M2gwError | null {
+  const where = controlByteAt(req);
+  return where === null ? null : new M2gwError('M2GW_BAD_REQUEST', `control character in ${where}`, 'route');
+}
+
+function controlByteAt(req: Mongrel2Request): string | null {
+  if (BAD_VALUE.test(req.path)) return 'the path';
   const headers = req.headers;
   for (const name in headers) {
     const value = headers[name]!;
     if (typeof value === 'string') {
-      if (BAD_VALUE.test(value)) return name;
+      if (BAD_VALUE.test(value)) return `header ${JSON.stringify(name.slice(0, 40))}`;
     } else {
-      for (const v of value) if (BAD_VALUE.test(v)) return name;
+      for (const v of value) if (BAD_VALUE.test(v)) return `header ${JSON.stringify(name.slice(0, 40))}`;
     }
   }
   return null;

@@ -17,7 +17,7 @@ import { headerFirst, type Mongrel2Request } from '../mongrel2/request.js';
 import { RequestAbort, forwardTo } from '../upstream/upstream.js';
 import { isValidClientKey } from '../websocket/frame.js';
 import type { ConnState } from './connections.js';
-import { badRequestValue, readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
+import { controlByteRefusal, readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
 import type { GatewayHooks } from './request-log.js';
 import type { Router } from './router.js';
 import { upgradeRequest } from './websocket-handshake.js';
@@ -93,9 +93,9 @@ export class WebSockets {
     this.sessions.set(key, session);
 
     let refusal: M2gwError | null = null;
-    const badValue = badRequestValue(req);
+    const controlByte = controlByteRefusal(req);
     if (this.draining) refusal = new M2gwError('M2GW_SHUTTING_DOWN', 'gateway is shutting down', 'route');
-    else if (badValue !== null) refusal = new M2gwError('M2GW_BAD_REQUEST', `control character in the value of ${JSON.stringify(badValue.slice(0, 40))}`, 'route');
+    else if (controlByte) refusal = controlByte;
     else if (!route) refusal = new M2gwError('M2GW_NO_ROUTE', `no route for ${line.host || '*'}${line.path}`, 'route');
     else if (!route.websocket) refusal = new M2gwError('M2GW_BAD_REQUEST', `WebSockets are disabled on route ${route.prefix}`, 'route');
     else if (!http) refusal = new M2gwError('M2GW_BAD_REQUEST', `route ${route.prefix} goes to a FastCGI upstream, which cannot carry a WebSocket`, 'route');
