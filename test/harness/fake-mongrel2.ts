@@ -4,11 +4,16 @@
  * it binds, never lets a connecting XPUB see its subscription), plus a one-route gateway config.
  */
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import winston from 'winston';
 import * as zmq from 'zeromq';
 import { parseConfigText } from '../../src/config/load.js';
 import { parseReply } from '../../src/mongrel2/reply.js';
 import type { Config } from '../../src/config/schema.js';
+import type { Gateway } from '../../src/gateway/gateway.js';
+import { startGateway } from '../../src/process/single.js';
 import { freePort } from './ports.js';
+import { sleep } from './wait.js';
 
 export interface FakeMongrel2 {
   readonly push: zmq.Push;
@@ -105,4 +110,39 @@ export function m2frame(connId: number, path: string, headers: Record<string, st
 /** Mongrel2's keys for a request on a fresh connection (closed after its answer), plus `extra`. */
 export function m2requestHeaders(path: string, extra: Record<string, string | string[]> = {}, uri = path): Record<string, string | string[]> {
   return { PATH: path, METHOD: 'GET', VERSION: 'HTTP/1.1', URI: uri, PATTERN: '/', REMOTE_ADDR: '127.0.0.1', DOWNLOAD_CREDITS: '1048576', host: 'x', connection: 'close', ...extra };
+}
+
+/** A fake Mongrel2 with a gateway (in this process) behind it, and a way to exchange one frame. */
+export interface FakeChain {
+  readonly m2: FakeMongrel2;
+  readonly gateway: Gateway;
+  /** Pushes the frame built for a fresh connection id; resolves with the first reply payload for it (a "no answer" text after 5 s). */
+  send(build: (connId: number) => Buffer): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function fakeChain(upstreamUrl: string, extraToml = '', firstConnId = 7000): Promise<FakeChain> {
+  const m2 = await fakeMongrel2(upstreamUrl, extraToml);
+  const sink = new Writable({ objectMode: true, write: (_info, _e, cb) => cb() });
+  const gateway = await startGateway(m2.config, winston.createLogger({ level: 'info', transports: [new winston.transports.Stream({ stream: sink })] }));
+  const waiting = new Map<string, (payload: string) => void>();
+  const replies = routeReplies(m2, waiting);
+  let nextConn = firstConnId;
+  return {
+    m2,
+    gateway,
+    async send(build) {
+      const connId = nextConn++;
+      const answered = new Promise<string>((resolve) => waiting.set(String(connId), resolve));
+      await m2.push.send(build(connId));
+      const payload = await Promise.race([answered, sleep(5000).then(() => `no answer for conn ${connId}`)]);
+      waiting.delete(String(connId));
+      return payload;
+    },
+    async close() {
+      replies.stop();
+      await gateway.drain(500);
+      m2.close();
+    },
+  };
 }

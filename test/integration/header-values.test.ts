@@ -11,14 +11,9 @@ import assert from 'node:assert/strict';
 import http, { type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import winston from 'winston';
-import { fakeMongrel2, m2frame, m2requestHeaders, routeReplies, type FakeMongrel2 } from '../harness/fake-mongrel2.js';
+import { fakeChain, m2frame, m2requestHeaders, type FakeChain } from '../harness/fake-mongrel2.js';
 import { startPhpFpm, type PhpFpm } from '../harness/php-fpm.js';
-import { sleep } from '../harness/wait.js';
 import { repoRoot } from '../unit/fixtures.js';
-import type { Gateway } from '../../src/gateway/gateway.js';
-import { startGateway } from '../../src/process/single.js';
 
 const DOCROOT = path.join(repoRoot, 'test/fixtures/php');
 const statusOf = (s: string): string => /^HTTP\/1\.1 (\d{3})/.exec(s)?.[1] ?? 'none';
@@ -27,10 +22,8 @@ describe('control bytes in request header values: 400 for every upstream, before
   let app: http.Server;
   const seen: IncomingMessage[] = [];
   let fpm: PhpFpm;
-  let m2: FakeMongrel2;
-  let gateway: Gateway;
-  let replies: { stop(): void } | undefined;
-  const waiting = new Map<string, (payload: string) => void>();
+  let chain: FakeChain;
+  const send = (build: (connId: number) => Buffer): Promise<string> => chain.send(build);
 
   before(async () => {
     app = http.createServer((req, res) => {
@@ -40,30 +33,14 @@ describe('control bytes in request header values: 400 for every upstream, before
     await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
     fpm = await startPhpFpm({ maxChildren: 2 });
     const url = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
-    m2 = await fakeMongrel2(url, `[upstream.php]\ntype = "fastcgi"\naddress = "${fpm.address}"\ndocument_root = "${DOCROOT}"\n[[route]]\nprefix = "/php/"\nupstream = "php"\nstrip_prefix = true\n`);
-    const sink = new Writable({ objectMode: true, write: (_info, _e, cb) => cb() });
-    gateway = await startGateway(m2.config, winston.createLogger({ level: 'info', transports: [new winston.transports.Stream({ stream: sink })] }));
-    replies = routeReplies(m2, waiting);
+    chain = await fakeChain(url, `[upstream.php]\ntype = "fastcgi"\naddress = "${fpm.address}"\ndocument_root = "${DOCROOT}"\n[[route]]\nprefix = "/php/"\nupstream = "php"\nstrip_prefix = true\n`, 9000);
   });
 
   after(async () => {
-    replies?.stop();
-    await gateway?.drain(500);
-    m2?.close();
+    await chain?.close();
     await fpm?.stop();
     await new Promise<void>((resolve) => (app ? app.close(() => resolve()) : resolve()));
   });
-
-  let nextConn = 9000;
-  /** Sends one frame and resolves with the first reply payload for its connection. */
-  async function send(build: (connId: number) => Buffer): Promise<string> {
-    const connId = nextConn++;
-    const answered = new Promise<string>((resolve) => waiting.set(String(connId), resolve));
-    await m2.push.send(build(connId));
-    const payload = await Promise.race([answered, sleep(5000).then(() => `no answer for conn ${connId}`)]);
-    waiting.delete(String(connId));
-    return payload;
-  }
 
   const get = (p: string, extra: Record<string, string | string[]>) => (id: number) => m2frame(id, p, m2requestHeaders(p, extra));
   const bad: Array<[string, Record<string, string | string[]>]> = [

@@ -19,15 +19,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { startChain, type Chain } from './gateway-support.js';
 import { rawRequest, request, sha256 } from '../harness/http-client.js';
-import { fakeMongrel2, m2frame as frame, m2requestHeaders as requestHeaders, routeReplies, type FakeMongrel2 } from '../harness/fake-mongrel2.js';
+import { fakeChain, m2frame as frame, m2requestHeaders as requestHeaders, type FakeChain } from '../harness/fake-mongrel2.js';
 import { patternBytes } from '../harness/upstream-http.js';
 import { sleep, waitFor } from '../harness/wait.js';
-import type { Gateway } from '../../src/gateway/gateway.js';
-import { startGateway } from '../../src/process/single.js';
 
 interface SeenRequest {
   /** Number of the upstream connection it came on (1, 2, …, per server). */
@@ -455,36 +451,18 @@ strip_prefix = true
 
 describe('header and path injection from a hostile Mongrel2 (a fake one) never reaches the upstream as a second request', () => {
   let up: RawServer;
-  let m2: FakeMongrel2;
-  let gateway: Gateway;
-  let replies: { stop(): void } | undefined;
-  const waiting = new Map<string, (payload: string) => void>();
+  let chain: FakeChain;
+  const send = (build: (connId: number) => Buffer): Promise<string> => chain.send(build);
 
   before(async () => {
     up = await rawServer((s, r) => answer(s, real(r)));
-    m2 = await fakeMongrel2(up.url);
-    const sink = new Writable({ objectMode: true, write: (_info, _e, cb) => cb() });
-    gateway = await startGateway(m2.config, winston.createLogger({ level: 'info', transports: [new winston.transports.Stream({ stream: sink })] }));
-    replies = routeReplies(m2, waiting);
+    chain = await fakeChain(up.url);
   });
 
   after(async () => {
-    replies?.stop();
-    await gateway?.drain(500);
-    m2?.close();
+    await chain?.close();
     await up?.close();
   });
-
-  let nextConn = 7000;
-  /** Sends one frame and resolves with the first reply payload for its connection. */
-  async function send(build: (connId: number) => Buffer): Promise<string> {
-    const connId = nextConn++;
-    const answered = new Promise<string>((resolve) => waiting.set(String(connId), resolve));
-    await m2.push.send(build(connId));
-    const payload = await Promise.race([answered, sleep(5000).then(() => `no answer for conn ${connId}`)]);
-    waiting.delete(String(connId));
-    return payload;
-  }
 
   const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: x\r\nX-Injected: 1\r\n\r\n';
   const cases: Array<{ title: string; build: (connId: number) => Buffer }> = [
