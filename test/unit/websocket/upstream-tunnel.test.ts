@@ -6,27 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { WebSocketProtocolError } from '../../../src/errors.js';
 import { CLOSE_CODE, FrameDecoder, OPCODE, encodeFrame, parseClosePayload, type FrameHandler, type FrameHead } from '../../../src/websocket/frame.js';
+import { socketPair } from '../../harness/socket-pair.js';
 import { UpstreamTunnel, type TunnelEvents, type TunnelOptions } from '../../../src/websocket/upstream-tunnel.js';
 
-const servers: net.Server[] = [];
-after(() => {
-  for (const s of servers) s.close();
-});
-
-/** A connected pair: `ours` for the tunnel, `app` the upstream's end. */
-async function socketPair(): Promise<{ ours: net.Socket; app: net.Socket }> {
-  const server = net.createServer();
-  servers.push(server);
-  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  const ours = net.connect(port, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => ours.once('connect', resolve).once('error', reject));
-  return { ours, app: await accepted };
-}
 
 interface Frame {
   opcode: number;
