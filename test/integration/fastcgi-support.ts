@@ -36,38 +36,7 @@ export function fastcgiConfig(address: string, documentRoot: string, over: Parti
   };
 }
 
-export interface RequestOptions extends Partial<Omit<UpstreamRequest, 'signal'>> {
-  signal?: AbortSignal;
-}
-
-let counter = 0;
-
-/** A request for `target` ("/path?query"). */
-export function request(target: string, over: RequestOptions = {}): UpstreamRequest {
-  const q = target.indexOf('?');
-  const path = q === -1 ? target : target.slice(0, q);
-  const query = q === -1 ? '' : target.slice(q + 1);
-  return {
-    id: `req-${++counter}`,
-    method: 'GET',
-    path,
-    query,
-    hasQuery: q !== -1,
-    originalUri: target,
-    routePrefix: '/',
-    httpVersion: 'HTTP/1.1',
-    headers: [['host', 'example.test']],
-    host: 'example.test',
-    hostHeader: 'example.test',
-    remoteAddr: '127.0.0.1',
-    scheme: 'http',
-    serverPort: 80,
-    body: null,
-    preserveHost: true,
-    signal: new AbortController().signal,
-    ...over,
-  };
-}
+export { upstreamRequest as request, type RequestOptions } from '../harness/upstream-request.js';
 
 export interface Result {
   status: number;

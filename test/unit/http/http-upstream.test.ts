@@ -12,9 +12,10 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { createHttpUpstream } from '../../../src/upstream/http/http-upstream.js';
 import { DEFAULTS } from '../../../src/config/schema.js';
-import { RequestAbort, type HeaderList, type ResponseSink, type UpstreamRequest } from '../../../src/upstream/upstream.js';
+import { type HeaderList, type ResponseSink, type UpstreamRequest } from '../../../src/upstream/upstream.js';
 import type { M2gwError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/log.js';
+import { upstreamRequest } from '../../harness/upstream-request.js';
 
 const log = createLogger({ level: 'error', format: 'json', file: null });
 
@@ -22,27 +23,7 @@ function upstreamFor(url: string) {
   return createHttpUpstream({ type: 'http', name: 'app', urls: [url], ...DEFAULTS.http }, log);
 }
 
-function request(headers: HeaderList, method = 'GET'): UpstreamRequest {
-  return {
-    id: 'req-1',
-    method,
-    path: '/x',
-    query: '',
-    hasQuery: false,
-    originalUri: '/x',
-    routePrefix: '/',
-    httpVersion: 'HTTP/1.1',
-    headers,
-    host: 'example.test',
-    hostHeader: 'example.test',
-    remoteAddr: '127.0.0.1',
-    scheme: 'http',
-    serverPort: 80,
-    body: null,
-    preserveHost: false,
-    signal: new RequestAbort(),
-  };
-}
+const request = (headers: HeaderList, method = 'GET'): UpstreamRequest => upstreamRequest('/x', { id: 'req-1', method, headers, preserveHost: false });
 
 interface Outcome {
   status?: number;

@@ -6,30 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { directRequestHead, headerPairs } from '../../../src/upstream/http/request-head.js';
-import { RequestAbort, type HeaderList, type UpstreamRequest } from '../../../src/upstream/upstream.js';
+import type { HeaderList, UpstreamRequest } from '../../../src/upstream/upstream.js';
+import { upstreamRequest } from '../../harness/upstream-request.js';
 
 const server = { basePath: '', hostHeader: 'app.internal:8080' };
 
 function request(headers: HeaderList, preserveHost: boolean, hostHeader = 'example.test'): UpstreamRequest {
-  return {
-    id: 'req-1',
-    method: 'GET',
-    path: '/x',
-    query: '',
-    hasQuery: false,
-    originalUri: '/x',
-    routePrefix: '/',
-    httpVersion: 'HTTP/1.1',
-    headers,
-    host: hostHeader,
-    hostHeader,
-    remoteAddr: '127.0.0.1',
-    scheme: 'http',
-    serverPort: 80,
-    body: null,
-    preserveHost,
-    signal: new RequestAbort(),
-  };
+  return upstreamRequest('/x', { headers, preserveHost, host: hostHeader, hostHeader });
 }
 
 function headLines(req: UpstreamRequest): string[] {
