@@ -88,12 +88,13 @@ function readHandler(t: TableReader): HandlerConfig | null {
     t.error('upload_temp_store', `must be Mongrel2's upload.temp_store: an absolute path (inside the chroot) ending in XXXXXX, got "${uploadTempStore}"`);
   }
   const keepAliveMs = t.duration('keepalive', { allowZero: true }) ?? d.keepAliveMs;
+  const sendTimeoutMs = t.duration('send_timeout', { allowZero: true }) ?? d.sendTimeoutMs;
   const uploadOwner = t.integer('upload_owner', { min: 0, max: 2 ** 32 - 2 }) ?? d.uploadOwner;
   t.reportUnknownKeys((k) =>
     k === 'send_ident' ? 'is not needed: m2gw takes the sender id from each request (remove it)' : undefined,
   );
   if (sendSpec === undefined || recvSpec === undefined) return null;
-  return { sendSpec, recvSpec, recvIdent, chroot, uploadTempStore, keepAliveMs, ...(uploadOwner !== null ? { uploadOwner } : {}) };
+  return { sendSpec, recvSpec, recvIdent, chroot, uploadTempStore, keepAliveMs, sendTimeoutMs, ...(uploadOwner !== null ? { uploadOwner } : {}) };
 }
 
 /** Routes are checked against the upstream names; `upstreams` holds every name defined (even invalid ones). */

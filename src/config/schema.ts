@@ -24,6 +24,12 @@ export interface HandlerConfig {
    */
   readonly keepAliveMs: number;
   /**
+   * With download.flow_control: how long a client whose response is open may leave the bytes
+   * sent to it unread (no credits back) before it is dropped and its upstream let go (nginx's
+   * send_timeout). 0 = never.
+   */
+  readonly sendTimeoutMs: number;
+  /**
    * The uid Mongrel2 writes upload files as, when set; otherwise a file must be owned by the
    * chroot directory's owner (whom Mongrel2 started as root runs as) or by m2gw's own uid.
    */
@@ -179,6 +185,7 @@ export const DEFAULTS = {
     chroot: '/',
     uploadTempStore: '/tmp/upload.XXXXXX',
     keepAliveMs: 20_000,
+    sendTimeoutMs: 60_000,
     uploadOwner: null as number | null,
   },
   gateway: {

@@ -23,6 +23,13 @@
  * and write rates are under `min_read_rate`/`min_write_rate` (all three, with the default
  * `kill_limit` 2). `["ctl", {"keep-alive": 1}]` is that ping, so while a request is open
  * we send one whenever nothing went out for keepAliveMs.
+ *
+ * But a ping is only owed to a quiet *upstream*. With flow control, bytes sent and not yet
+ * credited mean the quiet is the client's: it is not reading. Pinging then would keep Mongrel2
+ * from ever dropping it, while its response holds a paused upstream connection (a pool slot)
+ * forever. So no ping while the client owes credits, and a client that returns none for
+ * sendTimeoutMs while its response is open is dropped (a cancel, which also discards what
+ * Mongrel2 still holds for it): nginx's send_timeout, for the same reason.
  */
 import { encodeClose, encodeCtl, encodeReplyParts } from '../mongrel2/reply.js';
 
@@ -50,6 +57,8 @@ const LATENCY_MESSAGES = 4;
 const CANCEL_GRACE_MS = 1_000;
 /** Default quiet time after which an open request sends Mongrel2 a keep-alive (its min_ping is 120 s). */
 export const DEFAULT_KEEPALIVE_MS = 20_000;
+/** Default time a client with an open response may leave sent bytes unread (nginx's send_timeout). */
+export const DEFAULT_SEND_TIMEOUT_MS = 60_000;
 
 /** Where replies go (a HandlerSocket; anything with send() in tests). */
 export interface ReplySocket {
@@ -84,15 +93,22 @@ export class ClientConnection {
   private readonly scheduler: FlushScheduler;
   /** Called after the close message is sent: the connection table forgets the connection. */
   onClosed: (() => void) | null = null;
+  /** Called once the client was dropped for reading nothing for sendTimeoutMs (the cancel is sent). */
+  onStalled: (() => void) | null = null;
   /** Without flow control: messages and bytes the current response has sent. */
   private responseMessages = 0;
   private responseBytes = 0;
   /** Requests being answered on this connection (a keep-alive ping is due only while > 0). */
   private openRequests = 0;
   private lastSendAt = 0;
-  private keepAliveTimer: NodeJS.Timeout | null = null;
+  /** With flow control: when the client last owed nothing or returned credits, while it owes some (else 0). */
+  private owingSince = 0;
+  /** Runs while a request is open: keep-alive pings and the send timeout. */
+  private tickTimer: NodeJS.Timeout | null = null;
   /** Quiet time before a keep-alive ctl message; 0 disables them. */
   keepAliveMs = DEFAULT_KEEPALIVE_MS;
+  /** With flow control, how long an open response's client may return no credits; 0 = forever. */
+  sendTimeoutMs = DEFAULT_SEND_TIMEOUT_MS;
 
   constructor(key: string, connId: string, socket: ReplySocket, replySender: string, scheduler: FlushScheduler) {
     this.key = key;
@@ -153,11 +169,13 @@ export class ClientConnection {
   resetCredits(window: number): void {
     this.window = window;
     this.unacked = 0;
+    this.owingSince = 0;
   }
 
   /** Bytes Mongrel2 reports written to the client. */
   credit(bytes: number): void {
     this.unacked = Math.max(0, this.unacked - bytes);
+    this.owingSince = this.unacked > 0 ? performance.now() : 0;
     if (this.outBytes > 0 || this.closeQueued) {
       this.forceFlush = true;
       this.scheduler.schedule(this);
@@ -173,13 +191,13 @@ export class ClientConnection {
     this.responseBytes = 0;
     this.openRequests++;
     this.lastSendAt = performance.now();
-    this.armKeepAlive();
+    this.armTick();
   }
 
   /** The response begun last has been handed over completely (or failed). */
   endResponse(): void {
     if (this.openRequests > 0) this.openRequests--;
-    if (this.openRequests === 0) this.stopKeepAlive();
+    if (this.openRequests === 0) this.stopTick();
   }
 
   /**
@@ -205,7 +223,7 @@ export class ClientConnection {
     if (this.coalesceTimer) clearTimeout(this.coalesceTimer);
     this.coalesceTimer = null;
     this.openRequests = 0;
-    this.stopKeepAlive();
+    this.stopTick();
     if (this.cancelTimer) clearTimeout(this.cancelTimer);
     this.cancelTimer = null;
   }
@@ -221,7 +239,7 @@ export class ClientConnection {
         const send = (): void => {
           this.cancelTimer = null;
           this.finished = true;
-          this.stopKeepAlive();
+          this.stopTick();
           this.socket.send(encodeCtl(this.replySender, [this.connId], { cancel: 1 }));
           this.onClosed?.();
         };
@@ -233,7 +251,7 @@ export class ClientConnection {
         return;
       }
       this.finished = true;
-      this.stopKeepAlive();
+      this.stopTick();
       this.socket.send(encodeClose(this.replySender, [this.connId]));
       this.onClosed?.();
     }
@@ -296,6 +314,7 @@ export class ClientConnection {
     while (this.outBytes > 0) {
       const room = window - this.unacked;
       if (room <= 0 || (room < threshold && room < this.outBytes)) return;
+      if (this.unacked === 0) this.owingSince = performance.now();
       this.unacked += this.sendUpTo(room);
     }
   }
@@ -324,26 +343,42 @@ export class ClientConnection {
     return size;
   }
 
-  private armKeepAlive(): void {
-    if (this.keepAliveTimer || this.keepAliveMs <= 0 || this.finished) return;
-    // Checked at a fraction of the interval so a ping goes out within keepAliveMs * 1.25 of quiet.
-    const timer = setInterval(() => this.keepAliveTick(), Math.max(50, this.keepAliveMs / 4));
+  private armTick(): void {
+    if (this.tickTimer || this.finished) return;
+    const every = Math.min(this.keepAliveMs > 0 ? this.keepAliveMs : Infinity, this.sendTimeoutMs > 0 ? this.sendTimeoutMs : Infinity);
+    if (every === Infinity) return;
+    // Checked at a fraction of the interval: a ping goes out within keepAliveMs * 1.25 of quiet,
+    // a stalled client is dropped within sendTimeoutMs * 1.25.
+    const timer = setInterval(() => this.tick(), Math.max(50, every / 4));
     timer.unref();
-    this.keepAliveTimer = timer;
+    this.tickTimer = timer;
   }
 
-  private keepAliveTick(): void {
+  private tick(): void {
     if (this.finished || this.openRequests === 0) {
-      this.stopKeepAlive();
+      this.stopTick();
       return;
     }
-    if (performance.now() - this.lastSendAt < this.keepAliveMs) return;
-    this.lastSendAt = performance.now();
+    const now = performance.now();
+    if (this.window !== null && this.unacked > 0) {
+      // The client owes credits: the quiet is its own, not the upstream's (no ping).
+      if (this.sendTimeoutMs > 0 && this.owingSince > 0 && now - this.owingSince >= this.sendTimeoutMs) this.dropStalled();
+      return;
+    }
+    if (this.keepAliveMs <= 0 || now - this.lastSendAt < this.keepAliveMs) return;
+    this.lastSendAt = now;
     this.socket.send(encodeCtl(this.replySender, [this.connId], { 'keep-alive': 1 }));
   }
 
-  private stopKeepAlive(): void {
-    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
-    this.keepAliveTimer = null;
+  /** The client read nothing for sendTimeoutMs: drop it (what we and Mongrel2 hold for it goes too). */
+  private dropStalled(): void {
+    this.abandon();
+    this.socket.send(encodeCtl(this.replySender, [this.connId], { cancel: 1 }));
+    this.onStalled?.();
+  }
+
+  private stopTick(): void {
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.tickTimer = null;
   }
 }

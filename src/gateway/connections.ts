@@ -86,6 +86,9 @@ export interface Active {
   readonly bodyStream: StreamedUpload | null;
 }
 
+/** Why a connection is given up on its own (ConnectionTable's onLost). */
+export type LostCause = { readonly kind: 'flush-error'; readonly err: unknown } | { readonly kind: 'stalled' };
+
 export interface ConnState {
   readonly conn: ClientConnection;
   readonly handler: HandlerRuntime;
@@ -106,12 +109,15 @@ export class ConnectionTable implements FlushScheduler {
   /** Told when we sent the close message for a connection (GatewayHooks.onConnectionClosed). */
   private readonly hooks: { onConnectionClosed?(handlerIndex: number, connId: string): void };
 
-  /** A connection's flush threw: the gateway gives that connection up (logs, aborts its request). */
-  private readonly onFlushError: (conn: ClientConnection, err: unknown) => void;
+  /**
+   * A connection's flush threw, or its client read nothing for send_timeout: the gateway gives
+   * that connection up (logs, aborts its request).
+   */
+  private readonly onLost: (conn: ClientConnection, cause: LostCause) => void;
 
-  constructor(hooks: { onConnectionClosed?(handlerIndex: number, connId: string): void }, onFlushError: (conn: ClientConnection, err: unknown) => void) {
+  constructor(hooks: { onConnectionClosed?(handlerIndex: number, connId: string): void }, onLost: (conn: ClientConnection, cause: LostCause) => void) {
     this.hooks = hooks;
-    this.onFlushError = onFlushError;
+    this.onLost = onLost;
   }
 
   get size(): number {
@@ -166,6 +172,8 @@ export class ConnectionTable implements FlushScheduler {
       const sender = handler.config.recvIdent !== '' ? handler.config.recvIdent : req.sender;
       const conn = new ClientConnection(key, req.connId, handler.socket, sender, this);
       conn.keepAliveMs = handler.config.keepAliveMs;
+      conn.sendTimeoutMs = handler.config.sendTimeoutMs;
+      conn.onStalled = () => this.onLost(conn, { kind: 'stalled' });
       state = { conn, handler, queue: [], active: null, uploadPath: null, uploadCheck: false, streamUpload: null };
       const created = state;
       // A connection first seen here: its first request tells whether flow control is on
@@ -246,7 +254,7 @@ export class ConnectionTable implements FlushScheduler {
       } catch (err) {
         // One connection's reply that cannot be encoded or sent must never stop the others'
         // (nor, thrown from a setImmediate, the process): that connection alone is given up.
-        this.onFlushError(c, err);
+        this.onLost(c, { kind: 'flush-error', err });
       }
       sockets.add(c.socket);
     }

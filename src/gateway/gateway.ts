@@ -18,7 +18,7 @@ import { classify, parseRequest, peekCredits, type Mongrel2Request } from '../mo
 import { RequestAbort, bodyLength, forwardTo, type RequestBody, type Upstream } from '../upstream/upstream.js';
 import { HandlerSocket } from '../zmq/handler-socket.js';
 import type { ClientConnection } from './client-connection.js';
-import { ConnectionTable, discardBodyFile, type Active, type ConnState, type HandlerRuntime, type Pending } from './connections.js';
+import { ConnectionTable, discardBodyFile, type Active, type ConnState, type HandlerRuntime, type LostCause, type Pending } from './connections.js';
 import { MAX_CONNECTION_STATES } from './limits.js';
 import { Pipeline } from './pipeline.js';
 import { controlByteRefusal, readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
@@ -79,7 +79,7 @@ export class Gateway {
     this.hooks = opts.hooks ?? {};
     this.router = new Router(opts.config.routes, opts.upstreams);
     this.warnings = new WarningThrottle(this.log);
-    this.conns = new ConnectionTable(this.hooks, (conn, err) => this.onFlushError(conn, err));
+    this.conns = new ConnectionTable(this.hooks, (conn, cause) => this.onConnectionLost(conn, cause));
     this.pipeline = new Pipeline((state, pending) => this.startRequest(state, pending), () => this.inFlightCount, opts.config.gateway.maxInFlight);
     this.uploads = new Uploads(this.warnings, this.router, this.conns, this.pipeline.enqueue);
     this.streamedUploads = new StreamedUploads(this.log, this.router, this.conns, this.pipeline.enqueue);
@@ -310,7 +310,7 @@ export class Gateway {
   }
 
   /** False when the connection was unknown here. */
-  private onDisconnect(key: string): boolean {
+  private onDisconnect(key: string, why = 'client disconnected'): boolean {
     const state = this.conns.remove(key);
     if (!state) return false;
     state.conn.abandon();
@@ -318,7 +318,7 @@ export class Gateway {
     const active = state.active;
     if (active) {
       this.hooks.onDisconnectAbort?.();
-      const err = new ClientGoneError(active.writer.headersSent ? 'headers-sent' : 'request-sent', 'client disconnected');
+      const err = new ClientGoneError(active.writer.headersSent ? 'headers-sent' : 'request-sent', why);
       active.abort.abort(err);
       active.writer.onResponseError(err);
     }
@@ -327,13 +327,21 @@ export class Gateway {
     return true;
   }
 
-  /** A connection's flush threw (its reply cannot be encoded or sent): give that connection up, only it. */
-  private onFlushError(conn: ClientConnection, err: unknown): void {
-    this.warnings.warn('reply to a connection failed: connection dropped', { conn: conn.key, error: String(err) });
+  /**
+   * Give one connection up, only it: its flush threw (its reply cannot be encoded or sent), or
+   * its client read nothing for send_timeout (the cancel is sent; its upstream is let go).
+   */
+  private onConnectionLost(conn: ClientConnection, cause: LostCause): void {
+    if (cause.kind === 'stalled') {
+      recordLimitHit('send_timeout');
+      this.warnings.warn('client read nothing for send_timeout: connection dropped', { conn: conn.key, send_timeout_ms: conn.sendTimeoutMs });
+    } else {
+      this.warnings.warn('reply to a connection failed: connection dropped', { conn: conn.key, error: String(cause.err) });
+    }
     conn.abandon();
     const state = this.conns.get(conn.key);
     if (state?.conn === conn) {
-      this.onDisconnect(conn.key);
+      this.onDisconnect(conn.key, cause.kind === 'stalled' ? 'client read nothing for send_timeout' : 'client disconnected');
       // As if closed: a dispatcher may forget who owns the id (Mongrel2 will reuse it).
       this.hooks.onConnectionClosed?.(state.handler.index, conn.connId);
     }

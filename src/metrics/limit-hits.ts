@@ -15,7 +15,8 @@ export type LimitKind =
   | 'refused_uploads' //          remembered refused upload paths
   | 'upstream_header_count' //    headers in one upstream response head
   | 'upstream_header_bytes' //    bytes of one upstream response head
-  | 'queued_reply_bytes'; //      reply bytes queued for one connection
+  | 'queued_reply_bytes' //       reply bytes queued for one connection
+  | 'send_timeout'; //            a client that read nothing of its open response for send_timeout
 
 const limitHits = new Map<LimitKind, number>();
 const warnings = new Map<string, number>();

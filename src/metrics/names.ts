@@ -23,7 +23,7 @@ export const METRIC = {
   websocketMessages: { name: 'm2gw_websocket_messages_total', help: 'WebSocket messages relayed, by direction (to_upstream, to_client)' },
   websocketBytes: { name: 'm2gw_websocket_bytes_total', help: 'WebSocket payload bytes relayed, by direction (to_upstream, to_client)' },
   websocketCloses: { name: 'm2gw_websocket_closes_total', help: 'WebSockets ended, by close code and the side that closed (client, upstream, m2gw)' },
-  limitHits: { name: 'm2gw_limit_hits_total', help: 'Times a cap refused or cut something (pipeline_queue, connection_states, upload_states, refused_uploads, upstream_header_count, upstream_header_bytes, queued_reply_bytes)' },
+  limitHits: { name: 'm2gw_limit_hits_total', help: 'Times a cap refused or cut something (pipeline_queue, connection_states, upload_states, refused_uploads, upstream_header_count, upstream_header_bytes, queued_reply_bytes, send_timeout)' },
   warnings: { name: 'm2gw_warnings_total', help: 'Warnings by kind, counted exactly (their log lines are rate-limited to one per kind per second)' },
   orphanControls: {
     name: 'm2gw_orphan_control_messages_total',

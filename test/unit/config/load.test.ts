@@ -103,8 +103,8 @@ test('a full config reads every key: durations in ms, sizes in bytes, relative p
   const expected: Config = {
     file,
     handlers: [
-      { sendSpec: 'tcp://127.0.0.1:9997', recvSpec: 'tcp://127.0.0.1:9996', recvIdent: 'm2gw-a', chroot: path.join(dir, 'm2'), uploadTempStore: '/tmp/upload.XXXXXX', keepAliveMs: 20_000 },
-      { sendSpec: 'ipc:///tmp/m2-send', recvSpec: 'ipc:///tmp/m2-recv', recvIdent: '', chroot: '/', uploadTempStore: '/tmp/upload.XXXXXX', keepAliveMs: 20_000 },
+      { sendSpec: 'tcp://127.0.0.1:9997', recvSpec: 'tcp://127.0.0.1:9996', recvIdent: 'm2gw-a', chroot: path.join(dir, 'm2'), uploadTempStore: '/tmp/upload.XXXXXX', keepAliveMs: 20_000, sendTimeoutMs: 60_000 },
+      { sendSpec: 'ipc:///tmp/m2-send', recvSpec: 'ipc:///tmp/m2-recv', recvIdent: '', chroot: '/', uploadTempStore: '/tmp/upload.XXXXXX', keepAliveMs: 20_000, sendTimeoutMs: 60_000 },
     ],
     upstreams: {
       rails: {

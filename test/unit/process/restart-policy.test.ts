@@ -32,6 +32,7 @@ test('a reload maps handlers by their sockets: kept, added, removed, changed (re
     chroot: '/a',
     uploadTempStore: '/tmp/upload.XXXXXX',
     keepAliveMs: 20_000,
+    sendTimeoutMs: 60_000,
   });
   let next = 10;
   const running = [
