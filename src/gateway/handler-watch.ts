@@ -76,7 +76,14 @@ export class HandlerWatch {
 
   /** We dropped this connection (closed it, or it disconnected): late control messages for it are expected. */
   forget(connId: string): void {
-    if (this.forgotten.size >= MAX_FORGOTTEN) this.prune(true);
+    // Deleted first so the map stays in the order of forgetting (oldest first): pruning then
+    // stops at the first young entry instead of walking every close of the last FORGOTTEN_MS.
+    this.forgotten.delete(connId);
+    if (this.forgotten.size >= MAX_FORGOTTEN) {
+      this.pruneForgotten();
+      // All young (a burst of closes): the oldest goes; a late message for it is only counted.
+      if (this.forgotten.size >= MAX_FORGOTTEN) this.forgotten.delete(this.forgotten.keys().next().value as string);
+    }
     this.forgotten.set(connId, this.now());
   }
 
@@ -89,7 +96,7 @@ export class HandlerWatch {
     this.lastOrphanAt = now;
     const second = Math.floor(now / 1000);
     this.perSecond.set(second, (this.perSecond.get(second) ?? 0) + 1);
-    this.prune(false);
+    this.prune();
     if (this.sharedReason !== null) return;
     let total = 0;
     for (const n of this.perSecond.values()) total += n;
@@ -102,12 +109,18 @@ export class HandlerWatch {
     }
   }
 
-  private prune(forgottenToo: boolean): void {
-    const now = this.now();
-    const oldest = Math.floor(now / 1000) - WINDOW_SECONDS;
+  private prune(): void {
+    const oldest = Math.floor(this.now() / 1000) - WINDOW_SECONDS;
     for (const s of this.perSecond.keys()) if (s <= oldest) this.perSecond.delete(s);
-    if (forgottenToo || this.forgotten.size > MAX_FORGOTTEN / 2) {
-      for (const [id, at] of this.forgotten) if (now - at >= FORGOTTEN_MS) this.forgotten.delete(id);
+    if (this.forgotten.size > MAX_FORGOTTEN / 2) this.pruneForgotten();
+  }
+
+  /** Drops forgotten ids older than FORGOTTEN_MS: from the front, oldest first, up to the first young one. */
+  private pruneForgotten(): void {
+    const now = this.now();
+    for (const [id, at] of this.forgotten) {
+      if (now - at < FORGOTTEN_MS) return;
+      this.forgotten.delete(id);
     }
   }
 }
