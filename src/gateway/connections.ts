@@ -56,6 +56,12 @@ export interface Pending {
   readonly bodyStream?: StreamedUpload | null;
   /** Close the connection after answering (an upload refused at its start; a queue over its cap). */
   readonly closeAfter?: boolean;
+  /**
+   * A placeholder holding the place of an async upload between its start and done messages
+   * (its temp-file path): requests the client pipelined after the upload wait behind it, and
+   * the done message's request takes its place (Pipeline.fill).
+   */
+  readonly awaitingUpload?: string;
 }
 
 /** Done with an upload's file: close it and delete it (it may be gone already). */

@@ -12,10 +12,15 @@
  * - the next request starts only once the replies already queued for the client are under
  *   HIGH_WATER, so a client that does not read cannot make small answers pile up.
  *
+ * An async upload holds its place from its start message on (a placeholder, filled by its
+ * done message's request): the file is opened and checked asynchronously after the done, and a
+ * request pipelined behind the upload must not be answered first.
+ *
  * Promises: a queued request starts only after the one before it finished; requests behind
  * a response that closed the connection, or on a connection whose client left, are dropped
- * (never started) and their upload files deleted. This module is the only writer of
- * ConnState.queue.
+ * (never started) and their upload files deleted (a placeholder dropped is told to
+ * onUploadDropped, so a late done message deletes its file). This module is the only writer
+ * of ConnState.queue.
  */
 import { M2gwError } from '../errors.js';
 import { recordLimitHit } from '../metrics/limit-hits.js';
@@ -31,11 +36,14 @@ export class Pipeline {
   /** `max_in_flight`: active plus queued requests allowed in this worker. */
   private readonly maxInFlight: number;
   private queuedCount = 0;
+  /** A placeholder was dropped: its upload's done message may still come (uploads.ts). */
+  private readonly onUploadDropped: (state: ConnState, uploadPath: string) => void;
 
-  constructor(start: (state: ConnState, pending: Pending) => void, active: () => number, maxInFlight: number) {
+  constructor(start: (state: ConnState, pending: Pending) => void, active: () => number, maxInFlight: number, onUploadDropped: (state: ConnState, uploadPath: string) => void) {
     this.start = start;
     this.active = active;
     this.maxInFlight = maxInFlight;
+    this.onUploadDropped = onUploadDropped;
   }
 
   /** Requests waiting behind another on their connection, in this worker. */
@@ -50,11 +58,12 @@ export class Pipeline {
       if (pending.bodyFile) discardBodyFile(pending.bodyFile);
       return;
     }
-    if (state.active === null && state.queue.length === 0) {
+    if (state.active === null && state.queue.length === 0 && pending.awaitingUpload === undefined) {
       this.start(state, pending);
       return;
     }
-    if (state.queue.length >= MAX_PIPELINED_PER_CONNECTION || this.active() + this.queuedCount >= this.maxInFlight) {
+    // A placeholder is not capped here: one per connection at most, and uploads.ts caps them.
+    if (pending.awaitingUpload === undefined && (state.queue.length >= MAX_PIPELINED_PER_CONNECTION || this.active() + this.queuedCount >= this.maxInFlight)) {
       recordLimitHit('pipeline_queue');
       if (pending.bodyFile) discardBodyFile(pending.bodyFile);
       const why = state.queue.length >= MAX_PIPELINED_PER_CONNECTION ? `more than ${MAX_PIPELINED_PER_CONNECTION} pipelined requests on one connection` : `more than ${this.maxInFlight} requests in flight or queued`;
@@ -64,13 +73,26 @@ export class Pipeline {
     this.queuedCount++;
   };
 
+  /**
+   * An upload's done message became its request (or its refusal): it takes its placeholder's
+   * place, and starts if that place has come. False when the placeholder is gone (dropped with
+   * the connection): the caller then discards the file.
+   */
+  fill(state: ConnState, uploadPath: string, pending: Pending): boolean {
+    const at = state.queue.findIndex((p) => p.awaitingUpload === uploadPath);
+    if (at === -1) return false;
+    state.queue[at] = pending;
+    if (at === 0 && state.active === null) this.advance(state, false);
+    return true;
+  }
+
   /** The active request finished: start the next one, or drop the rest if the connection closed. */
   advance(state: ConnState, closed: boolean): void {
     if (closed) {
       this.drop(state);
       return;
     }
-    if (state.queue.length === 0) return;
+    if (state.queue.length === 0 || state.queue[0]!.awaitingUpload !== undefined) return;
     if (state.conn.queuedBytes > HIGH_WATER) {
       // The client is not reading: answer more only once it has caught up.
       recordLimitHit('queued_reply_bytes');
@@ -86,7 +108,10 @@ export class Pipeline {
 
   /** Forget every queued request (the connection closed or its client left). */
   drop(state: ConnState): void {
-    for (const p of state.queue) if (p.bodyFile) discardBodyFile(p.bodyFile);
+    for (const p of state.queue) {
+      if (p.bodyFile) discardBodyFile(p.bodyFile);
+      if (p.awaitingUpload !== undefined) this.onUploadDropped(state, p.awaitingUpload);
+    }
     this.queuedCount -= state.queue.length;
     state.queue = [];
   }

@@ -16,9 +16,11 @@
  * Paths are Mongrel2's, relative to its chroot, and are resolved so they cannot leave it.
  *
  * Promises: every refusal of an upload start closes the connection (Mongrel2 would otherwise
- * keep writing the body); every temp file of an upload we accepted or refused is deleted once
- * we are done with it (by the gateway after the request, by the pipeline if the request is
- * dropped, or here). This module is the only writer of ConnState.uploadPath and uploadCheck.
+ * keep writing the body); an accepted upload holds its place in the connection's pipeline from
+ * its start (requests pipelined after it are answered after it); every temp file of an upload
+ * we accepted or refused is deleted once we are done with it (by the gateway after the request,
+ * by the pipeline if the request is dropped, or here, also when its done message comes after
+ * its connection closed). This module is the only writer of ConnState.uploadPath and uploadCheck.
  */
 import path from 'node:path';
 import { M2gwError } from '../errors.js';
@@ -30,6 +32,7 @@ import { MAX_REFUSED_UPLOADS, MAX_UPLOAD_STATES, REFUSED_UPLOAD_TTL_MS } from '.
 import { readRequestLine } from './request-builder.js';
 import type { Router } from './router.js';
 import { openUpload } from './upload-file.js';
+import type { Pipeline } from './pipeline.js';
 
 export { unlinkQuietly } from './connections.js';
 
@@ -37,17 +40,31 @@ export class Uploads {
   private readonly warnings: WarningThrottle;
   private readonly router: Router;
   private readonly conns: ConnectionTable;
-  private readonly enqueue: (state: ConnState, pending: Pending) => void;
+  private readonly pipeline: Pick<Pipeline, 'enqueue' | 'fill'>;
   /** Connections between a believed start and its done (stale entries pruned when full). */
   private readonly inProgress = new Set<ConnState>();
   /** "handler:path" of uploads we refused → when, so a late done message deletes the file. */
   private readonly refused = new Map<string, { connId: string; at: number }>();
 
-  constructor(warnings: WarningThrottle, router: Router, conns: ConnectionTable, enqueue: (state: ConnState, pending: Pending) => void) {
+  constructor(warnings: WarningThrottle, router: Router, conns: ConnectionTable, pipeline: Pick<Pipeline, 'enqueue' | 'fill'>) {
     this.warnings = warnings;
     this.router = router;
     this.conns = conns;
-    this.enqueue = enqueue;
+    this.pipeline = pipeline;
+  }
+
+  private enqueue(state: ConnState, pending: Pending): void {
+    this.pipeline.enqueue(state, pending);
+  }
+
+  /** An accepted upload's place in its connection's pipeline was dropped (the connection closed before its done). */
+  uploadDropped(state: ConnState, uploadPath: string): void {
+    if (state.uploadPath === uploadPath) {
+      state.uploadPath = null;
+      this.inProgress.delete(state);
+    }
+    // Its done message may still come (Mongrel2 had the whole body): it then deletes the file.
+    this.remember(state, uploadPath);
   }
 
   /** Uploads refused whose done message may still come (for busy-connection checks and tests). */
@@ -125,6 +142,7 @@ export class Uploads {
     }
     state.uploadPath = uploadPath;
     this.inProgress.add(state);
+    this.enqueue(state, { req, bodyFile: null, refusal: null, awaitingUpload: uploadPath });
   }
 
   /** The done message of a start we believed: enqueue the request with the file as its body. */
@@ -134,7 +152,7 @@ export class Uploads {
     const file = uploadFile(state.handler, uploadPath);
     if (!file) {
       this.warnings.warn('upload path outside the Mongrel2 chroot refused', { conn: req.connId, path: uploadPath.slice(0, 200) });
-      this.enqueue(state, { req, bodyFile: null, refusal: new M2gwError('M2GW_BAD_REQUEST', 'upload path outside chroot', 'route') });
+      this.pipeline.fill(state, uploadPath, { req, bodyFile: null, refusal: new M2gwError('M2GW_BAD_REQUEST', 'upload path outside chroot', 'route') });
       return;
     }
     state.uploadCheck = true;
@@ -145,18 +163,14 @@ export class Uploads {
       // Mongrel2 made this name, so whatever is there now is removed (unlink never follows a symlink).
       void unlinkQuietly(file);
       this.warnings.warn('upload temp file refused', { conn: req.connId, file, error: String(err) });
-      this.enqueue(state, { req, bodyFile: null, refusal: new M2gwError('M2GW_INTERNAL', 'upload file unusable', 'route') });
+      this.pipeline.fill(state, uploadPath, { req, bodyFile: null, refusal: new M2gwError('M2GW_INTERNAL', 'upload file unusable', 'route') });
       return;
     } finally {
       state.uploadCheck = false;
     }
     const bodyFile = { path: file, readPath: opened.readPath, length: opened.length, close: opened.close };
-    if (!this.conns.isCurrent(state)) {
-      // The client disconnected while we looked at the file.
-      discardBodyFile(bodyFile);
-      return;
-    }
-    this.enqueue(state, { req, bodyFile, refusal: null });
+    // Its place is gone when the client disconnected, or the connection closed, while we looked at the file.
+    if (!this.conns.isCurrent(state) || !this.pipeline.fill(state, uploadPath, { req, bodyFile, refusal: null })) discardBodyFile(bodyFile);
   }
 
   private inProgressCount(): number {

@@ -167,6 +167,27 @@ upstream = "dead"
     assert.ok(first >= 0 && second > first, text);
   });
 
+  test('a request pipelined after a chunked upload is answered after it (the upload holds its place while its file is opened)', async () => {
+    // Mongrel2 writes a chunked body to a temp file (an async upload: start, then done) and
+    // then passes on the GET that followed it in the same packet. Before, the GET found the
+    // connection idle while the done's file was being opened, and its answer went first.
+    for (let i = 0; i < 3; i++) {
+      const raw = await rawRequest(
+        chain.m2.port,
+        Buffer.from(
+          'POST /echo?first HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n' +
+            'GET /echo?second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+        ),
+        { readUntil: 'close', timeoutMs: 5000 },
+      );
+      const text = raw.toString('latin1');
+      const first = text.indexOf('/echo?first');
+      const second = text.indexOf('/echo?second');
+      assert.ok(first >= 0 && second > first, `round ${i}: the upload's answer first:\n${text}`);
+      assert.match(text.slice(0, second), /"bodyLength":5/, 'the upload arrived whole');
+    }
+  });
+
   test('HTTP/1.0 client gets the body and a closed connection', async () => {
     const raw = await rawRequest(chain.m2.port, Buffer.from('GET /stream/2/50 HTTP/1.0\r\n\r\n'), { readUntil: 'close', timeoutMs: 5000 });
     const text = raw.toString('latin1');

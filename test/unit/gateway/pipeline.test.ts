@@ -20,7 +20,7 @@ const pending = (n: number): Pending => ({ req: { connId: String(n) } as unknown
 
 test('a connection queues at most MAX_PIPELINED_PER_CONNECTION, then one 503 that closes; the rest is dropped', () => {
   const started: Pending[] = [];
-  const p = new Pipeline((_s, x) => void started.push(x), () => 1, 1_000_000);
+  const p = new Pipeline((_s, x) => void started.push(x), () => 1, 1_000_000, () => undefined);
   const s = state();
   s.active = {} as ConnState['active'];
   const hits = limitHitCount('pipeline_queue');
@@ -37,7 +37,7 @@ test('a connection queues at most MAX_PIPELINED_PER_CONNECTION, then one 503 tha
 
 test('queued requests count toward max_in_flight across connections', () => {
   let active = 2;
-  const p = new Pipeline(() => undefined, () => active, 5);
+  const p = new Pipeline(() => undefined, () => active, 5, () => undefined);
   const a = state('1');
   const b = state('2');
   a.active = b.active = {} as ConnState['active'];
@@ -51,7 +51,7 @@ test('queued requests count toward max_in_flight across connections', () => {
 
 test('the next request waits while the replies already queued for the client are over HIGH_WATER', () => {
   const started: Pending[] = [];
-  const p = new Pipeline((_s, x) => void started.push(x), () => 0, 1000);
+  const p = new Pipeline((_s, x) => void started.push(x), () => 0, 1000, () => undefined);
   const s = state();
   s.active = {} as ConnState['active'];
   p.enqueue(s, pending(1));
@@ -79,4 +79,62 @@ test('a connection whose flush throws is given up alone; the others in the same 
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(failed, ['0:1']);
   assert.deepEqual(sent, ['good']);
+});
+
+test('an async upload holds its place from its start: requests pipelined after it wait, in order, until its done fills it', () => {
+  const started: string[] = [];
+  const p = new Pipeline((s, x) => {
+    started.push(x.req.connId);
+    s.active = {} as ConnState['active'];
+  }, () => 0, 1000, () => undefined);
+  const s = state();
+  const upload = (n: number, path: string): Pending => ({ ...pending(n), awaitingUpload: path });
+  p.enqueue(s, upload(1, '/tmp/upload.A'));
+  assert.deepEqual(started, [], 'the upload start starts nothing');
+  p.enqueue(s, pending(2));
+  assert.deepEqual(started, [], 'a request pipelined after the upload waits for it');
+  assert.equal(p.fill(s, '/tmp/upload.A', pending(1)), true);
+  assert.deepEqual(started, ['1'], 'the done fills the place, and it is the head: it starts');
+  s.active = null;
+  p.advance(s, false);
+  assert.deepEqual(started, ['1', '2']);
+});
+
+test('an upload behind an active and a queued request keeps its place between them', () => {
+  const started: string[] = [];
+  const p = new Pipeline((s, x) => {
+    started.push(x.req.connId);
+    s.active = {} as ConnState['active'];
+  }, () => 0, 1000, () => undefined);
+  const s = state();
+  p.enqueue(s, pending(1)); // starts
+  p.enqueue(s, pending(2));
+  p.enqueue(s, { ...pending(3), awaitingUpload: '/tmp/upload.B' });
+  p.enqueue(s, pending(4));
+  const finish = (): void => {
+    s.active = null;
+    p.advance(s, false);
+  };
+  finish();
+  assert.deepEqual(started, ['1', '2']);
+  finish();
+  assert.deepEqual(started, ['1', '2'], 'the upload\'s place is next but its done has not come: nothing starts');
+  assert.equal(p.fill(s, '/tmp/upload.B', pending(3)), true);
+  assert.deepEqual(started, ['1', '2', '3']);
+  finish();
+  assert.deepEqual(started, ['1', '2', '3', '4']);
+  assert.equal(p.queued, 0);
+});
+
+test('a dropped placeholder is reported (its late done deletes the file) and cannot be filled', () => {
+  const dropped: string[] = [];
+  const p = new Pipeline((s) => void (s.active = {} as ConnState['active']), () => 0, 1000, (_s, path) => void dropped.push(path));
+  const s = state();
+  p.enqueue(s, pending(1));
+  p.enqueue(s, { ...pending(2), awaitingUpload: '/tmp/upload.C' });
+  s.active = null;
+  p.advance(s, true); // the first response closed the connection
+  assert.deepEqual(dropped, ['/tmp/upload.C']);
+  assert.equal(p.fill(s, '/tmp/upload.C', pending(2)), false);
+  assert.equal(p.queued, 0);
 });
