@@ -80,12 +80,8 @@ export class Gateway {
     this.router = new Router(opts.config.routes, opts.upstreams);
     this.warnings = new WarningThrottle(this.log);
     this.conns = new ConnectionTable(this.hooks, (conn, cause) => this.onConnectionLost(conn, cause));
-    this.pipeline = new Pipeline(
-      (state, pending) => this.startRequest(state, pending),
-      () => this.inFlightCount,
-      opts.config.gateway.maxInFlight,
-      (state, uploadPath) => this.uploads.uploadDropped(state, uploadPath),
-    );
+    const uploadDropped = (state: ConnState, uploadPath: string): void => this.uploads.uploadDropped(state, uploadPath);
+    this.pipeline = new Pipeline((state, pending) => this.startRequest(state, pending), () => this.inFlightCount, opts.config.gateway.maxInFlight, uploadDropped);
     this.uploads = new Uploads(this.warnings, this.router, this.conns, this.pipeline);
     this.streamedUploads = new StreamedUploads(this.log, this.router, this.conns, this.pipeline.enqueue);
     this.requestLog = new RequestLog(this.log, opts.config.log.accessLog, this.hooks);
