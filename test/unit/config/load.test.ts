@@ -190,6 +190,7 @@ test('a minimal config gets every default from schema.ts', () => {
     chroot: DEFAULTS.handler.chroot,
     uploadTempStore: DEFAULTS.handler.uploadTempStore,
     keepAliveMs: DEFAULTS.handler.keepAliveMs,
+    sendTimeoutMs: DEFAULTS.handler.sendTimeoutMs,
   });
   assert.deepEqual(config.upstreams.web, { type: 'http', name: 'web', urls: ['http://127.0.0.1:3000'], ...DEFAULTS.http });
   assert.deepEqual(config.routes, [{ prefix: '/', host: null, upstream: 'web', ...DEFAULTS.route }]);
