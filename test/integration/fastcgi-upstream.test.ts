@@ -290,6 +290,22 @@ test('pipelining: a request pipelined on a connection that closes is retried if 
   }
 });
 
+test('pipelining: output for a request behind the one being served is a protocol error, never passed on', async (t) => {
+  // PHP-FPM answers strictly in order; an app that multiplexes (Go's net/http/fcgi) does not, and
+  // its output for b would get past b's pause and keep a's first-byte clock from firing.
+  const hold = holding();
+  const { srv, up } = await setup(t, hold.handler, { maxConnections: 1, pipeline: 2, responseTimeoutMs: 3000 });
+  const a = run(up, request('/x.php?a'));
+  const b = run(up, request('/x.php?b'), { onData: (ctl) => ctl.pause() });
+  await hold.waitFor(2);
+  hold.held[1]!.res.reply('Content-Type: text/plain', Buffer.alloc(1024 * 1024, 0x61));
+  const [ra, rb] = await Promise.all([a, b]);
+  assertError(rb, 'M2GW_UPSTREAM_PROTOCOL', 'request-sent');
+  assert.equal(rb.started, false, 'none of b\'s output reached its client');
+  assertError(ra, 'M2GW_UPSTREAM_PROTOCOL', 'request-sent');
+  assert.equal(srv.requests.length, 2, 'neither is retried');
+});
+
 test('pipelining: never behind a request whose body is still streaming', async (t) => {
   const file = path.join(root, 'upload.bin');
   fs.writeFileSync(file, crypto.randomBytes(3 * 1024 * 1024));

@@ -5,7 +5,9 @@
  * silence between reads or writes (idle timeout), and an idle pooled connection's lifetime.
  *
  * PHP-FPM serves one request at a time per connection and reads the next one only when done,
- * so requests may be written ahead (pipelined) and come back strictly in order.
+ * so requests may be written ahead (pipelined) and come back strictly in order. A record for any
+ * request but the one being served is a protocol error: an app that multiplexes (Go's
+ * net/http/fcgi does) would get that output past its pause and stop the head's first-byte clock.
  * The connection decides nothing about retries: when it closes it hands its unfinished jobs,
  * each with an error, to its owner (the pool), with what it saw of them and of the close.
  *
@@ -267,13 +269,12 @@ export class FcgiConnection<J extends ConnectionJob> {
 
   private jobFor(id: number): J | null {
     const head = this.slots[0];
-    const slot = head !== undefined && head.recordId === id ? head : this.slots.find((s) => s.recordId === id);
-    if (slot === undefined) {
-      this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `FastCGI record for unknown record id ${id}`, 'request-sent'));
+    if (head === undefined || head.recordId !== id) {
+      this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `FastCGI record for record id ${id}, not the request being served`, 'request-sent'));
       return null;
     }
-    slot.answered = true;
-    return slot.job;
+    head.answered = true;
+    return head.job;
   }
 
   private onData(chunk: Buffer): void {
@@ -294,14 +295,13 @@ export class FcgiConnection<J extends ConnectionJob> {
   }
 
   private endRequest(id: number, appStatus: number, protocolStatus: number): void {
-    const i = this.slots.findIndex((s) => s.recordId === id);
-    if (i === -1) {
-      this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `END_REQUEST for unknown record id ${id}`, 'request-sent'));
+    const slot = this.slots[0];
+    if (slot === undefined || slot.recordId !== id) {
+      this.fail(new UpstreamError('M2GW_UPSTREAM_PROTOCOL', `END_REQUEST for record id ${id}, not the request being served`, 'request-sent'));
       return;
     }
-    const slot = this.slots[i]!;
     const job = slot.job;
-    this.slots.splice(i, 1);
+    this.slots.shift();
     this.spare.push(slot);
     this.served++;
     this.lastEndAt = performance.now();
@@ -312,7 +312,7 @@ export class FcgiConnection<J extends ConnectionJob> {
       this.bodyStream = null;
       this.writingBodyOf = null;
     }
-    if (i === 0 && this.readPaused) {
+    if (this.readPaused) {
       // The pause belonged to the finished job; the next one starts unpaused.
       this.readPaused = false;
       this.decoder.resume();
