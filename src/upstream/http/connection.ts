@@ -241,9 +241,12 @@ export class HttpConnection implements ResponseEvents {
   /**
    * A reset right after a close-delimited body is its end, not an error: servers that close
    * with unread bytes (or SO_LINGER 0) reset instead of a FIN. undici reads it the same way.
+   * Not while bytes are held back (the exchange paused): Node drops what it had not delivered,
+   * and ending the body there would pass it on cut short as if complete.
    */
   private onSocketError(err: Error): void {
-    if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' && this.exchange !== null && this.parser.awaitingClose) {
+    const heldBack = this.paused || this.socket.readableLength > 0;
+    if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' && this.exchange !== null && this.parser.awaitingClose && !heldBack) {
       this.onPeerEnd();
       return;
     }

@@ -140,6 +140,40 @@ test('direct client: a reset right after a close-delimited body ends the respons
   }
 });
 
+test('direct client: a reset while the exchange is paused fails a close-delimited body instead of ending it short', async () => {
+  // Node drops the bytes it buffered but had not delivered: an end there would be a silent cut.
+  let sendRest = (): void => undefined;
+  const server = await rawServer((sock) => {
+    sock.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n' + 'a'.repeat(1000));
+    sendRest = () => sock.write('b'.repeat(5000), () => setTimeout(() => sock.resetAndDestroy(), 20));
+  });
+  const up = upstreamFor(server.url);
+  try {
+    const r = await new Promise<Outcome>((resolve) => {
+      const out: Outcome = { body: '' };
+      up.forward(request([]), {
+        onResponseStart: (_c, status) => void (out.status = status),
+        onResponseData: (ctl, chunk) => {
+          if (out.body === '') {
+            // A slow client: the rest and the reset come while paused (never resumed).
+            ctl.pause();
+            sendRest();
+          }
+          out.body += chunk.toString('latin1');
+        },
+        onResponseEnd: () => resolve(out),
+        onResponseError: (err) => resolve({ ...out, error: err }),
+      });
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.error?.code, 'M2GW_UPSTREAM_RESET', `ended with ${r.body.length} of 6000 bytes`);
+    assert.equal(r.error.phase, 'headers-sent');
+  } finally {
+    await up.destroy();
+    server.close();
+  }
+});
+
 test('direct client: destroy() answers the running and the queued requests as a shutdown (503), not as a dead upstream; close() twice resolves', async () => {
   const server = await rawServer(() => undefined); // never answers
   const up = createHttpUpstream({ type: 'http', name: 'app', urls: [server.url], ...DEFAULTS.http, connections: 1 }, log);
