@@ -133,10 +133,14 @@ export function findHeadEnd(buf: Buffer, from: number): { headEnd: number; bodyS
 /** Raw header name → its lower-cased form, or null when it is not a token. Names repeat. */
 const names = new Map<string, string | null>();
 
+/** Longer names are not kept in `names`: a name may be ~64 KiB, and an entry holds two copies. */
+const NAME_MEMO_MAX = 64;
+
 function headerName(raw: string): string | null {
   let name = names.get(raw);
   if (name === undefined) {
     name = TOKEN.test(raw) ? raw.toLowerCase() : null;
+    if (raw.length > NAME_MEMO_MAX) return name;
     if (names.size >= 1024) names.clear();
     names.set(raw, name);
   }

@@ -7,16 +7,24 @@
 /** A token (header name, method). */
 export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-/** A test of `re` that remembers up to 1024 strings' answers (forgetting all of them past that). */
+/** Names longer than this are tested every time: they are rare, and each entry holds its name. */
+const MEMO_MAX_LENGTH = 64;
+
+/**
+ * A test of `re` (an ASCII-only pattern) that remembers up to 1024 short strings that passed
+ * (forgetting all of them past that). Failures are not kept: they end their message anyway.
+ */
 export function memoizedTest(re: RegExp): (s: string) => boolean {
-  const seen = new Map<string, boolean>();
+  const passed = new Set<string>();
   return (s) => {
-    let ok = seen.get(s);
-    if (ok === undefined) {
-      ok = re.test(s);
-      if (seen.size >= 1024) seen.clear();
-      seen.set(s, ok);
+    if (passed.has(s)) return true;
+    if (!re.test(s)) return false;
+    if (s.length <= MEMO_MAX_LENGTH) {
+      if (passed.size >= 1024) passed.clear();
+      // A copy: a name cut out of a response head with slice() is a V8 sliced string, which as
+      // a key would keep its whole head (up to 16 KiB) alive. ASCII, so latin1 copies it exactly.
+      passed.add(Buffer.from(s, 'latin1').toString('latin1'));
     }
-    return ok;
+    return true;
   };
 }

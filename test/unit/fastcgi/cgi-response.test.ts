@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { CgiHeaderError, CgiResponseParser, parseStatusValue } from '../../../src/upstream/fastcgi/cgi-response.js';
+import { CgiHeaderError, CgiResponseParser, parseHead, parseStatusValue } from '../../../src/upstream/fastcgi/cgi-response.js';
 import type { CgiHead } from '../../../src/upstream/fastcgi/cgi-response.js';
 import { RecordDecoder } from '../../../src/upstream/fastcgi/record-decoder.js';
+import { retainedMiB } from '../../integration/hostile-support.js';
 import { repoRoot } from '../fixtures.js';
 
 /** CPU time of this process in ms: a loaded machine's waits do not count against the parser. */
@@ -238,4 +239,17 @@ test('CGI head: Status values, scanned without a backtracking regex', () => {
   const t0 = cpuMs();
   assert.equal(parseStatusValue('200' + ' '.repeat(60_000) + 'a\rb'), null);
   assert.ok(cpuMs() - t0 < 250);
+});
+
+test('the header-name memo keeps no long names (a CGI name may be ~64 KiB)', () => {
+  const before = retainedMiB();
+  let most = 0;
+  // The memo forgets everything past 1024 names: the most it held at any time is measured.
+  for (let i = 1; i <= 2048; i++) {
+    const head = Buffer.from(`${'N'.repeat(8 * 1024)}${i}: v\r\n`, 'latin1');
+    assert.equal(parseHead(head, head.length).headers.length, 1);
+    if (i % 256 === 0) most = Math.max(most, retainedMiB() - before);
+  }
+  // Kept, 768 or more of them (raw and lower-cased, 16 KiB a name) are over 12 MiB.
+  assert.ok(most < 4, `the memo held ${most} MiB`);
 });
