@@ -78,12 +78,26 @@ export class LineFileTransport extends Transport {
     this.timer ??= setTimeout(this.flushSoon, FLUSH_MS).unref();
   }
 
-  /** Open the file again under its name (it was moved away): later lines go to the new file. */
-  reopen(): void {
-    if (this.shut) return;
+  /**
+   * Open the file again under its name (it was moved away): later lines go to the new file.
+   * The new file is opened before the old one is let go: if it cannot be (logrotate's olddir
+   * took the directory, EACCES, EMFILE), lines keep going to the old file rather than nowhere,
+   * and the error is returned for the caller to log there; the next SIGUSR1 tries again.
+   * Throwing instead would escape the SIGUSR1 handler and end the process.
+   */
+  reopen(): Error | null {
+    if (this.shut) return null;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.filename, 'a');
+    } catch (err) {
+      return err instanceof Error ? err : new Error(String(err));
+    }
     this.flush();
-    fs.closeSync(this.fd);
-    this.fd = fs.openSync(this.filename, 'a');
+    const old = this.fd;
+    this.fd = fd;
+    fs.closeSync(old);
+    return null;
   }
 
   override close(): void {

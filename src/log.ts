@@ -298,10 +298,15 @@ export function createLogger(cfg: Pick<LogConfig, 'level' | 'format' | 'file'>, 
   return logger;
 }
 
-/** Reopen file transports (after logrotate moved the file away). */
+/**
+ * Reopen file transports (after logrotate moved the file away). One that cannot be reopened
+ * keeps writing to the file it has, where this says so.
+ */
 export function reopenLogFiles(logger: Logger): void {
   for (const t of logger.transports) {
-    if (t instanceof LineFileTransport) t.reopen();
+    if (!(t instanceof LineFileTransport)) continue;
+    const err = t.reopen();
+    if (err) logger.warn('log file not reopened: still writing to the old one until the next SIGUSR1', { file: t.filename, error: String(err) });
   }
 }
 

@@ -66,6 +66,34 @@ describe('LineFileTransport', () => {
     }
   });
 
+  test('reopen when the directory is gone keeps the old file and warns there; the next reopen, with the directory back, moves to the new file', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'm2gw-log-'));
+    try {
+      const dir = path.join(root, 'logs');
+      const file = path.join(dir, 'm2gw.log');
+      const log = createLogger({ level: 'info', format: 'json', file }, { pid: 1 });
+      log.info('before');
+      // logrotate's olddir: the directory moves away with the file in it.
+      const moved = path.join(root, 'logs.old', 'm2gw.log');
+      fs.renameSync(dir, path.dirname(moved));
+      assert.doesNotThrow(() => reopenLogFiles(log));
+      log.info('still here');
+      fs.mkdirSync(dir);
+      reopenLogFiles(log);
+      log.info('after');
+      const t = log.transports[0];
+      assert.ok(t instanceof LineFileTransport);
+      t.close();
+      const old = fs.readFileSync(moved, 'utf8').trim().split('\n').map((l) => (l.startsWith('{') ? (JSON.parse(l) as { message: string; level: string }) : { message: l, level: '' }));
+      assert.deepEqual(old.map((r) => r.message), ['before', 'log file not reopened: still writing to the old one until the next SIGUSR1', 'still here']);
+      assert.equal(old[1]!.level, 'warn');
+      const fresh = fs.readFileSync(file, 'utf8').trim().split('\n');
+      assert.equal(fresh.length, 1);
+      assert.match(fresh[0]!, /"after"/);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
   test('64 KiB waiting are written at once, without waiting for the timer', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'm2gw-log-'));
     try {
