@@ -54,7 +54,8 @@ export function bearerMatches(header: string | undefined, token: string): boolea
 export async function startAdminServer(
   listen: string,
   provider: AdminProvider,
-  log: Logger,
+  /** A getter: the supervisor's logger is replaced (and the old one closed) by every reload. */
+  log: () => Logger,
   opts: AdminServerOptions = {},
 ): Promise<AdminServer> {
   const token = opts.token ?? null;
@@ -65,7 +66,7 @@ export async function startAdminServer(
       return;
     }
     void handle(req, res, provider).catch((err: unknown) => {
-      log.error('admin request failed', { path: req.url, error: String(err) });
+      log().error('admin request failed', { path: req.url, error: String(err) });
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
       else res.destroy();
     });

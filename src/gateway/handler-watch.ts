@@ -41,16 +41,21 @@ export class HandlerWatch {
   private lastOrphanAt = 0;
   private sharedReason: string | null = null;
 
+  private readonly log: () => Logger | null;
+
+  /** `log`: the logger, or a getter for one that may be replaced (the supervisor's, on reload); null: silent. */
   constructor(
     private readonly handler: string,
-    private readonly log: Logger | null,
+    log: Logger | (() => Logger) | null,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.log = typeof log === 'function' ? log : () => log;
+  }
 
   /** Why this handler looks shared with another gateway, or null. */
   get shared(): string | null {
     if (this.sharedReason !== null && this.now() - this.lastOrphanAt > CLEAR_SECONDS * 1000) {
-      this.log?.info('control messages for unknown connections stopped; handler socket no longer looks shared', { handler: this.handler });
+      this.log()?.info('control messages for unknown connections stopped; handler socket no longer looks shared', { handler: this.handler });
       this.sharedReason = null;
     }
     return this.sharedReason;
@@ -66,7 +71,7 @@ export class HandlerWatch {
     this.flowControl = false;
     if (this.warnedNoCredits) return;
     this.warnedNoCredits = true;
-    this.log?.warn(
+    this.log()?.warn(
       'requests arrive without DOWNLOAD_CREDITS: Mongrel2 runs without download flow control, so a slow client ' +
         'makes Mongrel2 (and m2gw, while filling its growing messages) hold the unread part of each response in memory. ' +
         'Set "download.flow_control": 1 in the settings of mongrel2.conf (then m2sh load and restart Mongrel2)',
@@ -105,7 +110,7 @@ export class HandlerWatch {
         `handler ${this.handler}: ${total} control messages (${kind} and others) in ${WINDOW_SECONDS} s for connections this m2gw never saw; ` +
         'another process probably PULLs from the same send_spec (Mongrel2 round-robins messages between them, which stalls downloads ' +
         'and uploads): give each gateway its own Mongrel2 Handler';
-      this.log?.error('handler socket looks shared with another gateway', { handler: this.handler, reason: this.sharedReason });
+      this.log()?.error('handler socket looks shared with another gateway', { handler: this.handler, reason: this.sharedReason });
     }
   }
 

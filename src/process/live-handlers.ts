@@ -114,7 +114,8 @@ export class LiveHandlers {
       id,
       config,
       socket: new HandlerSocket({ sendSpec: config.sendSpec, recvSpec: config.recvSpec, recvIdent: config.recvIdent }),
-      watch: new HandlerWatch(config.sendSpec, this.log()),
+      // The getter, not the logger: a reload replaces the logger and closes the old one.
+      watch: new HandlerWatch(config.sendSpec, this.log),
       removing: false,
       twin,
     };

@@ -151,7 +151,7 @@ export class Supervisor {
   private async startAdmin(config: Config): Promise<void> {
     if (!config.admin) return;
     try {
-      this.admin = await startAdminServer(config.admin.listen, new SupervisorStatus(this), this.log, { token: config.admin.token });
+      this.admin = await startAdminServer(config.admin.listen, new SupervisorStatus(this), () => this.log, { token: config.admin.token });
       this.log.info('admin listener', { address: this.admin.address });
     } catch (err) {
       this.log.error('admin listener failed', { listen: config.admin.listen, error: String(err) });

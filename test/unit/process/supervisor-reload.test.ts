@@ -1,0 +1,98 @@
+/**
+ * What a reload does inside the supervisor, driven on a Supervisor that is constructed but
+ * not started: its pool's map and events are the real ones, its workers stubs (the windows
+ * tested here, such as a worker dying between two awaits, cannot be produced for real).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseConfigText } from '../../../src/config/load.js';
+import { Supervisor } from '../../../src/process/supervisor.js';
+import type { WorkerHandle } from '../../../src/process/worker-handle.js';
+
+function toml(extra = ''): string {
+  return `[gateway]
+workers = 1
+spare_worker = false
+${extra}
+[[handler]]
+send_spec = "tcp://127.0.0.1:9"
+recv_spec = "tcp://127.0.0.1:11"
+[upstream.app]
+type = "http"
+url = "http://127.0.0.1:1"
+[[route]]
+prefix = "/"
+upstream = "app"
+`;
+}
+
+function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'm2gw-sup-test-'));
+}
+
+function supervisor(dir: string, text: string): Supervisor {
+  const file = path.join(dir, 'm2gw.toml');
+  fs.writeFileSync(file, text);
+  const { config } = parseConfigText(text, file);
+  if (!config) throw new Error('test config invalid');
+  return new Supervisor(file, text, config);
+}
+
+interface StubOptions {
+  query?: () => Promise<unknown>;
+}
+
+/** Stands in for a WorkerHandle: what the supervisor calls of one, recording what it is sent. */
+function stubWorker(sup: Supervisor, id: number, generation: number, opts: StubOptions = {}): WorkerHandle & { delivered: string[] } {
+  const delivered: string[] = [];
+  const w = {
+    id,
+    generation,
+    state: 'active',
+    expectedExit: false,
+    pid: 10_000 + id,
+    startedAt: Date.now(),
+    delivered,
+    get alive(): boolean {
+      return w.state !== 'exited';
+    },
+    deliver: (_h: number, msg: Buffer) => void delivered.push(msg.toString().split(' ')[1]!),
+    retire: () => void (w.state = 'retiring'),
+    stop: () => void (w.state = 'stopping'),
+    kill: () => undefined,
+    lendPull: () => false,
+    returnPull: () => undefined,
+    reopenLogs: () => undefined,
+    query: opts.query ?? (() => Promise.resolve(null)),
+  };
+  const handle = w as unknown as WorkerHandle & { delivered: string[] };
+  sup.pool.workers.set(id, handle);
+  return handle;
+}
+
+test('after a reload, the handler watch and the admin listener log to the new logger (was: the closed one, lines lost)', async () => {
+  const dir = tempDir();
+  try {
+    const logFile = path.join(dir, 'm2gw.log');
+    const sup = supervisor(dir, toml(`[log]\nlevel = "info"\nformat = "json"\nfile = "${logFile}"\n[admin]\nlisten = "127.0.0.1:0"\n`));
+    await sup['startAdmin'](sup.config);
+    const admin = sup['admin'];
+    assert.ok(admin, 'admin listener started');
+    stubWorker(sup, 1, 1, { query: () => Promise.reject(new Error('query exploded')) });
+    // What a successful reload does to the logger (the kept handler and the admin listener stay).
+    sup['applyLogConfig'](sup.config);
+    sup.handlers.get(0)!.watch.newConnection(false);
+    const res = await fetch(`http://${admin.address}/status`);
+    assert.equal(res.status, 500);
+    await admin.close();
+    sup.log.close();
+    const messages = fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { message: string }).message);
+    assert.ok(messages.some((m) => m.startsWith('requests arrive without DOWNLOAD_CREDITS')), messages.join('\n'));
+    assert.ok(messages.includes('admin request failed'), messages.join('\n'));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
