@@ -18,7 +18,6 @@ import { statusOf } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { WarningThrottle } from '../log-throttle.js';
 import { SupervisorMetrics } from '../metrics/supervisor-metrics.js';
-import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
 import type { ReloadResult } from '../admin/status.js';
 import { ConnectionOwners } from './connection-owners.js';
 import { LiveHandlers } from './live-handlers.js';
@@ -26,6 +25,7 @@ import { removePidFile, writePidFile } from './pid-file.js';
 import { readReloadConfig } from './reload-config.js';
 import { RestartPolicy } from './restart-policy.js';
 import { monotonicUsec, sdNotify } from './sd-notify.js';
+import { AdminListener } from './supervisor-admin.js';
 import { installSignals } from './supervisor-signals.js';
 import { PullLending } from './pull-lending.js';
 import { SupervisorReplies } from './supervisor-replies.js';
@@ -62,7 +62,7 @@ export class Supervisor {
   private readonly warnings = new WarningThrottle(() => this.log);
   private text: string;
   private readonly replies: SupervisorReplies;
-  private admin: AdminServer | null = null;
+  private readonly admin = new AdminListener(new SupervisorStatus(this), () => this.log);
   private readonly restarts = new RestartPolicy();
   private reloadQueued = false;
   private finishing = false;
@@ -121,7 +121,7 @@ export class Supervisor {
   async start(): Promise<void> {
     installSignals(this);
     if (this.pidFile) writePidFile(this.pidFile);
-    await this.startAdmin(this.config);
+    await this.admin.start(this.config);
     const n = workerCount(this.config);
     this.log.info('starting', { config: this.file, workers: n });
     try {
@@ -146,16 +146,6 @@ export class Supervisor {
     this.lending.start();
     this.log.info('m2gw ready', { workers: n, handlers: this.handlers.current.length, routes: this.config.routes.length });
     void sdNotify({ READY: '1', STATUS: `serving with ${n} worker(s)` }, (e) => this.log.warn(e));
-  }
-
-  private async startAdmin(config: Config): Promise<void> {
-    if (!config.admin) return;
-    try {
-      this.admin = await startAdminServer(config.admin.listen, new SupervisorStatus(this), () => this.log, { token: config.admin.token });
-      this.log.info('admin listener', { address: this.admin.address });
-    } catch (err) {
-      this.log.error('admin listener failed', { listen: config.admin.listen, error: String(err) });
-    }
   }
 
   // ---- workers ---------------------------------------------------------------
@@ -279,8 +269,7 @@ export class Supervisor {
     // Switch: from here new connections go to the new generation.
     const old = [...this.workers.values()].filter((w) => w.generation < generation);
     this.generation = generation;
-    const adminKey = (c: Config): string | null => (c.admin ? `${c.admin.listen}\n${c.admin.token ?? ''}` : null);
-    const prevAdmin = adminKey(this.config);
+    const prev = this.config;
     this.config = config;
     this.pool.syncSpare();
     this.text = text;
@@ -290,11 +279,7 @@ export class Supervisor {
     // Only now: an added handler's messages need a worker that knows it.
     await this.handlers.apply(plan, config.gateway.drainTimeoutMs);
     this.applyLogConfig(config);
-    if (adminKey(config) !== prevAdmin) {
-      await this.admin?.close();
-      this.admin = null;
-      await this.startAdmin(config);
-    }
+    await this.admin.apply(prev, config);
     this.reloadCount++;
     this.reloadDone('ok', `generation ${generation} with ${n} worker(s); ${old.length} retiring`);
   }
@@ -382,7 +367,7 @@ export class Supervisor {
     this.finishing = true;
     this.pool.close();
     await this.handlers.closeAll();
-    await this.admin?.close().catch(() => undefined);
+    await this.admin.close().catch(() => undefined);
     await this.notified;
     this.log.info('stopped', { code });
     this.exit(code);

@@ -78,14 +78,14 @@ test('after a reload, the handler watch and the admin listener log to the new lo
   try {
     const logFile = path.join(dir, 'm2gw.log');
     const sup = supervisor(dir, toml(`[log]\nlevel = "info"\nformat = "json"\nfile = "${logFile}"\n[admin]\nlisten = "127.0.0.1:0"\n`));
-    await sup['startAdmin'](sup.config);
     const admin = sup['admin'];
-    assert.ok(admin, 'admin listener started');
+    await admin.start(sup.config);
+    assert.ok(admin.address, 'admin listener started');
     stubWorker(sup, 1, 1, { query: () => Promise.reject(new Error('query exploded')) });
     // What a successful reload does to the logger (the kept handler and the admin listener stay).
     sup['applyLogConfig'](sup.config);
     sup.handlers.get(0)!.watch.newConnection(false);
-    const res = await fetch(`http://${admin.address}/status`);
+    const res = await fetch(`http://${admin.address!}/status`);
     assert.equal(res.status, 500);
     await admin.close();
     sup.log.close();
