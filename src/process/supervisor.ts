@@ -160,6 +160,7 @@ export class Supervisor {
       onFailed: (w, error) => this.log.error('worker failed to start', { worker: w.id, error }),
       onExit: (w, code, signal, starting) => this.onWorkerExit(w, code, signal, starting),
       onSpareExit: (w, code, signal) => this.log.warn('spare worker exited', { worker: w.id, pid: w.pid, code, signal }),
+      onSpareForkFailed: (err) => this.log.warn('spare worker could not be forked', { error: String(err.reason) }),
       onClosed: (w, entries) => {
         this.owners.applyClosed(w.id, entries);
         this.maybeFinishRetiring(w);
@@ -205,7 +206,15 @@ export class Supervisor {
     this.metrics.workerRestarted();
     const generation = this.generation;
     setTimeout(() => {
-      if (this.state !== 'stopping' && generation === this.generation) this.pool.spawn(generation, this.text, this.handlers.current);
+      if (this.state !== 'stopping' && generation === this.generation) {
+        try {
+          this.pool.spawn(generation, this.text, this.handlers.current);
+        } catch (err) {
+          // No process at all (ENOMEM, EMFILE): another crash to the policy, which retries later.
+          this.log.error('worker could not be forked', { error: String(err) });
+          this.replaceCrashed();
+        }
+      }
     }, delay);
   }
 

@@ -10,6 +10,17 @@ import type { MessageTarget } from './connection-owners.js';
 import { isFromWorker, type FromWorker, type QueryKind, type ToWorker } from './messages.js';
 import type { LentPull } from '../zmq/zmtp-connection.js';
 
+/** A worker process could not be forked (fork() threw, or gave no data channel: EMFILE, ENFILE). */
+export class WorkerForkError extends Error {
+  constructor(
+    readonly workerId: number,
+    readonly reason: unknown,
+  ) {
+    super(`worker ${workerId} could not be forked: ${String(reason)}`);
+    this.name = 'WorkerForkError';
+  }
+}
+
 /** 'spare': forked with its modules loaded, waiting for a config (see WorkerPool.spawn). */
 export type WorkerState = 'spare' | 'starting' | 'active' | 'retiring' | 'stopping' | 'exited';
 
@@ -65,6 +76,7 @@ export class WorkerHandle implements MessageTarget {
   /** Resolves once the process has loaded its code (true), or died first (false). */
   readonly loaded: Promise<boolean>;
   private resolveLoaded: (ok: boolean) => void = () => undefined;
+  private resolveExited: () => void = () => undefined;
   private readonly child: ChildProcess;
   private readonly channel: ChannelWriter;
   private readonly socket: Socket;
@@ -73,41 +85,67 @@ export class WorkerHandle implements MessageTarget {
   private readonly queries = new Map<number, (data: unknown) => void>();
   private congested = false;
 
-  /** Forks the process; it loads its code and waits for assign(). */
+  /**
+   * Forks the process; it loads its code and waits for assign(). Throws WorkerForkError when
+   * there is no process to speak of. A fork that fails later (EAGAIN, EACCES, ENOENT: Node
+   * emits 'error' and never 'exit') shows as an exit with neither code nor signal, so the
+   * caller's usual handling of a dead worker applies instead of a handle that stays "alive".
+   */
   constructor(id: number, events: WorkerEvents, entry: string = WORKER_ENTRY) {
     this.id = id;
     this.events = events;
-    this.child = fork(entry, [], {
-      execArgv: [...WORKER_V8_FLAGS, ...process.execArgv],
-      stdio: ['inherit', 'inherit', 'inherit', 'ipc', 'pipe'],
-      env: { ...process.env, M2GW_WORKER_ID: String(id) },
+    let child: ChildProcess;
+    try {
+      child = fork(entry, [], {
+        execArgv: [...WORKER_V8_FLAGS, ...process.execArgv],
+        stdio: ['inherit', 'inherit', 'inherit', 'ipc', 'pipe'],
+        env: { ...process.env, M2GW_WORKER_ID: String(id) },
+      });
+    } catch (err) {
+      // ENOMEM and the like: fork() itself throws.
+      throw new WorkerForkError(id, err);
+    }
+    this.child = child;
+    // Unhandled, an 'error' event would throw.
+    child.on('error', () => undefined);
+    // EMFILE, ENFILE: no stdio at all (its typings say otherwise).
+    const socket = (child.stdio as ChildProcess['stdio'] | undefined)?.[4];
+    if (!socket || !('setNoDelay' in socket)) {
+      child.kill('SIGKILL');
+      throw new WorkerForkError(id, new Error('no data channel'));
+    }
+    let spawned = false;
+    child.once('spawn', () => (spawned = true));
+    // After the spawn, an 'error' is a failed kill or send: the exit tells the rest.
+    child.on('error', () => {
+      if (!spawned) this.gone(null, null);
     });
-    const socket = this.child.stdio[4];
-    if (!socket || !('setNoDelay' in socket)) throw new Error('worker data channel missing');
     this.socket = socket as Socket;
     // EPIPE when the worker died: the exit handler deals with it.
     this.socket.on('error', () => undefined);
     this.channel = new ChannelWriter(this.socket);
-    this.child.on('message', (m: unknown, handle: unknown) => {
+    child.on('message', (m: unknown, handle: unknown) => {
       if (isFromWorker(m)) this.onMessage(m, handle instanceof Socket ? handle : null);
     });
-    this.child.on('error', () => undefined);
     this.loaded = new Promise((resolve) => (this.resolveLoaded = resolve));
-    this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
-        this.state = 'exited';
-        this.resolveLoaded(false);
-        this.socket.destroy();
-        for (const resolveQuery of this.queries.values()) resolveQuery(null);
-        this.queries.clear();
-        if (this.congested) {
-          this.congested = false;
-          this.events.onCongested(this, false);
-        }
-        this.events.onExit(this, code, signal);
-        resolve();
-      });
-    });
+    this.exited = new Promise((resolve) => (this.resolveExited = resolve));
+    child.once('exit', (code, signal) => this.gone(code, signal));
+  }
+
+  /** The process is gone (its exit, or a spawn that failed): once. */
+  private gone(code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.state === 'exited') return;
+    this.state = 'exited';
+    this.resolveLoaded(false);
+    this.socket.destroy();
+    for (const resolveQuery of this.queries.values()) resolveQuery(null);
+    this.queries.clear();
+    if (this.congested) {
+      this.congested = false;
+      this.events.onCongested(this, false);
+    }
+    this.events.onExit(this, code, signal);
+    this.resolveExited();
   }
 
   /** Give the worker its config: it connects to Mongrel2 and reports ready. */

@@ -11,7 +11,7 @@
  */
 import os from 'node:os';
 import type { Config } from '../config/schema.js';
-import { WorkerHandle, type WorkerEvents } from './worker-handle.js';
+import { WorkerForkError, WorkerHandle, type WorkerEvents } from './worker-handle.js';
 
 const READY_TIMEOUT_MS = 45_000;
 /** How long after a worker starts the next spare is forked (not at once: it would compete for CPU). */
@@ -30,6 +30,8 @@ export interface PoolEvents extends Omit<WorkerEvents, 'onReady' | 'onExit' | 'o
   onExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null, starting: boolean): void;
   onFailed(w: WorkerHandle, error: string): void;
   onSpareExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void;
+  /** The spare could not be forked; the next worker to start tries again. */
+  onSpareForkFailed(err: WorkerForkError): void;
 }
 
 interface ReadyWaiter {
@@ -69,6 +71,8 @@ export class WorkerPool {
   /**
    * A worker for `generation`: the spare if there is one, else a fresh fork. `spareAfter`: fork
    * the next spare (a reload passes its new config's setting; the one in force may differ).
+   * Throws WorkerForkError when no process could be forked (a fork that fails later shows as
+   * the worker's exit).
    */
   spawn(generation: number, text: string, handlerIds: readonly number[], spareAfter = this.spareWanted()): WorkerHandle {
     let w = this.spare;
@@ -80,21 +84,23 @@ export class WorkerPool {
     return w;
   }
 
-  /** Fork n workers; resolves when all are ready, rejects (killing them) if one fails. */
-  /** `handlerIds`: the id of each [[handler]] of `text`, in order (live-handlers.ts). */
+  /**
+   * Fork n workers; resolves when all are ready, rejects (killing them) if one fails, a fork
+   * included. `handlerIds`: the id of each [[handler]] of `text`, in order (live-handlers.ts).
+   */
   async startGeneration(generation: number, text: string, n: number, handlerIds: readonly number[], spareAfter = this.spareWanted()): Promise<WorkerHandle[]> {
     const workers: WorkerHandle[] = [];
     const ready: Promise<void>[] = [];
-    for (let i = 0; i < n; i++) {
-      const w = this.spawn(generation, text, handlerIds, spareAfter);
-      workers.push(w);
-      ready.push(new Promise<void>((resolve, reject) => this.waiters.set(w.id, { resolve, reject })));
-    }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_r, reject) => {
       timer = setTimeout(() => reject(new Error(`workers not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
     });
     try {
+      for (let i = 0; i < n; i++) {
+        const w = this.spawn(generation, text, handlerIds, spareAfter);
+        workers.push(w);
+        ready.push(new Promise<void>((resolve, reject) => this.waiters.set(w.id, { resolve, reject })));
+      }
       await Promise.race([Promise.all(ready), timeout]);
       return workers;
     } catch (err) {
@@ -114,7 +120,13 @@ export class WorkerPool {
     if (this.spareTimer) clearTimeout(this.spareTimer);
     this.spareTimer = null;
     if (!this.spareWanted() || this.closed) return null;
-    this.spare ??= new WorkerHandle(this.nextId++, this.handleEvents);
+    const id = this.nextId++;
+    try {
+      this.spare ??= new WorkerHandle(id, this.handleEvents);
+    } catch (err) {
+      // Only the spare: without it the next worker is a fresh fork, slower but no worse.
+      this.events.onSpareForkFailed(err instanceof WorkerForkError ? err : new WorkerForkError(id, err));
+    }
     return this.spare;
   }
 

@@ -1,7 +1,8 @@
 /**
- * What a reload does inside the supervisor, driven on a Supervisor that is constructed but
- * not started: its pool's map and events are the real ones, its workers stubs (the windows
- * tested here, such as a worker dying between two awaits, cannot be produced for real).
+ * The supervisor's own handling of reloads and failures, driven on a Supervisor that is
+ * constructed but not started: its pool's map and events are the real ones, its workers stubs
+ * (the windows tested here, such as a worker dying between two awaits, cannot be produced for
+ * real). Real forks are in test/process.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import path from 'node:path';
 import { parseConfigText } from '../../../src/config/load.js';
 import { Supervisor } from '../../../src/process/supervisor.js';
 import type { WorkerHandle } from '../../../src/process/worker-handle.js';
+import { waitFor } from '../../harness/wait.js';
 
 function toml(extra = ''): string {
   return `[gateway]
@@ -93,6 +95,29 @@ test('after a reload, the handler watch and the admin listener log to the new lo
     assert.ok(messages.some((m) => m.startsWith('requests arrive without DOWNLOAD_CREDITS')), messages.join('\n'));
     assert.ok(messages.includes('admin request failed'), messages.join('\n'));
   } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a replacement whose fork throws (ENOMEM, EMFILE) is logged and retried after the restart delay; the supervisor stays up', async () => {
+  const dir = tempDir();
+  const execArgv = [...process.execArgv];
+  try {
+    const logFile = path.join(dir, 'm2gw.log');
+    const sup = supervisor(dir, toml(`[log]\nlevel = "info"\nformat = "json"\nfile = "${logFile}"\n`));
+    sup.state = 'running';
+    sup.generation = 1;
+    process.execArgv.push('--invalid\0');
+    sup['replaceCrashed']();
+    // After 100 ms, then 200 ms more: each attempt counted, none thrown out of its timer.
+    await waitFor(() => sup.restartCount >= 3, 5_000, 10, 'two retries after the first attempt');
+    sup.state = 'stopping';
+    sup.log.close();
+    const messages = fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { message: string }).message);
+    assert.ok(messages.filter((m) => m === 'worker could not be forked').length >= 2, messages.join('\n'));
+    assert.equal(sup.pool.workers.size, 0);
+  } finally {
+    process.execArgv.splice(0, process.execArgv.length, ...execArgv);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
