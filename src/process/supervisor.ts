@@ -130,7 +130,8 @@ export class Supervisor {
       // The spare starts with the others: memory use is settled once m2gw says ready.
       const spare = this.pool.forkSpare();
       const workers = await starting;
-      for (const w of workers) this.owners.add(w, true);
+      // One that died since it was ready is being replaced already (onWorkerExit).
+      for (const w of workers) if (w.alive) this.owners.add(w, true);
       if (spare) await Promise.race([spare.loaded, new Promise((r) => setTimeout(r, 10_000).unref())]);
     } catch (err) {
       if (this.state === 'stopping') return;
@@ -271,9 +272,13 @@ export class Supervisor {
     }
     // The supervisor routes every message again before the switch (pull-lending.ts).
     await this.lending.reclaimAll();
-    if (this.state !== 'reloading') {
+    // A new worker that died since it was ready is not replaced (its generation is not the
+    // current one yet): switching would send new connections to nobody.
+    const dead = fresh.filter((w) => !w.alive);
+    if (this.state !== 'reloading' || dead.length > 0) {
       for (const w of fresh) w.stop(0);
-      return;
+      if (this.state !== 'reloading') return;
+      return this.reloadDone('failed', `new worker(s) ${dead.map((w) => w.id).join(', ')} died before the switch; keeping the running ones`);
     }
     // Switch: from here new connections go to the new generation.
     const old = [...this.workers.values()].filter((w) => w.generation < generation);

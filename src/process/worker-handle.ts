@@ -243,7 +243,10 @@ export class WorkerHandle implements MessageTarget {
         this.resolveLoaded(true);
         return;
       case 'ready':
-        if (this.state === 'starting') this.state = 'active';
+        // Only a starting worker's: IPC messages can arrive after the exit, and a dead or
+        // already active worker must not be given connections again.
+        if (this.state !== 'starting') return;
+        this.state = 'active';
         this.events.onReady(this);
         return;
       case 'failed':

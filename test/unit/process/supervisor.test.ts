@@ -99,6 +99,42 @@ test('after a reload, the handler watch and the admin listener log to the new lo
   }
 });
 
+test('a new worker that dies after it was ready but before the switch fails the reload: the old generation keeps the new connections', async () => {
+  const dir = tempDir();
+  try {
+    const sup = supervisor(dir, toml());
+    sup.state = 'running';
+    sup.generation = 1;
+    const old = stubWorker(sup, 1, 1);
+    sup.owners.add(old, true);
+    const events = sup['poolEvents']();
+    let fresh: WorkerHandle | null = null;
+    sup.pool.startGeneration = (generation) => {
+      fresh = stubWorker(sup, 2, generation);
+      return Promise.resolve([fresh]);
+    };
+    const reclaimAll = sup.lending.reclaimAll.bind(sup.lending);
+    sup.lending.reclaimAll = async () => {
+      // Ready (startGeneration resolved), then gone: what WorkerPool.onExit reports, no waiter left.
+      fresh!.state = 'exited';
+      sup.pool.workers.delete(fresh!.id);
+      events.onExit(fresh!, null, 'SIGKILL', false);
+      return reclaimAll();
+    };
+    await sup.reload();
+    assert.equal(sup.lastReload?.result, 'failed');
+    assert.match(sup.lastReload.message, /died before the switch/);
+    assert.equal(sup.generation, 1, 'no switch');
+    assert.equal(sup.state, 'running');
+    const req = (id: number): Buffer => Buffer.from(`uuid ${id} /x 22:{"PATH":"/x","METHOD":"GET"},0:,`);
+    for (const id of [1, 2, 3]) sup.owners.deliver(0, req(id));
+    assert.deepEqual(old.delivered, ['1', '2', '3']);
+    assert.equal(old.state, 'active', 'not retired');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a replacement whose fork throws (ENOMEM, EMFILE) is logged and retried after the restart delay; the supervisor stays up', async () => {
   const dir = tempDir();
   const execArgv = [...process.execArgv];

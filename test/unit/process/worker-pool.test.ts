@@ -28,12 +28,13 @@ interface Recorded {
   exits: Array<{ id: number; code: number | null; signal: NodeJS.Signals | null }>;
   spareExits: number[];
   spareForkFailures: WorkerForkError[];
+  replacementsReady: number[];
 }
 
 function pool(): { pool: WorkerPool; seen: Recorded } {
-  const seen: Recorded = { exits: [], spareExits: [], spareForkFailures: [] };
+  const seen: Recorded = { exits: [], spareExits: [], spareForkFailures: [], replacementsReady: [] };
   const events: PoolEvents = {
-    onReplacementReady: () => undefined,
+    onReplacementReady: (w) => void seen.replacementsReady.push(w.id),
     onFailed: () => undefined,
     onExit: (w, code, signal) => void seen.exits.push({ id: w.id, code, signal }),
     onSpareExit: (w) => void seen.spareExits.push(w.id),
@@ -114,4 +115,15 @@ test('a fork that throws (ENOMEM, EMFILE): spawn throws WorkerForkError, the spa
   await assert.rejects(starting, WorkerForkError);
   assert.ok(await exitedWithin(spare, 5_000), 'the worker forked before the failure is killed');
   assert.equal(p.workers.size, 0);
+});
+
+test('a "ready" that arrives after the exit (IPC can trail it) is ignored: a dead worker is never handed connections', async () => {
+  const { pool: p, seen } = pool();
+  const w = p.spawn(1, TEXT, [0], false);
+  w.expectedExit = true;
+  w.kill();
+  assert.ok(await exitedWithin(w, 5_000));
+  w['onMessage']({ t: 'ready' }, null);
+  assert.deepEqual(seen.replacementsReady, []);
+  assert.equal(w.state, 'exited');
 });
