@@ -30,23 +30,47 @@ export class AdminListener {
   async start(config: Config): Promise<void> {
     if (!config.admin) return;
     try {
-      this.server = await startAdminServer(config.admin.listen, this.provider, this.log, { token: config.admin.token });
-      this.log().info('admin listener', { address: this.server.address });
+      this.server = await this.open(config.admin);
     } catch (err) {
       this.log().error('admin listener failed', { listen: config.admin.listen, error: String(err) });
     }
   }
 
-  /** After a reload from `prev` to `next`: reopen it if its address or token changed. */
-  async apply(prev: Config, next: Config): Promise<void> {
-    if (key(next) === key(prev)) return;
+  /**
+   * After a reload from `prev` to `next`: move it if its address or token changed. The new
+   * listener opens before the old one closes, so a new address that is busy leaves the old
+   * one serving instead of none (no /status, and `m2gw reload` waiting in vain); at the same
+   * address both cannot be open, so the old one closes first and comes back if the new one
+   * fails. Returns why it did not move (the reload then reports a failure), or null.
+   */
+  async apply(prev: Config, next: Config): Promise<string | null> {
+    if (key(next) === key(prev)) return null;
+    const sameAddress = prev.admin?.listen === next.admin?.listen;
+    if (!next.admin || sameAddress) await this.close();
+    if (!next.admin) return null;
+    let server: AdminServer;
+    try {
+      server = await this.open(next.admin);
+    } catch (err) {
+      this.log().error('admin listener failed', { listen: next.admin.listen, error: String(err) });
+      if (!this.server) await this.start(prev);
+      const where = this.address === null ? 'none open' : `still on ${this.address} with the previous settings`;
+      return `the admin listener could not move to ${next.admin.listen} (${String(err)}); ${where}`;
+    }
     await this.close();
-    await this.start(next);
+    this.server = server;
+    return null;
   }
 
   async close(): Promise<void> {
     const server = this.server;
     this.server = null;
     await server?.close();
+  }
+
+  private async open(admin: NonNullable<Config['admin']>): Promise<AdminServer> {
+    const server = await startAdminServer(admin.listen, this.provider, this.log, { token: admin.token });
+    this.log().info('admin listener', { address: server.address });
+    return server;
   }
 }

@@ -293,9 +293,10 @@ export class Supervisor {
     // Only now: an added handler's messages need a worker that knows it.
     await this.handlers.apply(plan, config.gateway.drainTimeoutMs);
     this.applyLogConfig(config);
-    await this.admin.apply(prev, config);
+    const adminProblem = await this.admin.apply(prev, config);
     this.reloadCount++;
-    this.reloadDone('ok', `generation ${generation} with ${n} worker(s); ${old.length} retiring`);
+    const done = `generation ${generation} with ${n} worker(s); ${old.length} retiring`;
+    this.reloadDone(adminProblem ? 'failed' : 'ok', adminProblem ? `${done}, but ${adminProblem}` : done);
   }
 
   private reloadDone(result: ReloadResult['result'], message: string): void {

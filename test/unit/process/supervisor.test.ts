@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseConfigText } from '../../../src/config/load.js';
@@ -131,6 +132,38 @@ test('a new worker that dies after it was ready but before the switch fails the 
     assert.deepEqual(old.delivered, ['1', '2', '3']);
     assert.equal(old.state, 'active', 'not retired');
   } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a reload that moves the admin listener to a busy address keeps the old listener and reports the reload as failed', async () => {
+  const dir = tempDir();
+  const busy = net.createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  try {
+    const logFile = path.join(dir, 'm2gw.log');
+    const logToml = `[log]\nlevel = "info"\nformat = "json"\nfile = "${logFile}"\n`;
+    const sup = supervisor(dir, toml(`${logToml}[admin]\nlisten = "127.0.0.1:0"\n`));
+    sup.state = 'running';
+    sup.generation = 1;
+    const admin = sup['admin'];
+    await admin.start(sup.config);
+    const before = admin.address;
+    assert.ok(before);
+    sup.owners.add(stubWorker(sup, 1, 1), true);
+    sup.pool.startGeneration = (generation) => Promise.resolve([stubWorker(sup, 2, generation)]);
+    const port = (busy.address() as net.AddressInfo).port;
+    fs.writeFileSync(sup.file, toml(`${logToml}[admin]\nlisten = "127.0.0.1:${port}"\n`));
+    await sup.reload();
+    assert.equal(sup.generation, 2, 'the rest of the reload applied');
+    assert.equal(sup.lastReload?.result, 'failed');
+    assert.match(sup.lastReload.message, /could not move to 127\.0\.0\.1:\d+ .*still on/);
+    assert.equal(admin.address, before);
+    assert.equal((await fetch(`http://${before}/healthz`)).status, 200);
+    await admin.close();
+    sup.log.close();
+  } finally {
+    busy.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
