@@ -14,19 +14,20 @@
  * - a close from either side reaches the other with its code and reason, then both close;
  *   an upstream that drops gets the client a 1011 and Mongrel2's close;
  * - the client is pinged when silent for ping_interval and closed (1001) when a ping goes
- *   unanswered as long; our pings' pongs are not forwarded;
+ *   unanswered as long, never inside a relayed frame; our pings' pongs are not forwarded
+ *   (websocket-keepalive.ts);
  * - after the client disconnects the upstream socket gets a close frame and FIN at once
  *   and is destroyed within a second.
  */
 import type { Duplex } from 'node:stream';
 import { ClientGoneError, M2gwError, UpstreamError, asM2gwError, type WebSocketProtocolError } from '../errors.js';
-import { encodeCtl } from '../mongrel2/reply.js';
 import type { HeaderList, RequestAbort, ResponseController, ResponseSink } from '../upstream/upstream.js';
 import { CLOSE_CODE, OPCODE, encodeClosePayload, encodeFrame, encodeFrameHead, parseClosePayload, type FrameHead } from '../websocket/frame.js';
 import { UpstreamTunnel } from '../websocket/upstream-tunnel.js';
 import { HIGH_WATER, type ClientConnection } from './client-connection.js';
 import { ResponseWriter, type ResponseOutcome } from './response-writer.js';
 import { clientSwitchingHead } from './websocket-handshake.js';
+import { ClientKeepAlive } from './websocket-keepalive.js';
 
 export type ClosedBy = 'client' | 'upstream' | 'm2gw';
 
@@ -60,9 +61,6 @@ export interface SessionHooks {
   onEnded(session: WebSocketSession, report: WebSocketReport): void;
 }
 
-/** Payload of our keep-alive pings: recognisable in the client's pong, which is then swallowed. */
-const PING_PREFIX = 'm2gw-ping:';
-
 type State = 'handshake' | 'open' | 'ended';
 
 export class WebSocketSession implements ResponseSink {
@@ -79,14 +77,9 @@ export class WebSocketSession implements ResponseSink {
   private state: State = 'handshake';
   private writer: ResponseWriter;
   private tunnel: UpstreamTunnel | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private lastFromClient = Date.now();
-  private lastMessage = Date.now();
-  private pingOut: { payload: string; at: number } | null = null;
-  private lastKeepAlive = Date.now();
+  private readonly keepAlive: ClientKeepAlive;
   /** A frame toward the client is half written (its head went, payload still coming). */
   private midFrame = false;
-  private pingSeq = 0;
   private messagesIn = 0;
   private bytesIn = 0;
   private messagesOut = 0;
@@ -112,6 +105,7 @@ export class WebSocketSession implements ResponseSink {
     this.limits = opts.limits;
     this.hooks = opts.hooks;
     this.abort = opts.abort;
+    this.keepAlive = new ClientKeepAlive(this.conn, this.limits, () => this.midFrame, (why) => this.closeBoth(CLOSE_CODE.GOING_AWAY, why));
     // The handshake is refused or failed: an ordinary HTTP response, then the connection
     // closes (Mongrel2 already treats it as a WebSocket, so nothing more can follow on it).
     this.writer = new ResponseWriter(
@@ -170,6 +164,7 @@ export class WebSocketSession implements ResponseSink {
         onDataPayload: (c) => this.toClient(c),
         onDataEnd: () => {
           this.midFrame = false;
+          this.keepAlive.frameEnded();
           this.conn.flushSoon();
         },
         onControl: (op, payload) => this.upstreamControl(op, payload),
@@ -177,9 +172,7 @@ export class WebSocketSession implements ResponseSink {
         onClosed: () => this.upstreamClosed(),
       },
     );
-    const tick = Math.max(50, Math.min(this.limits.pingIntervalMs, this.limits.idleTimeoutMs) / 4);
-    this.timer = setInterval(() => this.onTick(), tick);
-    this.timer.unref();
+    this.keepAlive.start();
     this.hooks.onOpened(this);
   }
 
@@ -196,11 +189,11 @@ export class WebSocketSession implements ResponseSink {
     if (this.state !== 'open') return;
     const opcode = flags & 0x0f;
     const now = Date.now();
-    this.lastFromClient = now;
+    this.keepAlive.fromClient(now);
     switch (opcode) {
       case OPCODE.TEXT:
       case OPCODE.BINARY: {
-        this.lastMessage = now;
+        this.keepAlive.message(now);
         this.messagesIn++;
         this.bytesIn += body.length;
         this.hooks.onMessage('to-upstream', body.length);
@@ -213,10 +206,7 @@ export class WebSocketSession implements ResponseSink {
         this.tunnel!.sendControl(OPCODE.PING, body.subarray(0, 125));
         return;
       case OPCODE.PONG:
-        if (this.pingOut !== null && body.toString('latin1') === this.pingOut.payload) {
-          this.pingOut = null;
-          return;
-        }
+        if (this.keepAlive.answersOurPing(body)) return;
         this.tunnel!.sendControl(OPCODE.PONG, body.subarray(0, 125));
         return;
       case OPCODE.CLOSE:
@@ -269,7 +259,7 @@ export class WebSocketSession implements ResponseSink {
     this.midFrame = head.length > 0;
     if (head.first) {
       this.messagesOut++;
-      this.lastMessage = Date.now();
+      this.keepAlive.message(Date.now());
     }
     if (head.length === 0) this.conn.flushSoon();
   }
@@ -342,35 +332,10 @@ export class WebSocketSession implements ResponseSink {
     this.conn.close();
   }
 
-  private onTick(): void {
-    if (this.state !== 'open') return;
-    const now = Date.now();
-    if (now - this.lastMessage >= this.limits.idleTimeoutMs) {
-      return this.closeBoth(CLOSE_CODE.GOING_AWAY, 'idle timeout');
-    }
-    if (now - this.lastKeepAlive >= this.limits.pingIntervalMs) {
-      // Mongrel2 does not count WebSocket frames as activity (its state loop, which calls
-      // Register_ping, is not re-entered per frame), so with limits.min_ping exceeded and low
-      // read/write rates it kills even a chatty WebSocket. `ctl keep-alive` is what resets it.
-      this.lastKeepAlive = now;
-      this.conn.socket.send(encodeCtl(this.conn.replySender, [this.conn.connId], { 'keep-alive': true }));
-    }
-    if (this.pingOut !== null) {
-      if (now - this.pingOut.at >= this.limits.pingIntervalMs) this.closeBoth(CLOSE_CODE.GOING_AWAY, 'no pong');
-      return;
-    }
-    if (now - this.lastFromClient >= this.limits.pingIntervalMs) {
-      const payload = PING_PREFIX + (++this.pingSeq).toString(36);
-      this.pingOut = { payload, at: now };
-      this.conn.write(encodeFrame(OPCODE.PING, Buffer.from(payload, 'latin1')), true);
-    }
-  }
-
   private end(code: number, by: ClosedBy, error: M2gwError | null): void {
     if (this.state === 'ended') return;
     this.state = 'ended';
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.keepAlive.stop();
     this.report(101, code, by, error);
   }
 

@@ -13,7 +13,7 @@ import { ClientConnection, type FlushScheduler } from '../../../src/gateway/clie
 import { WebSocketSession, type WebSocketLimits, type WebSocketReport } from '../../../src/gateway/websocket-session.js';
 import { parseReply } from '../../../src/mongrel2/reply.js';
 import { RequestAbort, type ResponseController } from '../../../src/upstream/upstream.js';
-import { CLOSE_CODE, FrameDecoder, OPCODE, acceptKey, encodeClosePayload, encodeFrame, parseClosePayload, type FrameHandler, type FrameHead } from '../../../src/websocket/frame.js';
+import { CLOSE_CODE, FrameDecoder, OPCODE, acceptKey, encodeClosePayload, encodeFrame, encodeFrameHead, parseClosePayload, type FrameHandler, type FrameHead } from '../../../src/websocket/frame.js';
 import { socketPair } from '../../harness/socket-pair.js';
 
 const CLIENT_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -220,6 +220,26 @@ describe('WebSocketSession', () => {
     await until('the no-pong close', () => t.reports.length === 1, 3000);
     assert.equal(t.reports[0]!.closeCode, CLOSE_CODE.GOING_AWAY);
     assert.equal(t.reports[0]!.closedBy, 'm2gw');
+  });
+
+  it('a ping that falls due while a relayed frame is half sent waits for its end: the frame arrives intact, then the ping', async () => {
+    const t = setup({ ...LIMITS, pingIntervalMs: 200 });
+    await t.open();
+    const payload = Buffer.alloc(1000, 0x61);
+    t.app().write(Buffer.concat([encodeFrameHead(true, OPCODE.BINARY, payload.length), payload.subarray(0, 10)]));
+    // Two ping intervals with the client silent: a ping fell due mid-frame, and a pong clock
+    // started then would already have closed the WebSocket.
+    await sleep(450);
+    assert.equal(t.reports.length, 0, 'still open: the client could not have answered a ping it never got');
+    t.app().write(payload.subarray(10));
+    await until('the frame, then the ping', () => t.client().frames.length >= 2, 3000);
+    const frames = t.client().frames;
+    assert.deepEqual(frames[0], { opcode: OPCODE.BINARY, payload });
+    assert.equal(frames[1]!.opcode, OPCODE.PING);
+    assert.match(frames[1]!.payload.toString('latin1'), /^m2gw-ping:/);
+    t.session.onClientMessage(0x80 | OPCODE.PONG, frames[1]!.payload);
+    assert.equal(t.reports.length, 0);
+    t.session.closeBoth(CLOSE_CODE.GOING_AWAY, 'test over');
   });
 
   it('no message either way for idle_timeout closes both sides with 1001', async () => {
