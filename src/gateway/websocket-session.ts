@@ -10,7 +10,11 @@
  *
  * Promises:
  * - toward the client, frames go through the ClientConnection, so download.flow_control
- *   credits apply; upstream reads pause while the connection holds more than HIGH_WATER;
+ *   credits apply; upstream reads pause while the connection holds more than HIGH_WATER,
+ *   whatever filled it: data frames, or pings and pongs (a client that pings and reads
+ *   nothing fills it with the upstream's automatic pongs);
+ * - toward the upstream, messages and pings/pongs alike are bounded (upstream-tunnel.ts):
+ *   past the bound the WebSocket closes with 1008;
  * - a close from either side reaches the other with its code and reason, then both close;
  *   an upstream that drops gets the client a 1011 and Mongrel2's close;
  * - the client is pinged when silent for ping_interval and closed (1001) when a ping goes
@@ -23,7 +27,7 @@ import type { Duplex } from 'node:stream';
 import { ClientGoneError, M2gwError, UpstreamError, asM2gwError, type WebSocketProtocolError } from '../errors.js';
 import type { HeaderList, RequestAbort, ResponseController, ResponseSink } from '../upstream/upstream.js';
 import { CLOSE_CODE, OPCODE, encodeClosePayload, encodeFrame, encodeFrameHead, parseClosePayload, type FrameHead } from '../websocket/frame.js';
-import { UpstreamTunnel } from '../websocket/upstream-tunnel.js';
+import { UpstreamTunnel, type SendResult } from '../websocket/upstream-tunnel.js';
 import { HIGH_WATER, type ClientConnection } from './client-connection.js';
 import { ResponseWriter, type ResponseOutcome } from './response-writer.js';
 import { clientSwitchingHead } from './websocket-handshake.js';
@@ -80,6 +84,8 @@ export class WebSocketSession implements ResponseSink {
   private readonly keepAlive: ClientKeepAlive;
   /** A frame toward the client is half written (its head went, payload still coming). */
   private midFrame = false;
+  /** Upstream reads are paused until the client's queue drains. */
+  private held = false;
   private messagesIn = 0;
   private bytesIn = 0;
   private messagesOut = 0;
@@ -197,24 +203,24 @@ export class WebSocketSession implements ResponseSink {
         this.messagesIn++;
         this.bytesIn += body.length;
         this.hooks.onMessage('to-upstream', body.length);
-        const sent = this.tunnel!.sendMessage(opcode, body);
-        if (sent === 'too-big') this.closeBoth(CLOSE_CODE.MESSAGE_TOO_BIG, `message over ${this.limits.maxMessageBytes} bytes`);
-        else if (sent === 'queue-full') this.closeBoth(CLOSE_CODE.POLICY_VIOLATION, 'upstream is not reading');
-        return;
+        return this.sent(this.tunnel!.sendMessage(opcode, body));
       }
       case OPCODE.PING:
-        this.tunnel!.sendControl(OPCODE.PING, body.subarray(0, 125));
-        return;
+        return this.sent(this.tunnel!.sendControl(OPCODE.PING, body.subarray(0, 125)));
       case OPCODE.PONG:
         if (this.keepAlive.answersOurPing(body)) return;
-        this.tunnel!.sendControl(OPCODE.PONG, body.subarray(0, 125));
-        return;
+        return this.sent(this.tunnel!.sendControl(OPCODE.PONG, body.subarray(0, 125)));
       case OPCODE.CLOSE:
         return this.clientClose(body);
       default:
         // Mongrel2 reassembles fragments, so a bare continuation or unknown opcode is broken input.
         this.closeBoth(CLOSE_CODE.PROTOCOL_ERROR, `unexpected opcode 0x${opcode.toString(16)}`);
     }
+  }
+
+  private sent(result: SendResult): void {
+    if (result === 'too-big') this.closeBoth(CLOSE_CODE.MESSAGE_TOO_BIG, `message over ${this.limits.maxMessageBytes} bytes`);
+    else if (result === 'queue-full') this.closeBoth(CLOSE_CODE.POLICY_VIOLATION, 'upstream is not reading');
   }
 
   private clientClose(payload: Buffer): void {
@@ -269,18 +275,26 @@ export class WebSocketSession implements ResponseSink {
     this.bytesOut += chunk.length;
     this.hooks.onMessage('to-client', chunk.length);
     this.conn.write(chunk);
-    if (this.conn.queuedBytes > HIGH_WATER) {
-      const tunnel = this.tunnel!;
-      tunnel.pause();
-      this.conn.whenDrained(() => tunnel.resume());
-    }
+    this.holdUpstreamWhileQueued();
+  }
+
+  /** Past HIGH_WATER queued for the client, the upstream is not read until the queue drains. */
+  private holdUpstreamWhileQueued(): void {
+    if (this.held || this.conn.queuedBytes <= HIGH_WATER) return;
+    this.held = true;
+    const tunnel = this.tunnel!;
+    tunnel.pause();
+    this.conn.whenDrained(() => {
+      this.held = false;
+      tunnel.resume();
+    });
   }
 
   private upstreamControl(opcode: number, payload: Buffer): void {
     if (this.state !== 'open') return;
     if (opcode !== OPCODE.CLOSE) {
       this.conn.write(encodeFrame(opcode, payload), true);
-      return;
+      return this.holdUpstreamWhileQueued();
     }
     const { code } = parseClosePayload(payload); // validated by the decoder
     this.conn.write(encodeFrame(OPCODE.CLOSE, payload), true);

@@ -9,6 +9,8 @@
  *   then push back on the upstream app;
  * - bytes queued toward the upstream are bounded: `sendMessage` refuses what would exceed
  *   `maxQueuedBytes` (the caller closes with 1008) and messages over `maxMessageBytes` (1009);
+ *   `sendControl` holds pings and pongs to the same bound (each is small, but a client can
+ *   send them as fast as it likes, and an upstream that does not read takes none of them);
  * - `onClosed` is called exactly once, whatever ended the socket.
  */
 import { randomFillSync } from 'node:crypto';
@@ -80,9 +82,12 @@ export class UpstreamTunnel {
   }
 
   /** A ping or pong (payload ≤ 125 bytes). */
-  sendControl(opcode: number, payload: Buffer): void {
-    if (this.closed || this.closeSent) return;
+  sendControl(opcode: number, payload: Buffer): SendResult {
+    if (this.closed || this.closeSent) return 'closed';
+    const queued = this.socket.writableLength;
+    if (queued > 0 && queued + payload.length > this.opts.maxQueuedBytes) return 'queue-full';
     this.socket.write(encodeFrame(opcode, payload, { maskKey: maskKey() }));
+    return 'sent';
   }
 
   /**

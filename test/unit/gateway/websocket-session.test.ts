@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { M2gwError } from '../../../src/errors.js';
-import { ClientConnection, type FlushScheduler } from '../../../src/gateway/client-connection.js';
+import { ClientConnection, HIGH_WATER, type FlushScheduler } from '../../../src/gateway/client-connection.js';
 import { WebSocketSession, type WebSocketLimits, type WebSocketReport } from '../../../src/gateway/websocket-session.js';
 import { parseReply } from '../../../src/mongrel2/reply.js';
 import { RequestAbort, type ResponseController } from '../../../src/upstream/upstream.js';
@@ -240,6 +240,39 @@ describe('WebSocketSession', () => {
     t.session.onClientMessage(0x80 | OPCODE.PONG, frames[1]!.payload);
     assert.equal(t.reports.length, 0);
     t.session.closeBoth(CLOSE_CODE.GOING_AWAY, 'test over');
+  });
+
+  it("pongs toward a client that reads nothing pause the app like data does; nothing is lost once it reads", async () => {
+    const t = setup();
+    t.conn.resetCredits(64 * 1024); // flow control, and the client returns no credits
+    await t.open();
+    // What a client that pings and never reads gets: the app's automatic pongs, ~2.5 MB of them.
+    const count = 20_000;
+    const pong = encodeFrame(OPCODE.PONG, Buffer.alloc(125, 0x6f));
+    t.app().write(Buffer.concat(Array.from({ length: count }, () => pong)));
+    await sleep(300);
+    // One socket read may be decoded before the pause takes effect.
+    assert.ok(t.conn.queuedBytes < HIGH_WATER + 128 * 1024, `${t.conn.queuedBytes} bytes queued for the client`);
+    assert.equal(t.reports.length, 0);
+    t.conn.resetCredits(1 << 30);
+    t.conn.credit(0);
+    await until('every pong at the client', () => t.client().frames.length === count, 10_000);
+    assert.ok(t.client().frames.every((f) => f.opcode === OPCODE.PONG));
+    t.session.closeBoth(CLOSE_CODE.GOING_AWAY, 'test over');
+  });
+
+  it('pings toward an app that does not read: the WebSocket closes with 1008 instead of queueing without bound', async () => {
+    const t = setup();
+    await t.open();
+    t.app().pause();
+    const payload = Buffer.alloc(125, 0x70);
+    // The kernel's socket buffers take a few MiB first; then the queue reaches its bound.
+    for (let i = 0; i < 1_000_000 && t.reports.length === 0; i++) t.session.onClientMessage(0x80 | OPCODE.PING, payload);
+    assert.equal(t.reports.length, 1);
+    assert.equal(t.reports[0]!.closeCode, CLOSE_CODE.POLICY_VIOLATION);
+    assert.equal(t.reports[0]!.closedBy, 'm2gw');
+    await until('the close message', () => t.client().closes === 1);
+    assert.equal(parseClosePayload(t.client().frames.find((f) => f.opcode === OPCODE.CLOSE)!.payload).code, CLOSE_CODE.POLICY_VIOLATION);
   });
 
   it('no message either way for idle_timeout closes both sides with 1001', async () => {

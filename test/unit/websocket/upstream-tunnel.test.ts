@@ -169,6 +169,28 @@ describe('UpstreamTunnel', () => {
     await cut(t);
   });
 
+  it('holds pings and pongs to maxQueuedBytes too: a client pinging an app that does not read is refused, not queued without end', async () => {
+    const t = await openTunnel();
+    const { app, tunnel } = t;
+    app.pause();
+    const payload = Buffer.alloc(125, 0x70);
+    let result = 'sent';
+    let sent = 0;
+    // The kernel's socket buffers take a few MiB first: far fewer pings than this.
+    while (result === 'sent' && sent < 1_000_000) {
+      result = tunnel.sendControl(sent % 2 === 0 ? OPCODE.PING : OPCODE.PONG, payload);
+      if (result === 'sent') sent++;
+    }
+    assert.equal(result, 'queue-full', `refused after ${sent} control frames`);
+    assert.ok(tunnel.queuedBytes <= OPTS.maxQueuedBytes + 131, `queued ${tunnel.queuedBytes} bytes`);
+    const seen = appReader(app);
+    app.resume();
+    await until(() => tunnel.queuedBytes === 0, 'the queue to drain', 10_000);
+    assert.equal(tunnel.sendControl(OPCODE.PING, payload), 'sent');
+    await until(() => seen.frames.length === sent + 1, 'every control frame accepted, at the app', 10_000);
+    await cut(t);
+  });
+
   it('pause() holds frames back until resume()', async () => {
     const t = await openTunnel();
     const { app, ev, tunnel } = t;
