@@ -151,6 +151,8 @@ export class WebSocketSession implements ResponseSink {
   onResponseUpgrade(status: number, headers: HeaderList, socket: Duplex): void {
     if (this.state !== 'handshake' || this.conn.finished) {
       socket.destroy();
+      // A client gone unannounced still ends the handshake: its report gives back the max_websockets slot.
+      if (this.state === 'handshake') this.onResponseError(new ClientGoneError('request-sent', 'client gone before the upgrade'));
       return;
     }
     const head = clientSwitchingHead(this.upstreamName, this.clientKey, status, headers);

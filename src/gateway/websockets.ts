@@ -6,8 +6,14 @@
  * Promises: a handshake is refused with an ordinary HTTP error (then the connection
  * closes) when there is no route (404), the route has `websocket = false` or a FastCGI
  * upstream (400: PHP cannot hold a WebSocket over FastCGI), the key is malformed (400),
- * `gateway.max_websockets` are open (503) or the process is draining (503). Every session
- * here is a busy connection: it must not be handed to another worker while open.
+ * `gateway.max_websockets` are open or opening (503) or the process is draining (503). Every
+ * session here is a busy connection: it must not be handed to another worker while open.
+ *
+ * A handshake takes its max_websockets slot when it is accepted, not when the upstream's 101
+ * arrives: counted at the 101, every handshake of a burst passed the check before the first
+ * one opened, and the limit held only for clients polite enough to arrive one at a time. The
+ * slot is given back in ended(), which every session reaches exactly once, whichever way it
+ * ends (refused by the app, app unreachable, client gone, drain, closed after opening).
  */
 import type { Config } from '../config/schema.js';
 import { DEFAULTS } from '../config/schema.js';
@@ -30,7 +36,8 @@ export class WebSockets {
   private readonly hooks: GatewayHooks;
   private readonly accessLog: boolean;
   private readonly sessions = new Map<string, WebSocketSession>();
-  private openCount = 0;
+  /** Sessions holding a gateway.max_websockets slot: accepted handshakes and open WebSockets. */
+  private readonly slots = new Set<WebSocketSession>();
   private draining = false;
   private idleWaiters: Array<() => void> = [];
 
@@ -82,10 +89,7 @@ export class WebSockets {
       limits,
       abort,
       hooks: {
-        onOpened: () => {
-          this.openCount++;
-          this.hooks.onWebSocketOpened?.();
-        },
+        onOpened: () => this.hooks.onWebSocketOpened?.(),
         onMessage: (direction, bytes) => this.hooks.onWebSocketMessage?.(direction, bytes),
         onEnded: (s, report) => this.ended(s, report),
       },
@@ -100,11 +104,13 @@ export class WebSockets {
     else if (!route.websocket) refusal = new M2gwError('M2GW_BAD_REQUEST', `WebSockets are disabled on route ${route.prefix}`, 'route');
     else if (!http) refusal = new M2gwError('M2GW_BAD_REQUEST', `route ${route.prefix} goes to a FastCGI upstream, which cannot carry a WebSocket`, 'route');
     else if (!isValidClientKey(clientKey)) refusal = new M2gwError('M2GW_BAD_REQUEST', 'malformed Sec-WebSocket-Key', 'route');
-    else if (this.openCount >= this.config.gateway.maxWebsockets) {
-      refusal = new M2gwError('M2GW_SATURATED', `${this.openCount} WebSockets open (gateway.max_websockets)`, 'route');
+    else if (this.slots.size >= this.config.gateway.maxWebsockets) {
+      refusal = new M2gwError('M2GW_SATURATED', `${this.slots.size} WebSockets open or opening (gateway.max_websockets)`, 'route');
     }
     if (refusal !== null || !route) return session.refuse(refusal ?? new M2gwError('M2GW_INTERNAL', 'no route', 'route'));
 
+    // Before forwarding: an upstream that fails at once ends the session (and frees the slot) inside forwardTo.
+    this.slots.add(session);
     forwardTo(route.upstream, upgradeRequest(upstreamRequestFor(requestId, 'GET', route, line, req.headers, null, abort)), session);
   }
 
@@ -143,7 +149,7 @@ export class WebSockets {
 
   private ended(session: WebSocketSession, r: WebSocketReport): void {
     if (this.sessions.get(session.key) === session) this.sessions.delete(session.key);
-    if (r.status === 101) this.openCount--;
+    this.slots.delete(session);
     if (this.accessLog) {
       this.log.info('access', {
         type: 'websocket',

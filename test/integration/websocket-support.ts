@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 
 export interface SeenHandshake {
@@ -26,7 +27,8 @@ export interface WsUpstream {
  * Paths: `/ws/echo` echoes every message (text stays text, binary binary);
  * `/ws/forbidden` answers the upgrade with 403; `/ws/close-me` closes with 4000 "bye from app"
  * on the first message; `/ws/drop` destroys the socket on the first message;
- * `/ws/info` sends one JSON text message describing the handshake.
+ * `/ws/info` sends one JSON text message describing the handshake; `/ws/slow…` answers the
+ * upgrade after 300 ms (handshakes sent together all reach m2gw before the first 101), then echoes.
  */
 export async function startWsUpstream(): Promise<WsUpstream> {
   const handshakes: SeenHandshake[] = [];
@@ -47,6 +49,11 @@ export async function startWsUpstream(): Promise<WsUpstream> {
       socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nforbidden\n');
       return;
     }
+    if (req.url?.startsWith('/ws/slow')) setTimeout(() => upgrade(req, socket, head), 300);
+    else upgrade(req, socket, head);
+  });
+  const upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (socket.destroyed) return;
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.push(ws);
       closes.push(new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }))));
@@ -61,7 +68,7 @@ export async function startWsUpstream(): Promise<WsUpstream> {
         ws.send(data, { binary: isBinary });
       });
     });
-  });
+  };
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {

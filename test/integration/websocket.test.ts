@@ -264,6 +264,7 @@ describe('WebSocket keep-alive and limits', () => {
 
   before(async () => {
     app = await startWsUpstream();
+    const downPort = await freePort();
     chain = await startChain({
       // Mongrel2 checks limits every tick_timer seconds; min_ping 2 makes an unattended
       // WebSocket die within a few seconds.
@@ -286,6 +287,13 @@ upstream = "app"
 prefix = "/quiet/"
 upstream = "quiet"
 strip_prefix = true
+[upstream.down]
+type = "http"
+url = "http://127.0.0.1:${downPort}"
+retries = 0
+[[route]]
+prefix = "/down/"
+upstream = "down"
 `,
     });
   });
@@ -303,6 +311,38 @@ strip_prefix = true
     a.close();
     b.close();
   });
+
+  it('counts a handshake against gateway.max_websockets from its arrival: of six sent together, two open and four get 503', async () => {
+    await waitFor(() => chain.gateway.websocketCount === 0);
+    // The app answers /ws/slow after 300 ms: all six are with m2gw before the first 101.
+    const results = await Promise.allSettled(Array.from({ length: 6 }, () => connect(wsUrl(chain.url, '/ws/slow'))));
+    const opened = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const refused = results.flatMap((r) => (r.status === 'rejected' ? [refusal(r.reason).status] : []));
+    for (const ws of opened) ws.close();
+    assert.equal(opened.length, 2, `${opened.length} opened`);
+    assert.deepEqual(refused, [503, 503, 503, 503]);
+    await waitFor(() => chain.gateway.websocketCount === 0);
+  });
+
+  it('a handshake that does not open gives its slot back: refused by the app, app unreachable, client gone mid-handshake', async () => {
+    await waitFor(() => chain.gateway.websocketCount === 0);
+    // Three rounds against a limit of two: one slot kept by any of these ways would show below.
+    for (let round = 0; round < 3; round++) {
+      assert.equal(refusal(await connect(wsUrl(chain.url, '/ws/forbidden')).then(() => assert.fail('opened'), (e: unknown) => e)).status, 403);
+      assert.equal(refusal(await connect(wsUrl(chain.url, '/down/ws')).then(() => assert.fail('opened'), (e: unknown) => e)).status, 502);
+      const gone = new WebSocket(wsUrl(chain.url, '/ws/slow'));
+      gone.on('error', () => undefined);
+      await waitFor(() => chain.gateway.websocketCount === 1);
+      gone.terminate();
+      await waitFor(() => chain.gateway.websocketCount === 0);
+    }
+    const a = await connect(wsUrl(chain.url, '/ws/echo'));
+    const b = await connect(wsUrl(chain.url, '/ws/echo'));
+    a.close();
+    b.close();
+    await waitFor(() => chain.gateway.websocketCount === 0);
+  });
+
   it('closes with 1001 when the client does not answer pings', async () => {
     const ws = await connect(wsUrl(chain.url, '/ws/echo'), { autoPong: false });
     const closed = closeOf(ws);

@@ -299,6 +299,16 @@ describe('WebSocketSession', () => {
     assert.equal(t.reports.length, 1, 'onEnded exactly once');
   });
 
+  it('a 101 for a connection already gone ends the handshake: the app socket is cut, one report (its max_websockets slot is given back)', async () => {
+    const t = setup();
+    t.conn.abandon(); // gone without a disconnect reaching the session
+    await t.open();
+    assert.equal(t.opened(), 0);
+    assert.equal(t.reports.length, 1);
+    assert.equal(t.reports[0]!.error?.code, 'M2GW_CLIENT_GONE');
+    await until('the app sees its socket end', () => t.appEnded());
+  });
+
   it('a client gone during the handshake aborts the upstream request', async () => {
     const t = setup();
     let aborted: unknown = null;
