@@ -5,7 +5,8 @@
  *
  * Promises: a handshake is refused with an ordinary HTTP error (then the connection
  * closes) when there is no route (404), the route has `websocket = false` or a FastCGI
- * upstream (400: PHP cannot hold a WebSocket over FastCGI), the key is malformed (400),
+ * upstream (400: PHP cannot hold a WebSocket over FastCGI), the path has a `..` segment (400,
+ * as for HTTP requests), the key is malformed (400),
  * `gateway.max_websockets` are open or opening (503) or the process is draining (503). Every
  * session here is a busy connection: it must not be handed to another worker while open.
  *
@@ -25,7 +26,7 @@ import { isValidClientKey } from '../websocket/frame.js';
 import type { ConnState } from './connections.js';
 import { controlByteRefusal, readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
 import type { GatewayHooks } from './request-log.js';
-import type { Router } from './router.js';
+import { dotDotSegment, type Router } from './router.js';
 import { upgradeRequest } from './websocket-handshake.js';
 import { WebSocketSession, type WebSocketLimits, type WebSocketReport } from './websocket-session.js';
 
@@ -68,7 +69,9 @@ export class WebSockets {
     this.sessions.get(key)?.shutdown();
     const line = readRequestLine(req);
     const requestId = requestIdFor(req.headers);
-    const route = this.router.match(line.host, line.path);
+    // Before routing, as for HTTP requests: `/pub/../admin/ws` must not match `/pub/` (router.ts, dotDotSegment).
+    const dotDot = dotDotSegment(line.path);
+    const route = dotDot ? null : this.router.match(line.host, line.path);
     const upstreamConfig = route ? this.config.upstreams[route.upstream.name] : undefined;
     const http = upstreamConfig?.type === 'http' ? upstreamConfig : null;
     const d = DEFAULTS.http;
@@ -100,6 +103,7 @@ export class WebSockets {
     const controlByte = controlByteRefusal(req);
     if (this.draining) refusal = new M2gwError('M2GW_SHUTTING_DOWN', 'gateway is shutting down', 'route');
     else if (controlByte) refusal = controlByte;
+    else if (dotDot) refusal = new M2gwError('M2GW_BAD_REQUEST', 'dot-dot segment in the path', 'route');
     else if (!route) refusal = new M2gwError('M2GW_NO_ROUTE', `no route for ${line.host || '*'}${line.path}`, 'route');
     else if (!route.websocket) refusal = new M2gwError('M2GW_BAD_REQUEST', `WebSockets are disabled on route ${route.prefix}`, 'route');
     else if (!http) refusal = new M2gwError('M2GW_BAD_REQUEST', `route ${route.prefix} goes to a FastCGI upstream, which cannot carry a WebSocket`, 'route');

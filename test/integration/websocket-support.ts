@@ -3,7 +3,7 @@
  * (echo, plus a few behaviours tests ask for by path) and helpers around the `ws` client.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 
@@ -138,6 +138,30 @@ export async function nextMessage(ws: WebSocket): Promise<{ data: Buffer; binary
 
 export function closeOf(ws: WebSocket): Promise<{ code: number; reason: string }> {
   return new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+}
+
+/**
+ * A handshake for `path` written byte for byte (a ws client removes dot-segments from its URL
+ * before sending): resolves with the response head, or what came before the connection ended.
+ */
+export function rawHandshake(httpUrl: string, path: string): Promise<string> {
+  const { hostname, port } = new URL(httpUrl);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname);
+    let got = '';
+    const done = (): void => {
+      socket.destroy();
+      resolve(got.includes('\r\n\r\n') ? got.slice(0, got.indexOf('\r\n\r\n')) : got);
+    };
+    socket.on('data', (c: Buffer) => {
+      got += c.toString('latin1');
+      if (got.includes('\r\n\r\n')) done();
+    });
+    socket.on('close', done);
+    socket.on('error', reject);
+    socket.setTimeout(10_000, done);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  });
 }
 
 export function wsUrl(httpUrl: string, path: string): string {

@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { freePort } from '../harness/ports.js';
 import { waitFor } from '../harness/wait.js';
 import { startChain, type Chain } from './gateway-support.js';
-import { closeOf, connect, nextMessage, startWsUpstream, wsUrl, type WsUpstream } from './websocket-support.js';
+import { closeOf, connect, nextMessage, rawHandshake, startWsUpstream, wsUrl, type WsUpstream } from './websocket-support.js';
 
 function refusal(err: unknown): { status: number; body: string } {
   const e = err as { status?: number; body?: string };
@@ -214,6 +214,22 @@ websocket = false
       const r = refusal(await connect(wsUrl(chain.url, path)).then(() => assert.fail('opened'), (e: unknown) => e));
       assert.equal(r.status, 400, path);
     }
+  });
+
+  it('refuses a handshake with a dot-dot segment (400, as over HTTP) before routing: the app never sees it', async () => {
+    const seen = app.handshakes.length;
+    // Each would match /small/ (or /) and reach the app with its `..` left for the app to resolve.
+    const paths = ['/small/../ws/echo', '/small/%2e%2E/ws/echo', '/small/..;/ws/echo', '/small/..%2fws/echo', '/ws/..%5cws/echo'];
+    for (const path of paths) {
+      const head = await rawHandshake(chain.url, path);
+      assert.match(head, /^HTTP\/1\.1 400 /, `${path}: ${head.split('\r\n')[0]}`);
+    }
+    assert.deepEqual(app.handshakes.slice(seen).map((h) => h.url), [], 'no handshake reached the app');
+    const refused = (): unknown[] => chain.logs.filter((l) => l.type === 'websocket' && paths.includes(String(l.path))).map((l) => [l.status, l.error]);
+    await waitFor(() => refused().length === paths.length);
+    assert.deepEqual(refused(), paths.map(() => [400, 'M2GW_BAD_REQUEST']));
+    // The same path without the dot-dot segment opens: the refusal is the segment's.
+    assert.match(await rawHandshake(chain.url, '/small/ws/echo'), /^HTTP\/1\.1 101 /);
   });
 
   it('closes with 1009 for a client message over websocket_max_message', async () => {
