@@ -12,6 +12,11 @@
  * are twins: both PULL from the same send_spec meanwhile and Mongrel2 round-robins
  * between them, so each hands over what belongs to the other (a connection the old one
  * still holds, a new connection arriving on the old one).
+ *
+ * Twins are every open handler on the same send_spec, found from what is open rather than
+ * paired by the reload's plan: a handler still draining from an earlier reload shares
+ * the spec too (removed then put back, changed twice, put back then removed again), and
+ * the plan sees only the current handlers. One finishing relinks the rest.
  */
 import type { HandlerConfig } from '../config/schema.js';
 import { HandlerWatch } from '../gateway/handler-watch.js';
@@ -33,8 +38,8 @@ export interface LiveHandler {
   readonly watch: HandlerWatch;
   /** Removed by a reload, still finishing its connections. */
   removing: boolean;
-  /** The handler this one replaces or is replaced by (same send_spec), while both are open. */
-  twin: number | null;
+  /** The other open handlers on the same send_spec (see the twins above). */
+  twins: readonly number[];
 }
 
 export class LiveHandlers {
@@ -59,7 +64,7 @@ export class LiveHandlers {
 
   /** The first config's handlers: ids 0..n-1. */
   init(configs: readonly HandlerConfig[]): void {
-    this.current = configs.map((config) => this.create(this.nextId++, config, null).id);
+    this.current = configs.map((config) => this.create(this.nextId++, config).id);
   }
 
   plan(next: readonly HandlerConfig[]): HandlerPlan {
@@ -85,9 +90,10 @@ export class LiveHandlers {
    * handlers, start removing the removed ones. Resolves once the added ones are connected.
    */
   async apply(plan: HandlerPlan, drainTimeoutMs: number): Promise<void> {
-    for (const a of plan.added) this.create(a.id, a.config, a.twin);
-    for (const r of plan.removed) this.remove(r.id, r.twin, drainTimeoutMs);
+    for (const a of plan.added) this.create(a.id, a.config);
+    for (const r of plan.removed) this.remove(r.id, drainTimeoutMs);
     this.current = plan.ids;
+    this.linkTwins();
     if (plan.added.length > 0 || plan.removed.length > 0) {
       this.log().info('handlers changed by reload', {
         added: plan.added.map((a) => a.config.sendSpec),
@@ -109,7 +115,7 @@ export class LiveHandlers {
     await Promise.all([...this.byId.values()].map((h) => h.socket.close().catch(() => undefined)));
   }
 
-  private create(id: number, config: HandlerConfig, twin: number | null): LiveHandler {
+  private create(id: number, config: HandlerConfig): LiveHandler {
     const h: LiveHandler = {
       id,
       config,
@@ -117,17 +123,16 @@ export class LiveHandlers {
       // The getter, not the logger: a reload replaces the logger and closes the old one.
       watch: new HandlerWatch(config.sendSpec, this.log),
       removing: false,
-      twin,
+      twins: [],
     };
     this.byId.set(id, h);
     return h;
   }
 
-  private remove(id: number, twin: number | null, drainTimeoutMs: number): void {
+  private remove(id: number, drainTimeoutMs: number): void {
     const h = this.byId.get(id);
     if (!h) return;
     h.removing = true;
-    h.twin = twin;
     this.owners.refuseHandler(id);
     const deadline = Date.now() + drainTimeoutMs;
     const check = (): void => {
@@ -138,34 +143,41 @@ export class LiveHandlers {
       }
       this.byId.delete(id);
       this.owners.forgetHandler(id);
-      if (twin !== null) {
-        const t = this.byId.get(twin);
-        if (t) t.twin = null;
-      }
+      this.linkTwins();
       this.log().info('removed handler disconnected', { handler: h.config.sendSpec, connections_left: left });
       void h.socket.close().catch(() => undefined);
     };
     check();
   }
 
+  private linkTwins(): void {
+    const open = this.list();
+    for (const h of open) h.twins = open.filter((o) => o !== h && o.config.sendSpec === h.config.sendSpec).map((o) => o.id);
+  }
+
   /** One message from a handler's PULL, to the owner of its connection (see the twins above). */
   private deliverFrom(h: LiveHandler, msg: Buffer): void {
-    const twin = h.twin === null ? undefined : this.byId.get(h.twin);
-    if (twin) {
-      let connId: string | null = null;
-      try {
-        connId = peekRoutingKey(msg).connId;
-      } catch {
-        // ConnectionOwners reports it
-      }
+    if (h.twins.length > 0) {
+      const connId = connIdOf(msg);
       if (connId !== null && this.owners.ownerOf(h.id, connId) === null) {
-        // The old handler's connections stay with it; new connections go to the one that stays.
-        if (this.owners.ownerOf(twin.id, connId) !== null || (h.removing && !twin.removing)) {
-          this.owners.deliver(twin.id, msg);
+        // A connection stays with the handler holding it; a new one goes to the one that stays.
+        const to =
+          h.twins.find((t) => this.owners.ownerOf(t, connId) !== null) ??
+          (h.removing ? h.twins.find((t) => !this.byId.get(t)!.removing) : undefined);
+        if (to !== undefined) {
+          this.owners.deliver(to, msg);
           return;
         }
       }
     }
     this.owners.deliver(h.id, msg);
+  }
+}
+
+function connIdOf(msg: Buffer): string | null {
+  try {
+    return peekRoutingKey(msg).connId;
+  } catch {
+    return null; // ConnectionOwners reports it
   }
 }

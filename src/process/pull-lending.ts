@@ -88,7 +88,7 @@ export class PullLending {
     if (w.state !== 'active' || w.generation !== this.deps.generation || this.declined.has(w)) return;
     for (const id of handlers.current) {
       const h = handlers.get(id);
-      if (!h || h.removing || h.twin !== null || this.lentTo.has(id)) continue;
+      if (!h || h.removing || h.twins.length > 0 || this.lentTo.has(id)) continue;
       const pull = h.socket.lendPull();
       if (!pull) continue;
       // After lendPull: what it read and delivered is counted.

@@ -7,8 +7,9 @@
  * connected, its connections stay with their workers), whatever moved around it. Any
  * other handler in the new file is added (new id, new sockets); a running one the new
  * file no longer has is removed. A changed one (same send_spec, other recv_spec or
- * recv_ident) is both: it is added, and the old one is removed, as each other's twin so
- * the supervisor can route a connection's messages to whichever of the two holds it.
+ * recv_ident) is both: it is added, and the old one is removed; live-handlers.ts links
+ * them as twins (by send_spec, with any handler still draining on it) so the supervisor
+ * can route a connection's messages to whichever holds it.
  */
 import fs from 'node:fs';
 import { parseConfigText } from '../config/load.js';
@@ -43,9 +44,9 @@ export interface RunningHandler {
 export interface HandlerPlan {
   /** The id of each handler of the new config, in its order (what its workers are told). */
   readonly ids: readonly number[];
-  readonly added: ReadonlyArray<{ readonly id: number; readonly config: HandlerConfig; readonly twin: number | null }>;
-  /** Running handlers the new config does not have; `twin`: the id that replaces it. */
-  readonly removed: ReadonlyArray<{ readonly id: number; readonly twin: number | null }>;
+  readonly added: ReadonlyArray<{ readonly id: number; readonly config: HandlerConfig }>;
+  /** Running handlers the new config does not have. */
+  readonly removed: ReadonlyArray<{ readonly id: number }>;
 }
 
 function sameSockets(a: HandlerConfig, b: HandlerConfig): boolean {
@@ -55,7 +56,7 @@ function sameSockets(a: HandlerConfig, b: HandlerConfig): boolean {
 export function planHandlers(running: readonly RunningHandler[], next: readonly HandlerConfig[], newId: () => number): HandlerPlan {
   const kept = new Set<number>();
   const ids: number[] = [];
-  const added: Array<{ id: number; config: HandlerConfig; twin: number | null }> = [];
+  const added: Array<{ id: number; config: HandlerConfig }> = [];
   for (const config of next) {
     const same = running.find((r) => !kept.has(r.id) && sameSockets(r.config, config));
     if (same) {
@@ -64,15 +65,9 @@ export function planHandlers(running: readonly RunningHandler[], next: readonly 
     } else {
       const id = newId();
       ids.push(id);
-      added.push({ id, config, twin: null });
+      added.push({ id, config });
     }
   }
-  const removed: Array<{ id: number; twin: number | null }> = [];
-  for (const r of running) {
-    if (kept.has(r.id)) continue;
-    const replacement = added.find((a) => a.twin === null && a.config.sendSpec === r.config.sendSpec);
-    if (replacement) replacement.twin = r.id;
-    removed.push({ id: r.id, twin: replacement?.id ?? null });
-  }
+  const removed = running.filter((r) => !kept.has(r.id)).map((r) => ({ id: r.id }));
   return { ids, added, removed };
 }

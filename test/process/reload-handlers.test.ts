@@ -3,8 +3,10 @@
  * One Mongrel2 with four Handlers (routes /a/ /b/ /c/ /d/); m2gw starts with A, B, C and
  * reloads to A, C changed (another recv_ident: a remove plus an add on the same send_spec)
  * and D. A keeps serving throughout without a failed request; B's in-flight request ends
- * normally before B disconnects; C and D serve after the reload. With two workers, and with one
- * (the supervisor lends it every handler's PULL: taken back for the reload, lent again after).
+ * normally before B disconnects; C and D serve after the reload. Then C is removed and put
+ * back while its removal still drains: both PULLs share its send_spec and every request on C
+ * is served. With two workers, and with one (the supervisor lends it every handler's PULL:
+ * taken back for the reload, lent again after).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -136,5 +138,24 @@ ${routes}`;
       );
       assert.equal(s!.generation, 2);
     }
+  });
+
+  test('C removed and put back while a request keeps it draining: every request on C served, none refused', async () => {
+    const [a, , c, d] = handlers as [H, H, H, H];
+    const reload = async (list: Array<{ h: H; recvIdent?: string }>): Promise<void> => {
+      await fsp.writeFile(world.configFile, toml(list));
+      const mark = daemon.logs.length;
+      daemon.signal('SIGHUP');
+      await daemon.waitForLog((l) => daemon.logs.indexOf(l) >= mark && l.message.startsWith('reloaded:'), 15_000, 'reload');
+    };
+    const slowC = request(`${world.m2.url}/c/slow/6000`, { timeoutMs: 15_000 });
+    await waitFor(() => world.upA.requests.some((r) => r.url === '/slow/6000'), 5_000, 10, 'C request reached the upstream');
+    await reload([{ h: d }, { h: a }]);
+    await reload([{ h: d }, { h: a }, { h: c, recvIdent: 'c-changed' }]);
+    // Mongrel2 alternates between the two PULLs on C's send_spec.
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) statuses.push((await request(`${world.m2.url}/c/echo/${i}`, { timeoutMs: 5_000 })).status);
+    assert.deepEqual(statuses, Array(8).fill(200));
+    assert.equal((await slowC).status, 200, 'the request that kept C draining finished');
   });
 });
