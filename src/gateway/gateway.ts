@@ -21,10 +21,10 @@ import type { ClientConnection } from './client-connection.js';
 import { ConnectionTable, discardBodyFile, type Active, type ConnState, type HandlerRuntime, type LostCause, type Pending } from './connections.js';
 import { MAX_CONNECTION_STATES } from './limits.js';
 import { Pipeline } from './pipeline.js';
-import { controlByteRefusal, readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
+import { controlByteRefusal, dotDotRefusal, readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
 import { RequestLog, type GatewayHooks } from './request-log.js';
 import { RequestReplyOptions, ResponseWriter, type ResponseOutcome } from './response-writer.js';
-import { Router, dotDotSegment } from './router.js';
+import { Router } from './router.js';
 import { HandlerWatch } from './handler-watch.js';
 import { StreamedUploads } from './streamed-upload.js';
 import { Uploads } from './uploads.js';
@@ -263,10 +263,8 @@ export class Gateway {
     if (this.draining) return writer.onResponseError(new M2gwError('M2GW_SHUTTING_DOWN', 'gateway is shutting down', 'route'), true);
     const controlByte = controlByteRefusal(req);
     if (controlByte) return writer.onResponseError(controlByte);
-    if (dotDotSegment(line.path)) {
-      // Before routing: `/public/../admin` must not match `/public/` (router.ts, dotDotSegment).
-      return writer.onResponseError(new M2gwError('M2GW_BAD_REQUEST', 'dot-dot segment in the path', 'route'));
-    }
+    const dotDot = dotDotRefusal(line.path);
+    if (dotDot) return writer.onResponseError(dotDot);
     if (!route) return writer.onResponseError(new M2gwError('M2GW_NO_ROUTE', `no route for ${line.host || '*'}${line.path}`, 'route'));
     if (this.inFlightCount > this.config.gateway.maxInFlight) {
       return writer.onResponseError(new M2gwError('M2GW_SATURATED', `more than ${this.config.gateway.maxInFlight} requests in flight`, 'route'));

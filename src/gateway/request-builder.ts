@@ -6,7 +6,7 @@
 import { M2gwError } from '../errors.js';
 import { headerFirst, type HeaderValue, type Mongrel2Request } from '../mongrel2/request.js';
 import type { HeaderList, RequestBody, RequestSignal, UpstreamRequest } from '../upstream/upstream.js';
-import { upstreamPath, type Route } from './router.js';
+import { dotDotSegment, upstreamPath, type Route } from './router.js';
 
 /** Request headers that describe the client hop only, or that Mongrel2 already acted on. */
 const DROP = new Set([
@@ -118,6 +118,11 @@ const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
  * The HTTP clients check what they write once more (upstream/http/request-head.ts; undici):
  * an encoder refuses what it cannot write safely, whoever made the request. ~0.25 µs a request.
  */
+/** A path with a `..` segment is a 400, before routing: `/public/../admin` must not match `/public/` (router.ts, dotDotSegment). */
+export function dotDotRefusal(path: string): M2gwError | null {
+  return dotDotSegment(path) ? new M2gwError('M2GW_BAD_REQUEST', 'dot-dot segment in the path', 'route') : null;
+}
+
 export function controlByteRefusal(req: Mongrel2Request): M2gwError | null {
   const where = controlByteAt(req);
   return where === null ? null : new M2gwError('M2GW_BAD_REQUEST', `control character in ${where}`, 'route');

@@ -27,7 +27,7 @@ import { M2gwError } from '../errors.js';
 import type { WarningThrottle } from '../log-throttle.js';
 import { recordLimitHit } from '../metrics/limit-hits.js';
 import { headerFirst, uploadPathMatches, type HeaderValue, type Mongrel2Request } from '../mongrel2/request.js';
-import { discardBodyFile, unlinkQuietly, type ConnectionTable, type ConnState, type HandlerRuntime, type Pending } from './connections.js';
+import { discardBodyFile, unlinkQuietly, type ConnectionTable, type ConnState, type HandlerRuntime } from './connections.js';
 import { MAX_REFUSED_UPLOADS, MAX_UPLOAD_STATES, REFUSED_UPLOAD_TTL_MS } from './limits.js';
 import { readRequestLine } from './request-builder.js';
 import type { Router } from './router.js';
@@ -51,10 +51,6 @@ export class Uploads {
     this.router = router;
     this.conns = conns;
     this.pipeline = pipeline;
-  }
-
-  private enqueue(state: ConnState, pending: Pending): void {
-    this.pipeline.enqueue(state, pending);
   }
 
   /** An accepted upload's place in its connection's pipeline was dropped (the connection closed before its done). */
@@ -110,14 +106,14 @@ export class Uploads {
       return;
     } else if (done === null) {
       // A client-made start header on an ordinary request: serve it as one (never forwarded).
-      this.enqueue(this.conns.stateFor(handler, req, key), { req, bodyFile: null, refusal: null });
+      this.pipeline.enqueue(this.conns.stateFor(handler, req, key), { req, bodyFile: null, refusal: null });
       return;
     }
     const state = this.conns.stateFor(handler, req, key);
     // A done we cannot attribute to a start of ours: a client forging the headers (which must
     // never make us read or delete a file), or an upload whose start we never saw.
     this.warnings.warn('upload done without a matching upload start refused', { conn: req.connId, path: (done ?? '').slice(0, 200) });
-    this.enqueue(state, { req, bodyFile: null, refusal: new M2gwError('M2GW_BAD_REQUEST', 'upload done without matching start', 'route') });
+    this.pipeline.enqueue(state, { req, bodyFile: null, refusal: new M2gwError('M2GW_BAD_REQUEST', 'upload done without matching start', 'route') });
   }
 
   /** A start we believe: remember it, or refuse it now (too large, too many) and close. */
@@ -137,12 +133,12 @@ export class Uploads {
       // deletes the file itself, or, if it already had the whole body, sends a done message,
       // possibly after the close; the remembered path lets that message delete the file.
       this.remember(state, uploadPath);
-      this.enqueue(state, { req, bodyFile: null, refusal, closeAfter: true });
+      this.pipeline.enqueue(state, { req, bodyFile: null, refusal, closeAfter: true });
       return;
     }
     state.uploadPath = uploadPath;
     this.inProgress.add(state);
-    this.enqueue(state, { req, bodyFile: null, refusal: null, awaitingUpload: uploadPath });
+    this.pipeline.enqueue(state, { req, bodyFile: null, refusal: null, awaitingUpload: uploadPath });
   }
 
   /** The done message of a start we believed: enqueue the request with the file as its body. */

@@ -24,9 +24,9 @@ import { headerFirst, type Mongrel2Request } from '../mongrel2/request.js';
 import { RequestAbort, forwardTo } from '../upstream/upstream.js';
 import { isValidClientKey } from '../websocket/frame.js';
 import type { ConnState } from './connections.js';
-import { controlByteRefusal, readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
+import { controlByteRefusal, dotDotRefusal, readRequestLine, requestIdFor, upstreamRequestFor } from './request-builder.js';
 import type { GatewayHooks } from './request-log.js';
-import { dotDotSegment, type Router } from './router.js';
+import type { Router } from './router.js';
 import { upgradeRequest } from './websocket-handshake.js';
 import { WebSocketSession, type WebSocketLimits, type WebSocketReport } from './websocket-session.js';
 
@@ -69,8 +69,8 @@ export class WebSockets {
     this.sessions.get(key)?.shutdown();
     const line = readRequestLine(req);
     const requestId = requestIdFor(req.headers);
-    // Before routing, as for HTTP requests: `/pub/../admin/ws` must not match `/pub/` (router.ts, dotDotSegment).
-    const dotDot = dotDotSegment(line.path);
+    // Before routing, as for HTTP requests: `/pub/../admin/ws` must not match `/pub/`.
+    const dotDot = dotDotRefusal(line.path);
     const route = dotDot ? null : this.router.match(line.host, line.path);
     const upstreamConfig = route ? this.config.upstreams[route.upstream.name] : undefined;
     const http = upstreamConfig?.type === 'http' ? upstreamConfig : null;
@@ -103,7 +103,7 @@ export class WebSockets {
     const controlByte = controlByteRefusal(req);
     if (this.draining) refusal = new M2gwError('M2GW_SHUTTING_DOWN', 'gateway is shutting down', 'route');
     else if (controlByte) refusal = controlByte;
-    else if (dotDot) refusal = new M2gwError('M2GW_BAD_REQUEST', 'dot-dot segment in the path', 'route');
+    else if (dotDot) refusal = dotDot;
     else if (!route) refusal = new M2gwError('M2GW_NO_ROUTE', `no route for ${line.host || '*'}${line.path}`, 'route');
     else if (!route.websocket) refusal = new M2gwError('M2GW_BAD_REQUEST', `WebSockets are disabled on route ${route.prefix}`, 'route');
     else if (!http) refusal = new M2gwError('M2GW_BAD_REQUEST', `route ${route.prefix} goes to a FastCGI upstream, which cannot carry a WebSocket`, 'route');

@@ -135,48 +135,46 @@ test('keep-alive: a quiet open request sends ["ctl", {"keep-alive": 1}]; none af
 const sleepMs = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const ctlOf = (frames: Buffer[]): string[] => frames.map((f) => parseReply(f)).filter((r) => r.extended).map((r) => r.payload.toString('latin1'));
 
-test('send timeout: a client owing credits gets no keep-alive, and is dropped with a cancel after send_timeout', async () => {
+/** A metered connection with one response open and `bytes` written, timers as given; counts stalls. */
+function openMetered(keepAliveMs: number, sendTimeoutMs: number, bytes: number): { h: ReturnType<typeof harness>; stalls: () => number } {
   const h = harness();
   h.conn.window = 10_000;
-  h.conn.keepAliveMs = 40;
-  h.conn.sendTimeoutMs = 300;
+  h.conn.keepAliveMs = keepAliveMs;
+  h.conn.sendTimeoutMs = sendTimeoutMs;
   let stalled = 0;
   h.conn.onStalled = () => stalled++;
   h.conn.beginResponse();
-  h.conn.write(Buffer.alloc(50_000));
+  h.conn.write(Buffer.alloc(bytes));
   h.flush();
+  return { h, stalls: () => stalled };
+}
+
+test('send timeout: a client owing credits gets no keep-alive, and is dropped with a cancel after send_timeout', async () => {
+  const { h, stalls } = openMetered(40, 300, 50_000);
   assert.equal(h.conn.unackedBytes, 10_000);
   await sleepMs(200);
   assert.deepEqual(ctlOf(h.frames), [], 'no ping while the client has not read what it was sent');
-  assert.equal(stalled, 0, 'not yet: under send_timeout');
+  assert.equal(stalls(), 0, 'not yet: under send_timeout');
   await sleepMs(350);
-  assert.equal(stalled, 1);
+  assert.equal(stalls(), 1);
   assert.deepEqual(ctlOf(h.frames), ['23:3:ctl,13:6:cancel,1:1#}]'], 'one cancel, no ping');
   assert.equal(h.conn.finished, true);
   assert.equal(h.conn.queuedBytes, 0, 'what was queued for it is dropped');
   const n = h.frames.length;
   await sleepMs(150);
   assert.equal(h.frames.length, n, 'nothing after the cancel');
-  assert.equal(stalled, 1);
+  assert.equal(stalls(), 1);
 });
 
 test('send timeout: a slow client that keeps returning credits is not dropped; a quiet upstream still gets pings', async () => {
-  const h = harness();
-  h.conn.window = 10_000;
-  h.conn.keepAliveMs = 60;
-  h.conn.sendTimeoutMs = 200;
-  let stalled = 0;
-  h.conn.onStalled = () => stalled++;
-  h.conn.beginResponse();
-  h.conn.write(Buffer.alloc(60_000));
-  h.flush();
+  const { h, stalls } = openMetered(60, 200, 60_000);
   // Credits trickle back more often than send_timeout, for three times send_timeout.
   for (let i = 0; i < 6; i++) {
     await sleepMs(100);
     h.conn.credit(5_000);
     h.flush();
   }
-  assert.equal(stalled, 0, 'a client that reads is never dropped, however slow');
+  assert.equal(stalls(), 0, 'a client that reads is never dropped, however slow');
   assert.deepEqual(ctlOf(h.frames), [], 'and is sent no ping while it owes credits');
   // It reads everything: now the upstream is the quiet one.
   while (h.conn.queuedBytes > 0 || h.conn.unackedBytes > 0) {
@@ -184,23 +182,15 @@ test('send timeout: a slow client that keeps returning credits is not dropped; a
     h.flush();
   }
   await sleepMs(200);
-  assert.equal(stalled, 0);
+  assert.equal(stalls(), 0);
   assert.ok(ctlOf(h.frames).includes('28:3:ctl,18:10:keep-alive,1:1#}]'), 'a quiet upstream: pings go out');
   h.conn.endResponse();
 });
 
 test('send timeout 0: never dropped', async () => {
-  const h = harness();
-  h.conn.window = 10_000;
-  h.conn.keepAliveMs = 0;
-  h.conn.sendTimeoutMs = 0;
-  let stalled = 0;
-  h.conn.onStalled = () => stalled++;
-  h.conn.beginResponse();
-  h.conn.write(Buffer.alloc(50_000));
-  h.flush();
+  const { h, stalls } = openMetered(0, 0, 50_000);
   await sleepMs(150);
-  assert.equal(stalled, 0);
+  assert.equal(stalls(), 0);
   assert.equal(h.conn.finished, false);
   h.conn.endResponse();
 });

@@ -81,12 +81,18 @@ test('a connection whose flush throws is given up alone; the others in the same 
   assert.deepEqual(sent, ['good']);
 });
 
-test('an async upload holds its place from its start: requests pipelined after it wait, in order, until its done fills it', () => {
+/** A pipeline whose start marks the connection active and records the started request's connId. */
+function recordingPipeline(): { p: Pipeline; started: string[] } {
   const started: string[] = [];
   const p = new Pipeline((s, x) => {
     started.push(x.req.connId);
     s.active = {} as ConnState['active'];
   }, () => 0, 1000, () => undefined);
+  return { p, started };
+}
+
+test('an async upload holds its place from its start: requests pipelined after it wait, in order, until its done fills it', () => {
+  const { p, started } = recordingPipeline();
   const s = state();
   const upload = (n: number, path: string): Pending => ({ ...pending(n), awaitingUpload: path });
   p.enqueue(s, upload(1, '/tmp/upload.A'));
@@ -101,11 +107,7 @@ test('an async upload holds its place from its start: requests pipelined after i
 });
 
 test('an upload behind an active and a queued request keeps its place between them', () => {
-  const started: string[] = [];
-  const p = new Pipeline((s, x) => {
-    started.push(x.req.connId);
-    s.active = {} as ConnState['active'];
-  }, () => 0, 1000, () => undefined);
+  const { p, started } = recordingPipeline();
   const s = state();
   p.enqueue(s, pending(1)); // starts
   p.enqueue(s, pending(2));
