@@ -30,6 +30,12 @@
  * forever. So no ping while the client owes credits, and a client that returns none for
  * sendTimeoutMs while its response is open is dropped (a cancel, which also discards what
  * Mongrel2 still holds for it): nginx's send_timeout, for the same reason.
+ *
+ * Owing credits has a second cause: the client left and Mongrel2 never said so. If its write
+ * to a reset client fails first, its deliver task exits, and the connection task then sends no
+ * disconnect (connection.c sends one only while that task runs): a race. Mongrel2 answers any
+ * message for a connection it no longer has with a disconnect (handler.c), so every keepAliveMs
+ * without credits an owing client gets `["ctl", {}]`, a probe that leaves a live one alone.
  */
 import { encodeClose, encodeCtl, encodeReplyParts } from '../mongrel2/reply.js';
 
@@ -197,7 +203,13 @@ export class ClientConnection {
   /** The response begun last has been handed over completely (or failed). */
   endResponse(): void {
     if (this.openRequests > 0) this.openRequests--;
-    if (this.openRequests === 0) this.stopTick();
+    // A client that owes credits, or soon will (bytes queued), keeps the tick: what it has not
+    // read is held until it reads, leaves (the probe), or the send timeout drops it.
+    if (this.openRequests === 0 && this.outBytes === 0 && !this.owing()) this.stopTick();
+  }
+
+  private owing(): boolean {
+    return this.window !== null && this.unacked > 0;
   }
 
   /**
@@ -235,7 +247,7 @@ export class ClientConnection {
     else this.flushMetered(this.window);
     if (this.outBytes === 0 && this.closeQueued && !this.cancelTimer) {
       if (this.closeByCancel) {
-        if (this.window !== null && this.unacked > 0) return; // credit() flushes again
+        if (this.owing()) return; // credit() flushes again
         const send = (): void => {
           this.cancelTimer = null;
           this.finished = true;
@@ -355,19 +367,18 @@ export class ClientConnection {
   }
 
   private tick(): void {
-    if (this.finished || this.openRequests === 0) {
+    const owing = this.owing();
+    if (this.finished || (this.openRequests === 0 && !owing)) {
       this.stopTick();
       return;
     }
     const now = performance.now();
-    if (this.window !== null && this.unacked > 0) {
-      // The client owes credits: the quiet is its own, not the upstream's (no ping).
-      if (this.sendTimeoutMs > 0 && this.owingSince > 0 && now - this.owingSince >= this.sendTimeoutMs) this.dropStalled();
-      return;
-    }
-    if (this.keepAliveMs <= 0 || now - this.lastSendAt < this.keepAliveMs) return;
+    if (owing && this.sendTimeoutMs > 0 && this.owingSince > 0 && now - this.owingSince >= this.sendTimeoutMs) return this.dropStalled();
+    // Owing, the quiet is the client's, not the upstream's: a probe, not a ping (see the top).
+    const quietSince = owing ? Math.max(this.owingSince, this.lastSendAt) : this.lastSendAt;
+    if (this.keepAliveMs <= 0 || now - quietSince < this.keepAliveMs) return;
     this.lastSendAt = now;
-    this.socket.send(encodeCtl(this.replySender, [this.connId], { 'keep-alive': 1 }));
+    this.socket.send(encodeCtl(this.replySender, [this.connId], owing ? {} : { 'keep-alive': 1 }));
   }
 
   /** The client read nothing for sendTimeoutMs: drop it (what we and Mongrel2 hold for it goes too). */

@@ -36,6 +36,11 @@ export interface ChainOptions {
   readonly hooks?: GatewayHooks;
   /** Mongrel2's send_ident (the sender of every request); default a random UUID. */
   readonly sendIdent?: string;
+  /**
+   * Where m2gw PULLs from, given Mongrel2's send_spec (default: that spec itself). For a relay
+   * that injects a fault Mongrel2 shows only by chance, such as a lost disconnect.
+   */
+  readonly pullFrom?: (mongrel2SendSpec: string) => Promise<string>;
 }
 
 export async function startChain(opts: ChainOptions): Promise<Chain> {
@@ -45,11 +50,12 @@ export async function startChain(opts: ChainOptions): Promise<Chain> {
     routes: [{ path: '/', handler: 'gw' }],
     ...(opts.settings ? { settings: opts.settings } : {}),
   });
+  const pullSpec = opts.pullFrom ? await opts.pullFrom(spec!.sendSpec) : spec!.sendSpec;
   const toml = `
 [log]
 level = "debug"
 [[handler]]
-send_spec = "${spec!.sendSpec}"
+send_spec = "${pullSpec}"
 recv_spec = "${spec!.recvSpec}"
 chroot = "${m2.chroot}"
 ${opts.toml}

@@ -149,15 +149,21 @@ function openMetered(keepAliveMs: number, sendTimeoutMs: number, bytes: number):
   return { h, stalls: () => stalled };
 }
 
+const PING = '28:3:ctl,18:10:keep-alive,1:1#}]';
+const PROBE = '9:3:ctl,0:}]';
+const CANCEL = '23:3:ctl,13:6:cancel,1:1#}]';
+
 test('send timeout: a client owing credits gets no keep-alive, and is dropped with a cancel after send_timeout', async () => {
   const { h, stalls } = openMetered(40, 300, 50_000);
   assert.equal(h.conn.unackedBytes, 10_000);
   await sleepMs(200);
-  assert.deepEqual(ctlOf(h.frames), [], 'no ping while the client has not read what it was sent');
+  assert.ok(!ctlOf(h.frames).includes(PING), 'no ping while the client has not read what it was sent');
   assert.equal(stalls(), 0, 'not yet: under send_timeout');
   await sleepMs(350);
   assert.equal(stalls(), 1);
-  assert.deepEqual(ctlOf(h.frames), ['23:3:ctl,13:6:cancel,1:1#}]'], 'one cancel, no ping');
+  const ctl = ctlOf(h.frames);
+  assert.deepEqual(ctl.filter((c) => c !== PROBE), [CANCEL], 'one cancel, no ping (probes aside)');
+  assert.equal(ctl.at(-1), CANCEL);
   assert.equal(h.conn.finished, true);
   assert.equal(h.conn.queuedBytes, 0, 'what was queued for it is dropped');
   const n = h.frames.length;
@@ -175,7 +181,7 @@ test('send timeout: a slow client that keeps returning credits is not dropped; a
     h.flush();
   }
   assert.equal(stalls(), 0, 'a client that reads is never dropped, however slow');
-  assert.deepEqual(ctlOf(h.frames), [], 'and is sent no ping while it owes credits');
+  assert.ok(!ctlOf(h.frames).includes(PING), 'and is sent no ping while it owes credits');
   // It reads everything: now the upstream is the quiet one.
   while (h.conn.queuedBytes > 0 || h.conn.unackedBytes > 0) {
     h.conn.credit(10_000);
@@ -183,8 +189,40 @@ test('send timeout: a slow client that keeps returning credits is not dropped; a
   }
   await sleepMs(200);
   assert.equal(stalls(), 0);
-  assert.ok(ctlOf(h.frames).includes('28:3:ctl,18:10:keep-alive,1:1#}]'), 'a quiet upstream: pings go out');
+  assert.ok(ctlOf(h.frames).includes(PING), 'a quiet upstream: pings go out');
   h.conn.endResponse();
+});
+
+test('a client owing credits is probed with ["ctl", {}] every keepalive without credits (Mongrel2 answers one for a gone client with a disconnect), also after its response was handed over', async () => {
+  const { h, stalls } = openMetered(80, 0, 50_000);
+  const probes = (): number => ctlOf(h.frames).filter((c) => c === PROBE).length;
+  await sleepMs(40);
+  assert.equal(probes(), 0, 'not before keepalive has passed');
+  await sleepMs(160);
+  assert.ok(probes() >= 1, 'probed while it owes credits');
+  assert.ok(!ctlOf(h.frames).includes(PING), 'a probe, never a ping (that would keep Mongrel2 from dropping it)');
+  // Credits postpone the probe: a client that reads is alive.
+  for (let i = 0; i < 5; i++) {
+    const before = probes();
+    h.conn.credit(1_000);
+    await sleepMs(40);
+    assert.equal(probes(), before, 'no probe within keepalive of a credit');
+  }
+  // The upstream's response ends: the connection still owes, so the probes go on.
+  h.conn.endResponse();
+  const atEnd = probes();
+  await sleepMs(300);
+  assert.ok(probes() > atEnd, 'still probed once the response was handed over, while it owes');
+  // It reads everything: nothing owed, nothing open, no more messages at all.
+  while (h.conn.queuedBytes > 0 || h.conn.unackedBytes > 0) {
+    h.conn.credit(10_000);
+    h.flush();
+  }
+  await sleepMs(100);
+  const n = h.frames.length;
+  await sleepMs(300);
+  assert.equal(h.frames.length, n, 'nothing is sent once nothing is owed and nothing is open');
+  assert.equal(stalls(), 0);
 });
 
 test('send timeout 0: never dropped', async () => {
