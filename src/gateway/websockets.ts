@@ -15,6 +15,11 @@
  * one opened, and the limit held only for clients polite enough to arrive one at a time. The
  * slot is given back in ended(), which every session reaches exactly once, whichever way it
  * ends (refused by the app, app unreachable, client gone, drain, closed after opening).
+ *
+ * A handshake starts at once, not through the pipeline: Mongrel2 1.12 forwards one only on a
+ * connection with nothing in flight. A handshake a client pipelines behind a request makes it
+ * close the connection, answering neither (websocket.test.ts checks that, and that no state
+ * is left here).
  */
 import type { Config } from '../config/schema.js';
 import { DEFAULTS } from '../config/schema.js';

@@ -34,7 +34,12 @@ export async function startWsUpstream(): Promise<WsUpstream> {
   const handshakes: SeenHandshake[] = [];
   const sockets: WebSocket[] = [];
   const closes: Array<Promise<{ code: number; reason: string }>> = [];
-  const server = http.createServer((_req, res) => {
+  const server = http.createServer((req, res) => {
+    // A plain request answered late: a handshake pipelined behind it must wait its turn.
+    if (req.url?.startsWith('/http/slow')) {
+      setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 12 }).end('slow answer\n'), 300);
+      return;
+    }
     res.writeHead(426, { 'content-type': 'text/plain' }).end('upgrade required\n');
   });
   const wss = new WebSocketServer({

@@ -124,6 +124,34 @@ websocket = false
     ws.close();
   });
 
+  it('a handshake pipelined behind a request: Mongrel2 1.12 closes the connection (nothing is answered), and m2gw keeps no state for it', async () => {
+    // So m2gw never sees a handshake while an earlier request on its connection is open, and
+    // WebSocket handshakes need no place in the pipeline (websockets.ts).
+    const { hostname, port } = new URL(chain.url);
+    const before = app.handshakes.length;
+    for (const gapMs of [0, 50]) {
+      const socket = net.connect(Number(port), hostname);
+      socket.on('error', () => undefined);
+      let got = '';
+      let closed = false;
+      socket.on('data', (c: Buffer) => (got += c.toString('latin1')));
+      socket.on('close', () => (closed = true));
+      await new Promise<void>((r) => socket.once('connect', r));
+      socket.write('GET /http/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
+      socket.write('GET /ws/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+      await waitFor(() => closed, 10_000, 10, `Mongrel2 closed the connection (gap ${gapMs} ms)`);
+      assert.equal(got, '', 'nothing reaches the client, not even the first answer');
+      // The slow request was forwarded and answered; its state goes once Mongrel2 says so.
+      await waitFor(() => chain.gateway.connectionCount === 0 && chain.gateway.inFlight === 0, 10_000, 20, 'no connection state left');
+    }
+    assert.equal(app.handshakes.length, before, 'no handshake reached the app');
+    const ws = await connect(wsUrl(chain.url, '/ws/echo'));
+    ws.send('still fine');
+    assert.equal((await nextMessage(ws)).data.toString(), 'still fine');
+    ws.close();
+  });
+
   it('negotiates the subprotocol; Origin, cookies, query and X-Forwarded-* reach the app; extensions do not', async () => {
     const ws = await connect(wsUrl(chain.url, '/ws/info?room=7'), {
       protocols: ['chat.v1', 'chat.v2'],
