@@ -136,6 +136,48 @@ test('a new worker that dies after it was ready but before the switch fails the 
   }
 });
 
+test('at start-up, a worker that dies after it was ready but before start() goes on is never handed connections: they wait for its replacement', async () => {
+  const dir = tempDir();
+  const signals = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGUSR1'] as const;
+  const listenersBefore = new Map(signals.map((s) => [s, process.listeners(s)]));
+  try {
+    const sup = supervisor(dir, toml(`[log]\nlevel = "error"\nfile = "${path.join(dir, 'm2gw.log')}"\n`));
+    const events = sup['poolEvents']();
+    let dead: (WorkerHandle & { delivered: string[] }) | null = null;
+    sup.pool.startGeneration = (generation) => {
+      dead = stubWorker(sup, 1, generation);
+      // Ready (startGeneration resolves with it), then gone before start() resumes: what
+      // WorkerPool.onExit reports for a worker no longer starting.
+      dead.state = 'exited';
+      sup.pool.workers.delete(dead.id);
+      events.onExit(dead, null, 'SIGKILL', false);
+      return Promise.resolve([dead]);
+    };
+    const spawned: number[] = [];
+    sup.pool.spawn = ((generation: number) => {
+      spawned.push(generation);
+      return stubWorker(sup, 2, generation);
+    }) as typeof sup.pool.spawn;
+    sup.handlers.connect = () => Promise.resolve();
+    await sup.start();
+    assert.equal(sup.state, 'running');
+    const req = (id: number): Buffer => Buffer.from(`uuid ${id} /x 22:{"PATH":"/x","METHOD":"GET"},0:,`);
+    for (const id of [1, 2]) sup.owners.deliver(0, req(id));
+    assert.deepEqual(dead!.delivered, [], 'nothing for the dead worker');
+    assert.equal(sup.owners.parkedCount, 2, 'new connections wait');
+    // The crash policy forks a replacement after its delay; once ready it gets the waiting ones.
+    await waitFor(() => spawned.length === 1, 5_000, 10, 'a replacement forked');
+    const replacement = sup.pool.workers.get(2) as WorkerHandle & { delivered: string[] };
+    events.onReplacementReady(replacement);
+    assert.deepEqual(replacement.delivered, ['1', '2']);
+    sup['lending'].stop().catch(() => undefined);
+    sup.log.close();
+  } finally {
+    for (const s of signals) for (const l of process.listeners(s)) if (!listenersBefore.get(s)!.includes(l)) process.off(s, l);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a reload that moves the admin listener to a busy address keeps the old listener and reports the reload as failed', async () => {
   const dir = tempDir();
   const busy = net.createServer();
