@@ -43,6 +43,14 @@ export interface ChainOptions {
   readonly pullFrom?: (mongrel2SendSpec: string) => Promise<string>;
 }
 
+/**
+ * `toml` for the usual chain: one HTTP upstream, `app`, at `url`, routed at `/`. `handler`: keys
+ * for the generated `[[handler]]` (keepalive, send_timeout); `upstream`: more keys for `app`.
+ */
+export function oneAppToml(url: string, extra: { handler?: string; upstream?: string } = {}): string {
+  return `${extra.handler ?? ''}\n[upstream.app]\ntype = "http"\nurl = "${url}"\n${extra.upstream ?? ''}\n[[route]]\nprefix = "/"\nupstream = "app"\n`;
+}
+
 export async function startChain(opts: ChainOptions): Promise<Chain> {
   const [spec] = await allocHandlerSpecs(1);
   const m2 = await startMongrel2({

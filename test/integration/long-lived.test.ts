@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startChain, type Chain } from './gateway-support.js';
+import { oneAppToml, startChain, type Chain } from './gateway-support.js';
 import { startHttpUpstream, type HttpUpstreamInstance } from '../harness/upstream-http.js';
 
 const MIN_PING_S = 5;
@@ -33,16 +33,7 @@ describe('long-lived quiet responses through a real Mongrel2 (limits.min_ping = 
     });
     chain = await startChain({
       settings: { 'limits.min_ping': MIN_PING_S },
-      toml: `
-keepalive = "2s"
-[upstream.app]
-type = "http"
-url = "${up.url}"
-idle_timeout = "60s"
-[[route]]
-prefix = "/"
-upstream = "app"
-`,
+      toml: oneAppToml(up.url, { handler: 'keepalive = "2s"', upstream: 'idle_timeout = "60s"' }),
     });
   });
 

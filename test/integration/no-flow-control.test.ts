@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { startChain, type Chain } from './gateway-support.js';
+import { oneAppToml, startChain, type Chain } from './gateway-support.js';
 import { startHttpUpstream, patternBytes, type HttpUpstreamInstance } from '../harness/upstream-http.js';
 import { slowReader, request } from '../harness/http-client.js';
 
@@ -26,16 +26,7 @@ describe('Mongrel2 without download.flow_control', () => {
     up = await startHttpUpstream();
     chain = await startChain({
       settings: { 'download.flow_control': 0 },
-      toml: `
-[upstream.app]
-type = "http"
-url = "${up.url}"
-idle_timeout = "60s"
-response_timeout = "60s"
-[[route]]
-prefix = "/"
-upstream = "app"
-`,
+      toml: oneAppToml(up.url, { upstream: 'idle_timeout = "60s"\nresponse_timeout = "60s"' }),
     });
   });
 

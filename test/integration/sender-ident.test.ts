@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startChain, type Chain } from './gateway-support.js';
+import { oneAppToml, startChain, type Chain } from './gateway-support.js';
 import { startHttpUpstream, type HttpUpstreamInstance } from '../harness/upstream-http.js';
 import { request } from '../harness/http-client.js';
 
@@ -20,15 +20,7 @@ for (const protocol of ['json', 'tnetstring'] as const) {
       chain = await startChain({
         protocol,
         sendIdent: 'web_1',
-        toml: `
-[upstream.app]
-type = "http"
-url = "${up.url}"
-
-[[route]]
-prefix = "/"
-upstream = "app"
-`,
+        toml: oneAppToml(up.url),
       });
     });
 

@@ -15,6 +15,13 @@ export function fixture(name: string): Buffer {
   return readFileSync(path.join(mongrel2FixturesDir, name));
 }
 
+/** A fixture message with its connection id (second token) replaced. */
+export function onConnection(msg: Buffer, connId: number): Buffer {
+  const sp1 = msg.indexOf(0x20);
+  const sp2 = msg.indexOf(0x20, sp1 + 1);
+  return Buffer.concat([msg.subarray(0, sp1 + 1), Buffer.from(String(connId)), msg.subarray(sp2)]);
+}
+
 /** Sorted fixture file names, optionally filtered. */
 export function fixtureNames(filter: (name: string) => boolean = () => true): string[] {
   return readdirSync(mongrel2FixturesDir)

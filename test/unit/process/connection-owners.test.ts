@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConnectionOwners, type MessageTarget } from '../../../src/process/connection-owners.js';
-import { fixture } from '../fixtures.js';
+import { fixture, onConnection } from '../fixtures.js';
 
 const GET = fixture('get-query.json-protocol.bin');
 const GET_TNET = fixture('get-query.tnet-protocol.bin');
@@ -15,12 +15,7 @@ const CREDITS = fixture('download-credits.json-protocol.bin');
 const UPLOAD_START = fixture('chunked-post-upload-start.json-protocol.bin');
 const UPLOAD_DONE = fixture('chunked-post-upload-done.json-protocol.bin');
 
-/** The fixture with its connection id (second token) replaced. */
-function on(msg: Buffer, connId: number): Buffer {
-  const sp1 = msg.indexOf(0x20);
-  const sp2 = msg.indexOf(0x20, sp1 + 1);
-  return Buffer.concat([msg.subarray(0, sp1 + 1), Buffer.from(String(connId)), msg.subarray(sp2)]);
-}
+const on = onConnection;
 
 interface Recorder extends MessageTarget {
   readonly got: Array<{ handlerIndex: number; msg: Buffer }>;

@@ -10,18 +10,13 @@ import type { HandlerConfig } from '../../../src/config/schema.js';
 import { silentLogger } from '../../../src/log.js';
 import { ConnectionOwners } from '../../../src/process/connection-owners.js';
 import { LiveHandlers } from '../../../src/process/live-handlers.js';
-import { fixture } from '../fixtures.js';
+import { fixture, onConnection } from '../fixtures.js';
 import { sleep } from '../../harness/wait.js';
 
 const GET = fixture('get-query.json-protocol.bin');
 const CREDITS = fixture('download-credits.json-protocol.bin');
 
-/** The fixture with its connection id (second token) replaced. */
-function on(msg: Buffer, connId: number): Buffer {
-  const sp1 = msg.indexOf(0x20);
-  const sp2 = msg.indexOf(0x20, sp1 + 1);
-  return Buffer.concat([msg.subarray(0, sp1 + 1), Buffer.from(String(connId)), msg.subarray(sp2)]);
-}
+const on = onConnection;
 
 /** Closed ports: the added handlers' sockets never connect, which nothing here needs. */
 function h(send: number, recv: number): HandlerConfig {

@@ -14,23 +14,9 @@ import { parseConfigText } from '../../../src/config/load.js';
 import { Supervisor } from '../../../src/process/supervisor.js';
 import type { WorkerHandle } from '../../../src/process/worker-handle.js';
 import { waitFor } from '../../harness/wait.js';
+import { minimalConfigText } from './minimal-config.js';
 
-function toml(extra = ''): string {
-  return `[gateway]
-workers = 1
-spare_worker = false
-${extra}
-[[handler]]
-send_spec = "tcp://127.0.0.1:9"
-recv_spec = "tcp://127.0.0.1:11"
-[upstream.app]
-type = "http"
-url = "http://127.0.0.1:1"
-[[route]]
-prefix = "/"
-upstream = "app"
-`;
-}
+const toml = (extra = ''): string => minimalConfigText('workers = 1\nspare_worker = false', extra);
 
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'm2gw-sup-test-'));

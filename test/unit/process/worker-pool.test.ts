@@ -9,20 +9,10 @@ import assert from 'node:assert/strict';
 import { WorkerPool, type PoolEvents } from '../../../src/process/worker-pool.js';
 import { WorkerForkError, type WorkerHandle } from '../../../src/process/worker-handle.js';
 import { sleep } from '../../harness/wait.js';
+import { minimalConfigText } from './minimal-config.js';
 
 /** A config a worker accepts; its Mongrel2 is not there, so it stays up, never ready. */
-const TEXT = `[gateway]
-workers = 1
-[[handler]]
-send_spec = "tcp://127.0.0.1:9"
-recv_spec = "tcp://127.0.0.1:11"
-[upstream.app]
-type = "http"
-url = "http://127.0.0.1:1"
-[[route]]
-prefix = "/"
-upstream = "app"
-`;
+const TEXT = minimalConfigText();
 
 interface Recorded {
   exits: Array<{ id: number; code: number | null; signal: NodeJS.Signals | null }>;
