@@ -340,7 +340,7 @@ async function main(): Promise<number> {
     notes: [],
     failures: [],
   };
-  log(`m2gw bench: wrk -t${opts.threads} -c${opts.connections} -d${opts.durationS}s (+${opts.warmupS}s warm-up); nginx workers ${opts.nginxWorkers}; ${os.availableParallelism()} CPUs`);
+  log(`m2gw bench: wrk -t${opts.threads} -c${opts.connections} -d${opts.durationS}s (+${opts.warmupRuns}×${opts.warmupS}s warm-up); nginx workers ${opts.nginxWorkers}; ${os.availableParallelism()} CPUs`);
   try {
     const app = await startApp(group);
     const ctx: Ctx = {
@@ -349,7 +349,7 @@ async function main(): Promise<number> {
       results,
       tmp,
       app,
-      load: { threads: opts.threads, connections: opts.connections, durationS: opts.durationS, warmupS: opts.warmupS },
+      load: { threads: opts.threads, connections: opts.connections, durationS: opts.durationS, warmupS: opts.warmupS, warmupRuns: opts.warmupRuns },
       profDir: path.join(RESULTS_DIR, `prof-${stamp}`),
       has: { nginx: tool('nginx'), phpFpm: tool('php-fpm8.2') || tool('php-fpm'), curl: tool('curl') },
     };

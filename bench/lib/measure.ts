@@ -9,6 +9,7 @@ export interface LoadSettings {
   readonly connections: number;
   readonly durationS: number;
   readonly warmupS: number;
+  readonly warmupRuns: number;
 }
 
 export interface Measurement {
@@ -110,7 +111,12 @@ async function waitQuiet(maxWaitS: number): Promise<number> {
 
 async function measureOnce(t: Target, load: LoadSettings): Promise<Measurement> {
   const base = { threads: load.threads, connections: load.connections, url: t.url };
-  if (load.warmupS > 0) await runWrk({ ...base, durationS: load.warmupS });
+  // More than one warm-up run: the first client-connection turnover after a process starts
+  // makes V8 throw away and recompile much of a JIT-compiled handler's hot code (m2gw, the
+  // trivial handler), at about half throughput for ~0.5 s. The measured run starts with such a
+  // turnover, so a single warm-up put that one-time cost inside the measurement
+  // (bench/README.md, "Warm-up").
+  if (load.warmupS > 0) for (let i = 0; i < load.warmupRuns; i++) await runWrk({ ...base, durationS: load.warmupS });
   const stop = cpuMeter(t.processes, t.rootOnly ?? {});
   const foreign = foreignCpuMeter();
   const started = Date.now();

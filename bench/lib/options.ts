@@ -8,6 +8,8 @@ export interface Options {
   readonly quick: boolean;
   readonly durationS: number;
   readonly warmupS: number;
+  /** wrk runs of warmupS each before every measured run (each one turns over all client connections). */
+  readonly warmupRuns: number;
   readonly threads: number;
   readonly repeat: number;
   /** Wait up to this long for the machine to be quiet before each run (0: never wait). */
@@ -34,7 +36,10 @@ export const USAGE = `Usage: bench/run.sh [flags]      (or: node dist/bench/run.
 
   --quick               4 s runs, 1 s warm-up, memory with 64 MiB and 256 MiB bodies
   --duration S          seconds per measured wrk run (default 10; quick 4)
-  --warmup S            seconds of wrk before each measured run (default 1)
+  --warmup S            seconds of each warm-up wrk run (default 1)
+  --warmup-runs N       wrk runs of --warmup seconds before each measured run (default 2):
+                        the second starts, as the measured run does, after a turnover of
+                        all client connections (bench/README.md, "Warm-up")
   --connections N       wrk -c (default 50)
   --threads N           wrk -t (default 2)
   --repeat N            measure every variant N times, interleaved; report the median (default 1)
@@ -90,6 +95,7 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
       quick: { type: 'boolean', default: false },
       duration: { type: 'string' },
       warmup: { type: 'string' },
+      'warmup-runs': { type: 'string' },
       connections: { type: 'string' },
       threads: { type: 'string' },
       repeat: { type: 'string' },
@@ -127,6 +133,7 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
     quick,
     durationS: positive(values.duration, quick ? 4 : 10, '--duration'),
     warmupS: values.warmup === '0' ? 0 : positive(values.warmup, 1, '--warmup'),
+    warmupRuns: values['warmup-runs'] === '0' ? 0 : Math.round(positive(values['warmup-runs'], 2, '--warmup-runs')),
     threads: positive(values.threads, 2, '--threads'),
     repeat: Math.round(positive(values.repeat, 1, '--repeat')),
     quietWaitS: values['quiet-wait'] === '0' ? 0 : positive(values['quiet-wait'], 10, '--quiet-wait'),
