@@ -205,14 +205,15 @@ test('a reused connection closing later without an answer: GET retried on a new 
 
 test('pm.max_requests pattern: FIN right after END_REQUEST, request unanswered: even POST is re-sent', async (t) => {
   // PHP-FPM's child answers, finishes its shutdown, closes: it never read the next request.
+  // The POST waits for the connection (it is never pipelined) and is written onto it once the
+  // answer is in, a few ms before the child's FIN arrives.
   const { srv, up } = await setup(
     t,
     (req, res) => {
       if (req.conn.index > 0) helloHandler(req, res);
       else if (req.seq === 1) {
-        // The next request is already written (pipelined) when the FIN comes.
         res.reply('A: 1', 'first');
-        res.destroy();
+        setTimeout(() => res.destroy(), 20);
       }
       // seq 2 on the first connection: never read by the exiting child.
     },
@@ -225,6 +226,7 @@ test('pm.max_requests pattern: FIN right after END_REQUEST, request unanswered: 
   assertOk(rb);
   assert.equal(rb.body.toString(), 'hello /x.php?b');
   assert.equal(srv.conns.length, 2);
+  assert.equal(srv.conns[0]!.requests, 2, 'the POST was written onto the recycled connection first');
 });
 
 test('a fresh connection closing without an answer is 502, not retried', async (t) => {
@@ -264,30 +266,74 @@ test('pipelining: never behind a request that has been running a while (likely a
   assert.equal((await b).body.toString(), 'B');
 });
 
-test('pipelining: a request pipelined on a connection that closes is retried if idempotent, else 502', async (t) => {
-  for (const [method, ok] of [
-    ['GET', true],
-    ['POST', false],
-  ] as const) {
-    const hold = holding();
-    const { srv, up } = await setup(t, hold.handler, { maxConnections: 1, pipeline: 2 });
-    const a = run(up, request('/x.php?a'));
-    const b = run(up, request('/x.php?b', { method }));
-    await hold.waitFor(2);
-    hold.held[0]!.res.reply('X: a', 'A');
-    srv.setHandler(helloHandler);
-    assertOk(await a);
-    // Closed well after the answer: not a recycling child (see the pm.max_requests test).
-    await sleep(120);
-    hold.held[0]!.res.destroy();
-    const rb = await b;
-    if (ok) {
-      assertOk(rb);
-      assert.equal(rb.body.toString(), 'hello /x.php?b');
-    } else {
-      assertError(rb, 'M2GW_UPSTREAM_RESET', 'request-sent');
-    }
-  }
+test('pipelining: a GET pipelined on a connection that closes unanswered is retried on a new one', async (t) => {
+  const hold = holding();
+  const { srv, up } = await setup(t, hold.handler, { maxConnections: 1, pipeline: 2 });
+  const a = run(up, request('/x.php?a'));
+  const b = run(up, request('/x.php?b'));
+  await hold.waitFor(2);
+  hold.held[0]!.res.reply('X: a', 'A');
+  srv.setHandler(helloHandler);
+  assertOk(await a);
+  // Closed well after the answer: not a recycling child (see the pm.max_requests test).
+  await sleep(120);
+  hold.held[0]!.res.destroy();
+  const rb = await b;
+  assertOk(rb);
+  assert.equal(rb.body.toString(), 'hello /x.php?b');
+  assert.equal(srv.conns.length, 2);
+});
+
+test('pipelining: a POST is never written behind another request; it waits for a connection of its own', async (t) => {
+  // Behind another request it would share that request's fate: a reset before PHP read it
+  // (our abort of the request ahead, request_terminate_timeout, a crash) cannot be told from
+  // one after PHP started it, so it could not be retried.
+  const hold = holding();
+  const { srv, up } = await setup(t, hold.handler, { maxConnections: 1, pipeline: 4 });
+  const a = run(up, request('/x.php?a'));
+  const b = run(up, request('/x.php?b', { method: 'POST', body: { kind: 'buffer', data: Buffer.from('x=1') } }));
+  const c = run(up, request('/x.php?c'));
+  await hold.waitFor(1);
+  await sleep(50);
+  assert.equal(hold.held.length, 1, 'only the first request reached the server');
+  assert.equal(up.health().queued, 2, 'the POST waits in the queue, and the GET behind it in order');
+  // The connection dies under the first request: the POST, never written, is not hurt.
+  hold.held[0]!.res.destroy();
+  assertError(await a, 'M2GW_UPSTREAM_RESET', 'request-sent');
+  await hold.waitFor(2);
+  assert.equal(hold.held[1]!.uri, '/x.php?b');
+  assert.equal(Buffer.concat(srv.requests[1]!.stdin).toString(), 'x=1');
+  hold.held[1]!.res.reply('X: b', 'B');
+  assert.equal((await b).body.toString(), 'B');
+  await hold.waitFor(3);
+  hold.held[2]!.res.reply('X: c', 'C');
+  assert.equal((await c).body.toString(), 'C');
+});
+
+test('client abort of a running request: the GET pipelined behind it is retried, the POST queued behind it served', async (t) => {
+  // Closing the connection is the only way to stop a running script; what waits behind must
+  // not pay for it.
+  const hold = holding();
+  const { srv, up } = await setup(t, hold.handler, { maxConnections: 1, pipeline: 4 });
+  const ac = new AbortController();
+  const a = run(up, request('/x.php?a', { signal: ac.signal }));
+  const b = run(up, request('/x.php?b'));
+  const c = run(up, request('/x.php?c', { method: 'POST', body: { kind: 'buffer', data: Buffer.from('y') } }));
+  await hold.waitFor(2);
+  assert.deepEqual(
+    hold.held.map((h) => h.uri),
+    ['/x.php?a', '/x.php?b'],
+  );
+  srv.setHandler(helloHandler);
+  ac.abort();
+  assertError(await a, 'M2GW_CLIENT_GONE', 'request-sent');
+  const rb = await b;
+  assertOk(rb);
+  assert.equal(rb.body.toString(), 'hello /x.php?b');
+  const rc = await c;
+  assertOk(rc);
+  assert.equal(rc.body.toString(), 'hello /x.php?c');
+  assert.equal(srv.requests.filter((q) => q.params.get('QUERY_STRING') === 'c').length, 1, 'the POST reached PHP once');
 });
 
 test('pipelining: output for a request behind the one being served is a protocol error, never passed on', async (t) => {

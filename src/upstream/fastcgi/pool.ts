@@ -12,9 +12,19 @@
  *
  * A kept-alive connection pins one PHP-FPM child, so maxConnections should not exceed
  * pm.max_children: surplus connections would sit in FPM's accept backlog behind idle ones.
+ *
+ * Only a request the retry rule can send again is pipelined: one with an idempotent method
+ * and its body in memory. A request written behind another is at the mercy of the one ahead
+ * and of its connection: our own abort when the client ahead leaves (closing is the only way
+ * to stop a running script), PHP-FPM killing a child at request_terminate_timeout, a crash.
+ * Any of those resets the connection before PHP has read what waits behind, and we cannot
+ * tell that from a reset just after PHP started it. A GET is then retried on a new
+ * connection; a POST would be a 502 for a request PHP never saw. So a POST waits in the
+ * queue for a connection of its own, as under nginx, and only idempotent requests go behind
+ * another (RFC 9112 §9.3.2 gives clients the same advice).
  */
 import { ClientGoneError, UpstreamError } from '../../errors.js';
-import { mayRetry } from '../lifecycle.js';
+import { IDEMPOTENT_METHODS, mayRetry } from '../lifecycle.js';
 import type { UpstreamHealth } from '../upstream.js';
 import type { FcgiAddress } from './address.js';
 import { describeAddress } from './address.js';
@@ -29,6 +39,8 @@ const PIPELINE_BEHIND_MS = 10;
 export class PoolJob implements ConnectionJob {
   /** The body streams (from a file or the client): only on an idle connection, never pipelined behind. */
   readonly streamsBody: boolean;
+  /** May be written behind another request: the retry rule could send it again (file header). */
+  readonly pipelinable: boolean;
   /** Connections tried so far. */
   attempts = 0;
   /** Where the job is written, null while queued or done. */
@@ -40,6 +52,7 @@ export class PoolJob implements ConnectionJob {
 
   constructor(readonly request: PoolRequest) {
     this.streamsBody = request.separateBody !== null && request.separateBody.kind !== 'buffer';
+    this.pipelinable = !this.streamsBody && IDEMPOTENT_METHODS.has(request.method);
   }
 
   /** Some connection has been given the request (PHP may have seen it). */
@@ -238,7 +251,7 @@ export class FcgiPool implements ConnectionOwner<PoolJob> {
       // Dying (peer FIN seen): its close event will finish the bookkeeping.
     }
     if (this.conns.size < this.opts.maxConnections) return this.newConnection();
-    if (this.opts.pipeline > 1 && !job.streamsBody) {
+    if (this.opts.pipeline > 1 && job.pipelinable) {
       // Only behind a request that started moments ago: a script already running for a while
       // is likely a slow one, and whatever is pipelined behind it waits for all of it, while
       // the central queue would hand it the first connection that frees up.
