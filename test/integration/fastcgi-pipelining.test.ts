@@ -8,13 +8,17 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
 import { startChain, type Chain } from './gateway-support.js';
+import { rawRequest } from '../harness/http-client.js';
 import { startPhpFpm, type PhpFpm } from '../harness/php-fpm.js';
 import { sleep } from '../harness/wait.js';
 import { repoRoot } from '../unit/fixtures.js';
 
 const DOCROOT = path.join(repoRoot, 'test/fixtures/php');
 
-/** A connected client socket and everything it receives until the server closes. */
+/**
+ * A connected client socket and everything it receives until the server closes (rawRequest
+ * writes as it connects; these three must be connected before the first of them writes).
+ */
 async function client(port: number): Promise<{ sock: net.Socket; whole: Promise<string> }> {
   const sock = net.connect({ host: '127.0.0.1', port });
   await new Promise<void>((resolve, reject) => {
@@ -65,9 +69,8 @@ strip_prefix = true
     // A first request, so the three below meet a warm chain: a freshly started Mongrel2 takes
     // ~0.5 s over its first request (its own Proxy() routes too), far more than the 10 ms window
     // in which the GET below must follow the first to be pipelined behind it.
-    const warm = await client(port);
-    warm.sock.write('GET /php/hello.php HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n');
-    assert.match(await warm.whole, /^HTTP\/1\.1 200 /);
+    const warm = await rawRequest(port, 'GET /php/hello.php HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n');
+    assert.match(warm.toString('latin1'), /^HTTP\/1\.1 200 /);
     const a = await client(port);
     const b = await client(port);
     const c = await client(port);
