@@ -18,7 +18,7 @@ import { formatSummary, summarize } from './profile-summary.js';
 import { idleRss, idleRssNote, processTree } from './lib/proc-stats.js';
 import { ProcessGroup } from './lib/procs.js';
 import { aggregate, computeRatios, formatTable, memoryVerdicts, writeJson, type Results } from './lib/report.js';
-import { cpuNotes, flowControlNotes, layoutVariant, ratioSpecs } from './lib/ratios.js';
+import { cpuNotes, flowControlNotes, latencyNotes, layoutVariant, ratioSpecs } from './lib/ratios.js';
 import { startApp, startWorld, startWorldM2gw, type App, type World } from './lib/world.js';
 
 const HELLO_BYTES = 14;
@@ -368,6 +368,7 @@ async function main(): Promise<number> {
   results.memoryVerdicts = memoryVerdicts(results.memory);
   flowControlNotes(results);
   cpuNotes(results);
+  latencyNotes(results);
   log(formatTable(results));
   for (const p of results.profiles) {
     try {

@@ -57,6 +57,36 @@ export function cpuNotes(r: Results): void {
   }
 }
 
+/**
+ * Issue 7's latency targets, as notes: PHP p99 no worse than nginx's (without keep_conn, on the
+ * same pool), and p50/p99 no worse than the --before-bin build's. Compared by the median of
+ * each side's rounds (a run's p99 is one sample of its slowest 1 %; the table's row is the
+ * run with the median req/s, whose tail may be the best or the worst of the rounds), and by
+ * round: run i of both variants ran in the same round, minutes apart at most.
+ */
+export function latencyNotes(r: Results): void {
+  const pairs: Array<[string, string, string, 'p99' | 'both']> = [
+    ['php', 'm2gw-pipeline-4', 'nginx-fastcgi', 'p99'],
+    ['hello', 'm2gw', 'm2gw-before', 'both'],
+    ['1mib', 'm2gw', 'm2gw-before', 'both'],
+    ['php', 'm2gw-pipeline-4', 'm2gw-before-pipeline-4', 'both'],
+  ];
+  for (const [sc, of, to, which] of pairs) {
+    const a = r.summary.find((m) => m.scenario === sc && m.variant === of);
+    const b = r.summary.find((m) => m.scenario === sc && m.variant === to);
+    if (!a || !b) continue;
+    const checks = which === 'p99' ? (['p99'] as const) : (['p50', 'p99'] as const);
+    for (const q of checks) {
+      const [ra, rb, ma, mb] = q === 'p99' ? [a.p99Runs, b.p99Runs, a.p99MedianMs, b.p99MedianMs] : [a.p50Runs, b.p50Runs, a.p50MedianMs, b.p50MedianMs];
+      const n = Math.min(ra.length, rb.length);
+      let lower = 0;
+      for (let i = 0; i < n; i++) if (ra[i]! <= rb[i]!) lower++;
+      const rounds = n > 1 ? `; no higher in ${lower} round${lower === 1 ? '' : 's'} of ${n} (${ra.slice(0, n).map((v, i) => `${v.toFixed(2)}/${rb[i]!.toFixed(2)}`).join(', ')})` : '';
+      r.notes.push(`${sc} ${q} ${of} against ${to}, median of rounds: ${ma.toFixed(2)} vs ${mb.toFixed(2)} ms (target: no higher)${ma <= mb ? '  ok' : '  HIGHER'}${rounds}`);
+    }
+  }
+}
+
 /** Flow control on vs off, from the same run: scenario and scenario-noflow. */
 export function flowControlNotes(r: Results): void {
   for (const sc of ['hello', '1mib']) {

@@ -29,10 +29,26 @@ export interface MemoryVerdict {
   readonly rule: string;
 }
 
-/** One row per (scenario, variant): the median run of its repeats. */
+/**
+ * One row per (scenario, variant): the run with the median req/s of its repeats. Its p50 and
+ * p99 are that one run's; a tail is one sample per run and moves more between runs than
+ * throughput does, so the rows also carry every run's, and their medians, for comparing tails.
+ */
 export interface Summary extends Measurement {
   /** req/s of every run, in the order they ran. */
   readonly runs: number[];
+  /** p50 and p99 of every run, in the order they ran (run i of every variant ran in the same round). */
+  readonly p50Runs: number[];
+  readonly p99Runs: number[];
+  /** The medians of p50Runs and p99Runs. */
+  readonly p50MedianMs: number;
+  readonly p99MedianMs: number;
+}
+
+export function medianOf(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 export interface Results {
@@ -66,7 +82,9 @@ export function aggregate(ms: readonly Measurement[]): Summary[] {
   return [...groups.values()].map((g) => {
     const sorted = [...g].sort((a, b) => a.requestsPerSec - b.requestsPerSec);
     const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
-    return { ...median, runs: g.map((m) => m.requestsPerSec) };
+    const p50Runs = g.map((m) => m.latencyP50Ms);
+    const p99Runs = g.map((m) => m.latencyP99Ms);
+    return { ...median, runs: g.map((m) => m.requestsPerSec), p50Runs, p99Runs, p50MedianMs: medianOf(p50Runs), p99MedianMs: medianOf(p99Runs) };
   });
 }
 
@@ -121,7 +139,7 @@ export function formatTable(r: Results): string {
         .join(', ');
       lines.push(
         `  ${m.variant.padEnd(26)} ${m.requestsPerSec.toFixed(0).padStart(9)} ${fmtMs(m.latencyP50Ms)} ${fmtMs(m.latencyP99Ms)} ${m.transferMiBPerSec.toFixed(1).padStart(7)} ${(m.otherLoadPct.toFixed(0) + '%').padStart(6)}${m.otherLoadPct >= OTHER_LOAD_WARN_PCT ? '!' : ' '} ${cpu}` +
-          (m.runs.length > 1 ? `  runs: ${m.runs.map((v) => v.toFixed(0)).join(' ')}` : '') +
+          (m.runs.length > 1 ? `  runs: ${m.runs.map((v) => v.toFixed(0)).join(' ')}; p99 ${m.p99Runs.map((v) => v.toFixed(1)).join(' ')}` : '') +
           (m.errors > 0 ? `  ERRORS ${m.errorDetail}` : ''),
       );
     }
