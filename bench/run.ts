@@ -76,7 +76,7 @@ async function withM2gw<T>(
       dir,
       appUrl: ctx.app.url,
       probePath: extra.fastcgi ? '/gw/php/hello.php' : '/gw/hello',
-      ...(extra.accessLog ? { accessLog: true } : {}),
+      ...(extra.accessLog !== undefined ? { accessLog: extra.accessLog } : {}),
       ...(extra.workers !== undefined ? { workers: extra.workers } : {}),
       ...(extra.spareWorker === false ? { spareWorker: false as const } : {}),
       ...(extra.single ? { single: true } : {}),
