@@ -17,7 +17,7 @@ import { PHP_ROOT, RESULTS_DIR } from './lib/paths.js';
 import { formatSummary, summarize } from './profile-summary.js';
 import { idleRss, idleRssNote, processTree } from './lib/proc-stats.js';
 import { ProcessGroup } from './lib/procs.js';
-import { aggregate, computeRatios, formatTable, memoryVerdicts, writeJson, type Results } from './lib/report.js';
+import { aggregate, computeRatios, formatTable, memoryVerdicts, newResults, writeJson, type Results } from './lib/report.js';
 import { cpuNotes, flowControlNotes, latencyNotes, layoutVariant, ratioSpecs } from './lib/ratios.js';
 import { startApp, startWorld, startWorldM2gw, type App, type World } from './lib/world.js';
 
@@ -314,10 +314,9 @@ async function main(): Promise<number> {
   // BENCH_KEEP_TMP=1 keeps the run's configs and logs (the access logs, for latency studies).
   if (process.env.BENCH_KEEP_TMP === '1') group.defer('tmp', () => log(`kept: ${tmp}`));
   else group.defer('tmp', () => fs.rmSync(tmp, { recursive: true, force: true }));
-  const results: Results = {
+  const results: Results = newResults(
     startedAt,
-    finishedAt: '',
-    machine: {
+    {
       cpus: os.availableParallelism(),
       cpuModel: os.cpus()[0]?.model ?? 'unknown',
       memoryMiB: Math.round(os.totalmem() / MIB),
@@ -328,18 +327,8 @@ async function main(): Promise<number> {
       phpFpm: pkgVersion('php8.2-fpm'),
       wrk: pkgVersion('wrk'),
     },
-    options: { ...opts, scenarios: [...opts.scenarios] },
-    measurements: [],
-    summary: [],
-    ratios: [],
-    memory: [],
-    memoryVerdicts: [],
-    profiles: [],
-    idleRss: [],
-    idleRssNoSpare: [],
-    notes: [],
-    failures: [],
-  };
+    { ...opts, scenarios: [...opts.scenarios] },
+  );
   log(`m2gw bench: wrk -t${opts.threads} -c${opts.connections} -d${opts.durationS}s (+${opts.warmupRuns}×${opts.warmupS}s warm-up); nginx workers ${opts.nginxWorkers}; ${os.availableParallelism()} CPUs`);
   try {
     const app = await startApp(group);

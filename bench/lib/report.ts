@@ -71,6 +71,26 @@ export interface Results {
   readonly failures: string[];
 }
 
+/** A run's results before anything is measured. */
+export function newResults(startedAt: string, machine: Results['machine'], options: Results['options']): Results {
+  return {
+    startedAt,
+    finishedAt: '',
+    machine,
+    options,
+    measurements: [],
+    summary: [],
+    ratios: [],
+    memory: [],
+    memoryVerdicts: [],
+    profiles: [],
+    idleRss: [],
+    idleRssNoSpare: [],
+    notes: [],
+    failures: [],
+  };
+}
+
 export function aggregate(ms: readonly Measurement[]): Summary[] {
   const groups = new Map<string, Measurement[]>();
   for (const m of ms) {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Measurement } from '../../../bench/lib/measure.js';
 import { latencyNotes } from '../../../bench/lib/ratios.js';
-import { aggregate, medianOf, type Results } from '../../../bench/lib/report.js';
+import { aggregate, medianOf, newResults, type Results } from '../../../bench/lib/report.js';
 
 function run(variant: string, rps: number, p50: number, p99: number, scenario = 'php'): Measurement {
   return {
@@ -28,22 +28,10 @@ function run(variant: string, rps: number, p50: number, p99: number, scenario = 
 }
 
 function results(ms: Measurement[]): Results {
-  return {
-    startedAt: '',
-    finishedAt: '',
-    machine: {},
-    options: {},
-    measurements: ms,
-    summary: aggregate(ms),
-    ratios: [],
-    memory: [],
-    memoryVerdicts: [],
-    profiles: [],
-    idleRss: [],
-    idleRssNoSpare: [],
-    notes: [],
-    failures: [],
-  };
+  const r = newResults('', {}, {});
+  r.measurements.push(...ms);
+  r.summary = aggregate(ms);
+  return r;
 }
 
 test('medianOf: odd and even counts, input order does not matter', () => {
