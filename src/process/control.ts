@@ -105,29 +105,53 @@ export async function stopCommand(opts: ControlOptions & { wait: boolean }): Pro
   return 0;
 }
 
+/**
+ * How long reload waits for the admin listener to answer at all after the signal. It is the
+ * new config's address, which may be one the daemon does not listen on: `[admin] listen`
+ * changed and the reload failed (the old listener stays), or the daemon has no listener there.
+ */
+const RELOAD_UNREACHABLE_MS = 10_000;
+/** How long reload waits for the result once the listener answers (a reload starts workers). */
+const RELOAD_RESULT_MS = 60_000;
+
 export async function reloadCommand(opts: ControlOptions): Promise<number> {
   const pid = pidOf(opts);
   const { admin, adminToken } = controlSettings(opts);
-  const before = admin ? await fetchStatus(admin, adminToken).catch(() => null) : null;
+  // The result is the first reload that ended after the signal, told by its time (the daemon
+  // and this command share the host's clock), not by comparing with a status fetched before:
+  // the new config's listener may not be up until the reload has moved it there.
+  const sentAt = Date.now();
   process.kill(pid, 'SIGHUP');
-  if (!admin || !before) {
+  if (!admin) {
     console.log(`sent SIGHUP to m2gw (pid ${pid}); the log says whether the new config was applied`);
     return 0;
   }
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
+  let answered = false;
+  for (;;) {
+    const waited = Date.now() - sentAt;
+    if (waited > (answered ? RELOAD_RESULT_MS : RELOAD_UNREACHABLE_MS)) break;
     await new Promise((r) => setTimeout(r, 100));
     const now = await fetchStatus(admin, adminToken).catch(() => null);
-    if (now?.lastReload && now.lastReload.at !== before.lastReload?.at) {
-      if (now.lastReload.result === 'ok') {
+    if (!now) continue;
+    answered = true;
+    const last = now.lastReload;
+    if (last && Date.parse(last.at) >= sentAt) {
+      if (last.result === 'ok') {
         console.log(`reloaded: generation ${now.generation} (pid ${pid})`);
         return 0;
       }
-      console.error(`reload ${now.lastReload.result}: ${now.lastReload.message}`);
+      console.error(`reload ${last.result}: ${last.message}`);
       return 1;
     }
   }
-  console.error('sent SIGHUP but saw no reload result within 60 s; see the log');
+  if (!answered) {
+    console.log(
+      `sent SIGHUP to m2gw (pid ${pid}), but the admin listener at ${admin} did not answer: the log says whether the new config was applied` +
+        ' (if [admin] listen changed, the reload may have failed to move it)',
+    );
+    return 0;
+  }
+  console.error(`sent SIGHUP but saw no reload result within ${RELOAD_RESULT_MS / 1000} s; see the log`);
   return 1;
 }
 
