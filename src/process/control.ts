@@ -127,11 +127,15 @@ export async function reloadCommand(opts: ControlOptions): Promise<number> {
     return 0;
   }
   let answered = false;
+  let lastError = '';
   for (;;) {
     const waited = Date.now() - sentAt;
     if (waited > (answered ? RELOAD_RESULT_MS : RELOAD_UNREACHABLE_MS)) break;
     await new Promise((r) => setTimeout(r, 100));
-    const now = await fetchStatus(admin, adminToken).catch(() => null);
+    const now = await fetchStatus(admin, adminToken).catch((err: unknown) => {
+      lastError = err instanceof Error ? err.message : String(err);
+      return null;
+    });
     if (!now) continue;
     answered = true;
     const last = now.lastReload;
@@ -146,7 +150,7 @@ export async function reloadCommand(opts: ControlOptions): Promise<number> {
   }
   if (!answered) {
     console.log(
-      `sent SIGHUP to m2gw (pid ${pid}), but the admin listener at ${admin} did not answer: the log says whether the new config was applied` +
+      `sent SIGHUP to m2gw (pid ${pid}), but could not ask whether the new config was applied (${lastError}); see the log` +
         ' (if [admin] listen changed, the reload may have failed to move it)',
     );
     return 0;

@@ -166,6 +166,17 @@ upstream = "dead"
     assert.equal((await daemon.admin('/healthz')).status, 200);
   });
 
+  test('m2gw reload where no admin listener answers says so after 10 s and leaves the verdict to the log', async () => {
+    const nobody = await freePort();
+    const started = Date.now();
+    const out = await cli('reload', '--pid-file', world.pidFile, '--admin', `127.0.0.1:${nobody}`);
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stdout, new RegExp(`^sent SIGHUP to m2gw \\(pid ${daemon.pid}\\), but could not ask whether the new config was applied \\(cannot reach the admin listener at http://127\\.0\\.0\\.1:${nobody}/status: ECONNREFUSED`));
+    assert.ok(Date.now() - started >= 10_000, 'it waited for the listener');
+    // The signal was sent all the same: the daemon reloaded.
+    await waitFor(async () => (await daemon.status()).generation === 6, 15_000, 50, 'generation 6');
+  });
+
   test('m2gw stop drains and waits for the exit; afterwards status says it cannot reach it', async () => {
     const out = await cli('stop', '--config', world.configFile);
     assert.equal(out.code, 0, out.stderr);
