@@ -10,6 +10,7 @@ import path from 'node:path';
 import { round } from './measure.js';
 import { RssSampler, treeRssBytes } from './proc-stats.js';
 import { sleep } from './procs.js';
+import { medianOf } from './report.js';
 
 export interface MemoryRun {
   readonly direction: 'download' | 'upload';
@@ -56,7 +57,7 @@ async function baseline(pid: number): Promise<number> {
     s.push(treeRssBytes(pid));
     await sleep(100);
   }
-  return s.sort((a, b) => a - b)[2]!;
+  return medianOf(s);
 }
 
 export async function memoryRun(t: MemoryTarget, direction: 'download' | 'upload', bytes: number): Promise<MemoryRun> {
